@@ -1,0 +1,55 @@
+# anyrtpproxy - run ./configure first (it writes config.mk).
+-include config.mk
+
+CXX ?= g++
+PREFIX ?= /usr/local
+DESTDIR ?=
+WARN = -Wall -Wextra -Werror
+ALL_CXXFLAGS = -std=c++17 $(WARN) $(CXXFLAGS) -MMD -MP
+ALL_CPPFLAGS = -Isrc $(CPPFLAGS)
+
+CORE = protocol port_allocator session session_table controller
+IO = options log relay control_server notify proxy daemon
+CORE_OBJ = $(CORE:%=build/%.o)
+IO_OBJ = $(IO:%=build/%.o)
+UNIT_SRC = $(wildcard tests/unit/*.cpp)
+UNIT_OBJ = $(UNIT_SRC:tests/unit/%.cpp=build/unit/%.o)
+
+all: anyrtpproxy
+
+config.mk:
+	@echo "run ./configure first" >&2; exit 1
+
+anyrtpproxy: $(CORE_OBJ) $(IO_OBJ) build/main.o
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+build/%.o: src/%.cpp | config.mk
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CPPFLAGS) $(ALL_CXXFLAGS) -c -o $@ $<
+
+build/unit/%.o: tests/unit/%.cpp | config.mk
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CPPFLAGS) $(ALL_CXXFLAGS) -c -o $@ $<
+
+# The unit tests link the core only: a core module that needed I/O would not link.
+build/unit_tests: $(UNIT_OBJ) $(CORE_OBJ)
+	$(CXX) $(LDFLAGS) -o $@ $^ -lboost_unit_test_framework $(LIBS)
+
+bench/forwarder: bench/forwarder.cpp | config.mk
+	$(CXX) -std=c++17 $(WARN) -O2 -o $@ $<
+
+check: anyrtpproxy build/unit_tests
+	bash tests/run.sh
+
+install: anyrtpproxy
+	install -D -m 0755 anyrtpproxy $(DESTDIR)$(PREFIX)/sbin/anyrtpproxy
+	install -D -m 0644 man/anyrtpproxy.8 $(DESTDIR)$(PREFIX)/share/man/man8/anyrtpproxy.8
+
+clean:
+	rm -rf build anyrtpproxy bench/forwarder
+
+distclean: clean
+	rm -f config.mk
+
+.PHONY: all check install clean distclean
+-include $(wildcard build/*.d build/unit/*.d)

@@ -1,0 +1,226 @@
+// control_server: see control_server.h.
+#include "control_server.h"
+
+#include "log.h"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace anyrtpproxy {
+
+namespace ip = boost::asio::ip;
+using boost::asio::local::stream_protocol;
+
+namespace {
+
+std::string text_of(const ip::udp::endpoint& ep) {
+  return ep.address().is_v6() ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
+                              : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+std::string guarded(Logger& log, const std::function<std::string()>& run, const std::function<std::string()>& fallback) {
+  try {
+    return run();
+  } catch (const std::exception& e) {  // a bug or resource exhaustion: answer E90 and keep serving
+    log.error(std::string("control: ") + e.what());
+  }
+  return fallback();
+}
+
+}  // namespace
+
+UdpControl::UdpControl(boost::asio::io_context& io, const ip::udp::endpoint& at, Controller& controller,
+                       ApplyEffects apply, Logger& log)
+    : socket_(io), wildcard_(at.address().is_unspecified()), controller_(controller), apply_(std::move(apply)),
+      log_(log), buffer_(65536) {
+  boost::system::error_code ec;
+  socket_.open(at.protocol(), ec);
+  if (!ec && at.address().is_v6()) {
+    const int on = 1;
+    ::setsockopt(socket_.native_handle(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  }
+  if (!ec) socket_.bind(at, ec);
+  if (ec) throw std::runtime_error("cannot bind control socket " + text_of(at) + ": " + ec.message());
+  const int on = 1;
+  if (wildcard_ && at.address().is_v4()) ::setsockopt(socket_.native_handle(), IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
+  if (wildcard_ && at.address().is_v6())
+    ::setsockopt(socket_.native_handle(), IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on);
+  socket_.non_blocking(true, ec);
+}
+
+void UdpControl::start() { arm(); }
+
+void UdpControl::close() {
+  boost::system::error_code ec;
+  socket_.close(ec);
+}
+
+void UdpControl::arm() {
+  socket_.async_wait(ip::udp::socket::wait_read, [this](boost::system::error_code ec) {
+    if (ec || !socket_.is_open()) return;
+    on_readable();
+    arm();
+  });
+}
+
+void UdpControl::on_readable() {
+  const int fd = socket_.native_handle();
+  for (int budget = 64; budget > 0; --budget) {  // then let the media path run
+    ip::udp::endpoint from;
+    alignas(cmsghdr) char control[256];
+    iovec iov{buffer_.data(), buffer_.size()};
+    msghdr msg{};
+    msg.msg_name = from.data();
+    msg.msg_namelen = static_cast<socklen_t>(from.capacity());
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        log_.warning(std::string("control: recvmsg: ") + std::strerror(errno));
+      return;
+    }
+    from.resize(msg.msg_namelen);
+    const std::string_view datagram(buffer_.data(), static_cast<std::size_t>(n));
+    Effects effects;
+    const auto now = Clock::now();
+    const std::string reply = guarded(
+        log_, [&] { return controller_.handle_datagram(datagram, text_of(from), now, effects); },
+        [&] { return controller_.error_datagram(datagram, Error::internal); });
+    // Reply from the address the request reached: copy its destination back as the source.
+    alignas(cmsghdr) char out_control[256];
+    iovec out_iov{const_cast<char*>(reply.data()), reply.size()};
+    msghdr out{};
+    out.msg_name = from.data();
+    out.msg_namelen = static_cast<socklen_t>(from.size());
+    out.msg_iov = &out_iov;
+    out.msg_iovlen = 1;
+    if (wildcard_) {
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        const bool v4 = c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO;
+        const bool v6 = c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO;
+        if (!v4 && !v6) continue;
+        const std::size_t len = v4 ? sizeof(in_pktinfo) : sizeof(in6_pktinfo);
+        out.msg_control = out_control;
+        out.msg_controllen = CMSG_SPACE(len);
+        cmsghdr* o = CMSG_FIRSTHDR(&out);
+        o->cmsg_level = c->cmsg_level;
+        o->cmsg_type = c->cmsg_type;
+        o->cmsg_len = CMSG_LEN(len);
+        std::memcpy(CMSG_DATA(o), CMSG_DATA(c), len);
+        if (v4) {
+          auto* pi = reinterpret_cast<in_pktinfo*>(CMSG_DATA(o));
+          pi->ipi_spec_dst = pi->ipi_addr;
+          pi->ipi_ifindex = 0;
+        }
+        break;
+      }
+    }
+    if (::sendmsg(fd, &out, MSG_DONTWAIT) < 0)
+      log_.warning("control: cannot reply to " + text_of(from) + ": " + std::strerror(errno));
+    if (apply_) apply_(effects);
+  }
+}
+
+// One-shot unix stream connection: read once, answer, close; idle ones are cut after 5 s.
+class UnixControl::Connection : public std::enable_shared_from_this<Connection> {
+public:
+  Connection(stream_protocol::socket socket, UnixControl& owner)
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), owner_(owner), open_(owner.open_) {
+    ++*open_;
+  }
+  ~Connection() { --*open_; }
+
+  void start() {
+    auto self = shared_from_this();
+    timer_.expires_after(std::chrono::seconds(5));
+    timer_.async_wait([self](boost::system::error_code ec) {
+      if (!ec) self->shut();
+    });
+    socket_.async_read_some(boost::asio::buffer(buffer_), [self](boost::system::error_code ec, std::size_t n) {
+      if (ec) return self->shut();
+      self->answer(n);
+    });
+  }
+
+private:
+  void answer(std::size_t n) {
+    Effects effects;
+    const std::string_view text(buffer_.data(), n);
+    reply_ = guarded(
+        owner_.log_,
+        [&] {
+          return n > max_command_bytes ? format_error(Error::syntax) + "\n"
+                                       : owner_.controller_.handle_text(text, Clock::now(), effects);
+        },
+        [&] { return format_error(Error::internal) + "\n"; });
+    if (owner_.apply_) owner_.apply_(effects);
+    auto self = shared_from_this();
+    boost::asio::async_write(socket_, boost::asio::buffer(reply_),
+                             [self](boost::system::error_code, std::size_t) { self->shut(); });
+  }
+  void shut() {
+    boost::system::error_code ec;
+    timer_.cancel();
+    socket_.close(ec);
+  }
+
+  stream_protocol::socket socket_;
+  boost::asio::steady_timer timer_;
+  UnixControl& owner_;
+  std::shared_ptr<std::size_t> open_;
+  std::array<char, max_command_bytes + 1> buffer_{};
+  std::string reply_;
+};
+
+UnixControl::UnixControl(boost::asio::io_context& io, const std::string& path, Controller& controller,
+                         ApplyEffects apply, Logger& log)
+    : io_(io), acceptor_(io), path_(path), controller_(controller), apply_(std::move(apply)), log_(log),
+      open_(std::make_shared<std::size_t>(0)) {
+  ::unlink(path.c_str());  // a stale socket of an earlier run
+  boost::system::error_code ec;
+  acceptor_.open(stream_protocol(), ec);
+  if (!ec) acceptor_.bind(stream_protocol::endpoint(path), ec);
+  if (!ec) acceptor_.listen(boost::asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error("cannot listen on control socket unix:" + path + ": " + ec.message());
+}
+
+UnixControl::~UnixControl() {
+  close();
+}
+
+void UnixControl::start() { accept(); }
+
+void UnixControl::close() {
+  if (!acceptor_.is_open()) return;
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  ::unlink(path_.c_str());
+}
+
+void UnixControl::accept() {
+  acceptor_.async_accept([this](boost::system::error_code ec, stream_protocol::socket socket) {
+    if (ec == boost::asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (!ec) {
+      if (*open_ >= max_connections) {
+        log_.warning("control: more than " + std::to_string(max_connections) +
+                     " unix connections at once; closing a new one");
+      } else {
+        std::make_shared<Connection>(std::move(socket), *this)->start();
+      }
+    }
+    accept();
+  });
+}
+
+}  // namespace anyrtpproxy

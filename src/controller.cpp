@@ -1,0 +1,271 @@
+// controller: see controller.h.
+#include "controller.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace anyrtpproxy {
+namespace {
+
+namespace ip = boost::asio::ip;
+
+constexpr std::size_t max_reply = 1024;  // rtpproxy's reply buffer; G/Q answer E25/E26 beyond
+
+// Capability dates answered 1 (§5): what anyrtpproxy implements, nothing more.
+constexpr std::array<std::string_view, 7> features = {
+    "20040107",  // base protocol
+    "20050322",  // several media lines per call (";N" tags)
+    "20060704",  // VF itself
+    "20080403",  // Q
+    "20081102",  // c<codec list> stored per stream
+    "20141004",  // G
+    "20150330",  // n modifier: a new port pair
+};
+constexpr std::string_view feature_notify = "20081224";  // only with --notify
+
+std::string describe(const Session& s) { return "call-id=" + s.call_id + " tag=" + s.from_tag; }
+
+}  // namespace
+
+Controller::Controller(SessionTable& table, ControllerConfig config) : table_(table), config_(std::move(config)) {}
+
+const std::string* Controller::cached(const std::string& key) const {
+  if (auto it = cache_now_.find(key); it != cache_now_.end()) return &it->second;
+  if (auto it = cache_old_.find(key); it != cache_old_.end()) return &it->second;
+  return nullptr;
+}
+
+void Controller::remember(std::string key, const std::string& reply, Clock::time_point now) {
+  if (now - cache_started_ >= config_.reply_cache_age || cache_now_.size() >= config_.reply_cache_entries) {
+    cache_old_ = std::move(cache_now_);
+    cache_now_.clear();
+    cache_started_ = now;
+  }
+  cache_now_.emplace(std::move(key), reply);
+}
+
+std::string Controller::error_datagram(std::string_view datagram, Error e) {
+  ++stats_.received;
+  ++stats_.errors;
+  const auto cookie = split_cookie(datagram.substr(0, std::min(datagram.size(), max_command_bytes))).cookie;
+  return std::string(cookie) + " " + format_error(e) + "\n";
+}
+
+std::string Controller::handle_datagram(std::string_view datagram, const std::string& source,
+                                        Clock::time_point now, Effects& effects) {
+  if (datagram.size() > max_command_bytes) return error_datagram(datagram, Error::syntax);
+  const auto [cookie, rest] = split_cookie(datagram);
+  if (cookie.empty()) {  // nothing but blanks: no cookie to answer with
+    ++stats_.received;
+    ++stats_.errors;
+    return format_error(Error::syntax) + "\n";
+  }
+  std::string key = source + ' ' + std::string(cookie);
+  if (const std::string* reply = cached(key)) {
+    ++stats_.duplicates;
+    return *reply;
+  }
+  std::string reply = std::string(cookie) + " " + execute(rest, now, effects);
+  remember(std::move(key), reply, now);
+  return reply;
+}
+
+std::string Controller::handle_text(std::string_view text, Clock::time_point now, Effects& effects) {
+  return execute(text, now, effects);
+}
+
+std::string Controller::execute(std::string_view text, Clock::time_point now, Effects& effects) {
+  ++stats_.received;
+  auto parsed = parse_command(text);
+  std::string reply;
+  if (auto* e = std::get_if<Error>(&parsed)) {
+    reply = format_error(*e);
+  } else {
+    auto& request = std::get<Request>(parsed);
+    Session* target = nullptr;  // the session U/L/Q named, for sub-commands
+    reply = std::visit(
+        [&](auto& c) -> std::string {
+          using T = std::decay_t<decltype(c)>;
+          if constexpr (std::is_same_v<T, UpdateLookup>) return on(c, now, effects, target);
+          if constexpr (std::is_same_v<T, Query>) return on(c, now, target);
+          if constexpr (std::is_same_v<T, Delete>) return on(c, effects);
+          if constexpr (std::is_same_v<T, Stats>) return on(c);
+          if constexpr (std::is_same_v<T, Feature>) return on(c);
+          if constexpr (std::is_same_v<T, Version>) return "20040107";
+          if constexpr (std::is_same_v<T, Info>) return info();
+          if constexpr (std::is_same_v<T, DeleteAll>) {
+            if (const auto n = table_.clear()) effects.events.push_back("X: deleted all " + std::to_string(n) + " sessions");
+            return "0";
+          }
+          if constexpr (std::is_same_v<T, Play>) {  // playback is not implemented
+            auto m = table_.find(c.call_id, c.from_tag, c.to_tag);
+            if (!m) return format_error(Error::no_session);
+            if (c.codecs == "session" && m->session->legs[1 - m->side].codecs.empty())
+              return format_error(Error::ul_modifier);
+            return format_error(Error::play_failed);
+          }
+          if constexpr (std::is_same_v<T, StopPlay>)  // nothing ever plays: stopping succeeds
+            return table_.find(c.call_id, c.from_tag, c.to_tag) ? "0" : format_error(Error::no_session);
+          if constexpr (std::is_same_v<T, Copy>) {  // recording and copying are not implemented
+            return table_.find(c.call_id, c.from_tag, c.to_tag) ? format_error(Error::copy_failed)
+                                                                : format_error(Error::no_session);
+          }
+          // R cannot start and N has nothing to stop: rtpproxy answers E50 for both.
+          return format_error(Error::no_session);
+        },
+        request.command);
+    if (reply[0] != 'E' && target && !request.subcommands.empty()) {
+      // "&& D" (or Dw): the session the main command named goes; a second D has nothing left.
+      effects.events.push_back("deleted by sub-command " + describe(*target));
+      table_.destroy(*target);
+      for (std::size_t i = 1; i < request.subcommands.size(); ++i) reply += " && -1";
+    } else if (reply[0] != 'E' && !request.subcommands.empty()) {
+      reply += " && -1";  // L found nothing: there is no session to delete
+    }
+  }
+  if (reply[0] == 'E')
+    ++stats_.errors;
+  else
+    ++stats_.succeeded;
+  return reply + "\n";
+}
+
+std::optional<Error> Controller::check_addresses(const UlModifiers& mods) const {
+  const auto family = mods.ipv6 ? Family::v6 : Family::v4;
+  if (!config_.local[static_cast<std::size_t>(family)]) return Error::no_family;
+  if (mods.local) {
+    const auto& mine = config_.local[mods.local->is_v6() ? 1 : 0];
+    if (!mine || *mine != *mods.local) return Error::local_addr;
+  }
+  if (mods.route_to && !config_.local[mods.route_to->is_v6() ? 1 : 0]) return Error::route_addr;
+  return std::nullopt;
+}
+
+std::optional<Error> Controller::resolve_notify(UpdateLookup& ul) const {
+  const auto& targets = config_.notify_targets;
+  // Kamailio glues "<socket>;<tag>" into the sixth token of a U without To-tag (§6.5).
+  if (!ul.notify_socket && !ul.to_tag.empty()) {
+    for (const auto& t : targets) {
+      if (ul.to_tag.size() > t.size() && ul.to_tag.compare(0, t.size(), t) == 0 && ul.to_tag[t.size()] == ';') {
+        auto tag = url_decode(std::string_view(ul.to_tag).substr(t.size() + 1));
+        if (!tag) return Error::notify_tag;
+        ul.notify_socket = t;
+        ul.notify_tag = std::move(*tag);
+        ul.to_tag.clear();
+        break;
+      }
+    }
+  }
+  if (ul.notify_socket && targets.empty()) return Error::notify_off;
+  return std::nullopt;
+}
+
+std::string Controller::on(UpdateLookup& ul, Clock::time_point now, Effects& effects, Session*& target) {
+  if (auto e = check_addresses(ul.mods)) return format_error(*e);
+  if (ul.create) {
+    if (auto e = resolve_notify(ul)) return format_error(*e);
+  }
+  auto result = table_.update(ul, now);
+  if (auto* e = std::get_if<Error>(&result)) return format_error(*e);
+  auto& r = std::get<UlResult>(result);
+  if (!r.session) return "0";  // L on an unknown call
+  Session& s = *r.session;
+  target = &s;
+  if (ul.create) {
+    s.notify_target.clear();
+    s.notify_tag.clear();
+    if (ul.notify_socket) {
+      const auto& t = config_.notify_targets;
+      if (std::find(t.begin(), t.end(), *ul.notify_socket) != t.end()) {
+        s.notify_target = *ul.notify_socket;
+        s.notify_tag = ul.notify_tag;
+      } else {
+        effects.events.push_back("notify socket " + *ul.notify_socket + " is not a --notify target; " +
+                                 describe(s) + " will expire silently");
+      }
+    }
+  }
+  const char* what = r.created ? "created " : ul.create ? "updated " : "answered ";
+  effects.events.push_back(what + describe(s) + " port=" + std::to_string(r.port));
+  return format_port(r.port, config_.local[static_cast<std::size_t>(s.family)]);
+}
+
+std::string Controller::on(const Query& q, Clock::time_point now, Session*& target) {
+  auto m = table_.find(q.call_id, q.from_tag, q.to_tag);
+  if (!m) return format_error(Error::no_session);
+  const Session& s = *m->session;
+  target = m->session;
+  const int side = 1 - m->side;
+  const auto& in = s.legs[side].counters;
+  const auto& other = s.legs[1 - side].counters;
+  auto value = [&](std::string_view name) -> std::string {
+    if (name == "ttl") return std::to_string(table_.ttl_left(s, now).count());
+    if (name == "npkts_ina") return std::to_string(in.received);
+    if (name == "npkts_ino") return std::to_string(other.received);
+    if (name == "nrelayed") return std::to_string(in.relayed + other.relayed);
+    if (name == "ndropped") return std::to_string(in.dropped + other.dropped);
+    if (name.substr(0, 5) == "rtpa_") return "0";  // RTP analysis is not implemented (VF 20150420 answers 0)
+    return "0.000000";                             // longest_ipi and jitter: likewise
+  };
+  static const std::vector<std::string> simple = {"ttl", "npkts_ina", "npkts_ino", "nrelayed", "ndropped"};
+  const auto& names = q.counters.empty() ? simple : q.counters;
+  std::string out;
+  for (const auto& name : names) {
+    if (!out.empty()) out += ' ';
+    if (q.verbose) out += name + "=";
+    out += value(name);
+  }
+  if (out.size() >= max_reply) return format_error(Error::query_too_big);
+  return out;
+}
+
+std::string Controller::on(const Delete& d, Effects& effects) {
+  const auto n = table_.remove(d);
+  if (n == 0) return format_error(Error::no_session);
+  effects.events.push_back("deleted call-id=" + d.call_id + " tag=" + d.from_tag + " (" + std::to_string(n) +
+                           " media line" + (n == 1 ? "" : "s") + ")");
+  return "0";
+}
+
+std::string Controller::on(const Feature& f) const {
+  if (f.date == feature_notify) return config_.notify_targets.empty() ? "0" : "1";
+  return std::find(features.begin(), features.end(), f.date) != features.end() ? "1" : "0";
+}
+
+std::string Controller::on(const Stats& g) const {
+  const auto& t = table_.stats();
+  const std::array<std::pair<std::string_view, std::uint64_t>, 12> counters = {{
+      {"nsess_created", t.created},
+      {"nsess_destroyed", t.destroyed},
+      {"nsess_timeout", t.timeouts},
+      {"nsess_complete", t.completed},
+      {"npkts_rcvd", t.packets_received},
+      {"npkts_relayed", t.packets_relayed},
+      {"npkts_discard", t.packets_dropped},
+      {"ncmds_rcvd", stats_.received},
+      {"ncmds_rcvd_ndups", stats_.duplicates},
+      {"ncmds_succd", stats_.succeeded},
+      {"ncmds_errs", stats_.errors},
+      {"ncmds_repld", stats_.received + stats_.duplicates},
+  }};
+  std::string out;
+  for (const auto& name : g.names) {
+    auto it = std::find_if(counters.begin(), counters.end(), [&](const auto& c) { return c.first == name; });
+    if (it == counters.end()) return format_error(Error::stats_counter);
+    if (!out.empty()) out += ' ';
+    if (g.verbose) out += name + "=";
+    out += std::to_string(it->second);
+    if (out.size() >= max_reply) return format_error(Error::stats_too_big);
+  }
+  return out;
+}
+
+std::string Controller::info() const {
+  const auto& t = table_.stats();
+  const auto active = table_.sessions().size();
+  return "sessions created: " + std::to_string(t.created) + "\nactive sessions: " + std::to_string(active) +
+         "\nactive streams: " + std::to_string(2 * active) + "\npackets received: " +
+         std::to_string(t.packets_received) + "\npackets transmitted: " + std::to_string(t.packets_relayed);
+}
+
+}  // namespace anyrtpproxy

@@ -1,0 +1,76 @@
+// controller: applies parsed control commands to the session table and builds
+// the replies; owns the cookie -> reply cache that makes UDP retransmissions
+// harmless (rtpproxy-protocol.md §1.5).
+//
+// Pure: no sockets, no clock reads, no logging. What the daemon should log is
+// returned as text in Effects; the I/O layer decides where it goes.
+#pragma once
+
+#include "protocol.h"
+#include "session_table.h"
+
+#include <boost/asio/ip/address.hpp>
+
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace anyrtpproxy {
+
+struct ControllerConfig {
+  // Relay address per family (index = Family); nullopt: that family is not served.
+  // An unspecified address (0.0.0.0) binds the wildcard and replies carry the port only.
+  std::array<std::optional<boost::asio::ip::address>, 2> local;
+  std::vector<std::string> notify_targets;  // --notify, as written
+  std::size_t reply_cache_entries = 65536;   // per generation
+  std::chrono::seconds reply_cache_age{40};  // a generation's lifetime: entries live 40-80 s
+};
+
+struct Effects {
+  std::vector<std::string> events;  // one line per session event, for the log
+};
+
+struct CommandStats {
+  std::uint64_t received = 0, duplicates = 0, succeeded = 0, errors = 0;
+};
+
+class Controller {
+public:
+  Controller(SessionTable& table, ControllerConfig config);
+
+  // A UDP datagram: "<cookie> <command>"; the reply carries the cookie and ends in "\n".
+  // `source` identifies the sender for the reply cache (its address and port).
+  std::string handle_datagram(std::string_view datagram, const std::string& source, Clock::time_point now,
+                              Effects& effects);
+  // A stream/unix command without cookie; the reply ends in "\n".
+  std::string handle_text(std::string_view text, Clock::time_point now, Effects& effects);
+  // The reply to a datagram the boundary could not handle (too long, an exception).
+  std::string error_datagram(std::string_view datagram, Error e);
+
+  const CommandStats& stats() const { return stats_; }
+
+private:
+  std::string execute(std::string_view text, Clock::time_point now, Effects& effects);
+  std::string on(UpdateLookup& ul, Clock::time_point now, Effects& effects, Session*& target);
+  std::string on(const Query& q, Clock::time_point now, Session*& target);
+  std::string on(const Delete& d, Effects& effects);
+  std::string on(const Stats& g) const;
+  std::string on(const Feature& f) const;
+  std::string info() const;
+  std::optional<Error> check_addresses(const UlModifiers& mods) const;
+  std::optional<Error> resolve_notify(UpdateLookup& ul) const;
+
+  const std::string* cached(const std::string& key) const;
+  void remember(std::string key, const std::string& reply, Clock::time_point now);
+
+  SessionTable& table_;
+  ControllerConfig config_;
+  CommandStats stats_;
+  std::unordered_map<std::string, std::string> cache_now_, cache_old_;
+  Clock::time_point cache_started_{};
+};
+
+}  // namespace anyrtpproxy

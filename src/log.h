@@ -1,0 +1,38 @@
+// log: the daemon's one Logger, made in main and passed by reference.
+// Writes to stderr in the foreground and to syslog (facility daemon, ident
+// anyrtpproxy) once detached. Session events are logged, packets never are.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace anyrtpproxy {
+
+enum class Level : int { error = 3, warning = 4, notice = 5, info = 6, debug = 7 };  // syslog priorities
+
+// "error", "warning", "notice", "info", "debug"; false if unknown.
+bool parse_level(std::string_view name, Level& out);
+
+class Logger {
+public:
+  explicit Logger(Level threshold) : threshold_(threshold) {}
+  ~Logger();
+  Logger(const Logger&) = delete;
+  Logger& operator=(const Logger&) = delete;
+
+  void to_syslog();  // from now on (after detaching)
+  void reopen();     // SIGHUP: reconnect to syslog
+  bool enabled(Level l) const { return static_cast<int>(l) <= static_cast<int>(threshold_); }
+  void log(Level l, std::string_view message);
+  void error(std::string_view m) { log(Level::error, m); }
+  void warning(std::string_view m) { log(Level::warning, m); }
+  void notice(std::string_view m) { log(Level::notice, m); }
+  void info(std::string_view m) { log(Level::info, m); }
+  void debug(std::string_view m) { log(Level::debug, m); }
+
+private:
+  Level threshold_;
+  bool syslog_ = false;
+};
+
+}  // namespace anyrtpproxy

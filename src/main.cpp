@@ -1,0 +1,51 @@
+// main: options -> logger -> io_context -> Proxy (binds) -> detach -> pid file
+// -> chroot/drop -> run. Start-up errors go to stderr with a non-zero status.
+#include "daemon.h"
+#include "log.h"
+#include "options.h"
+#include "proxy.h"
+
+#include <cstdio>
+#include <optional>
+
+#ifndef ANYRTPPROXY_VERSION
+#define ANYRTPPROXY_VERSION "0.1.0"
+#endif
+
+int main(int argc, char* argv[]) {
+  using namespace anyrtpproxy;
+  Options options;
+  try {
+    options = parse_options(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "anyrtpproxy: %s (see --help)\n", e.what());
+    return 2;
+  }
+  if (options.help) {
+    std::fputs(options.help_text.c_str(), stdout);
+    return 0;
+  }
+  if (options.version) {
+    std::puts("anyrtpproxy " ANYRTPPROXY_VERSION);
+    return 0;
+  }
+  Logger log(options.log_level);
+  boost::asio::io_context io;
+  Detacher detacher;
+  try {
+    Proxy proxy(io, options, log);
+    if (options.daemonize) detacher.detach(io);
+    std::optional<PidFile> pid;
+    if (!options.pid_file.empty()) pid.emplace(options.pid_file);
+    if (options.chroot || !options.user.empty()) chroot_and_drop(options.chroot ? options.chroot_dir : "", options.user);
+    if (options.daemonize) log.to_syslog();
+    proxy.start();
+    detacher.report(0);
+    io.run();
+    log.notice("stopped");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "anyrtpproxy: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,254 @@
+// options: see options.h.
+#include "options.h"
+
+#include "port_allocator.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/program_options.hpp>
+
+#include <charconv>
+#include <sstream>
+
+namespace anyrtpproxy {
+namespace {
+
+namespace po = boost::program_options;
+namespace ip = boost::asio::ip;
+
+[[noreturn]] void fail(const std::string& option, const std::string& problem) {
+  throw OptionError("option " + option + ": " + problem);
+}
+
+long number(const std::string& option, const std::string& text, long lo, long hi) {
+  long v = 0;
+  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || p != text.data() + text.size())
+    fail(option, "'" + text + "' is not a number");
+  if (v < lo || v > hi) fail(option, text + " is out of range " + std::to_string(lo) + "-" + std::to_string(hi));
+  return v;
+}
+
+std::uint16_t port_number(const std::string& option, const std::string& text) {
+  return static_cast<std::uint16_t>(number(option, text, 1, 65535));
+}
+
+// A numeric address, or a host name resolved now (one address; IPv6 only if asked).
+ip::address resolve(const std::string& option, const std::string& host, bool want_v6 = false) {
+  boost::system::error_code ec;
+  auto addr = ip::make_address(host, ec);
+  if (!ec) return addr;
+  boost::asio::io_context io;
+  ip::udp::resolver resolver(io);
+  auto results = resolver.resolve(want_v6 ? ip::udp::v6() : ip::udp::v4(), host, "", ec);
+  if (ec || results.empty()) fail(option, "cannot resolve '" + host + "'");
+  return results.begin()->endpoint().address();
+}
+
+// "host", "host:port", "[v6]:port", "v6" (two or more colons, no port).
+std::pair<std::string, std::string> split_host_port(const std::string& s) {
+  if (!s.empty() && s[0] == '[') {
+    const auto close = s.find(']');
+    if (close == std::string::npos) return {s, ""};
+    const std::string rest = s.substr(close + 1);
+    return {s.substr(1, close - 1), rest.size() > 1 && rest[0] == ':' ? rest.substr(1) : rest};
+  }
+  const auto colons = std::count(s.begin(), s.end(), ':');
+  if (colons == 1) {
+    const auto c = s.find(':');
+    return {s.substr(0, c), s.substr(c + 1)};
+  }
+  return {s, ""};
+}
+
+ControlSpec parse_control(const std::string& text) {
+  const std::string opt = "-s/--control";
+  ControlSpec spec;
+  spec.text = text;
+  auto endpoint_of = [&](const std::string& host, const std::string& port, bool v6) {
+    if (host.empty()) fail(opt, "'" + text + "' has no host");
+    const std::string h = host == "*" ? (v6 ? "::" : "0.0.0.0") : host;
+    const auto addr = resolve(opt, h, v6);
+    if (v6 != addr.is_v6()) fail(opt, "'" + host + "' is not an " + (v6 ? "IPv6" : "IPv4") + " address");
+    return ip::udp::endpoint(addr, port.empty() ? default_control_port : port_number(opt, port));
+  };
+  if (text.rfind("unix:", 0) == 0 || (!text.empty() && text[0] == '/')) {
+    spec.kind = ControlSpec::Kind::unix_stream;
+    spec.path = text[0] == '/' ? text : text.substr(5);
+    if (spec.path.empty() || spec.path[0] != '/') fail(opt, "'" + text + "' needs an absolute path");
+    if (spec.path.size() >= 100) fail(opt, "the socket path '" + spec.path + "' is too long");
+    return spec;
+  }
+  if (text.rfind("udp6:", 0) == 0) {
+    const std::string rest = text.substr(5);
+    boost::system::error_code ec;
+    ip::make_address_v6(rest, ec);  // "udp6:::1" has no port; else the port follows the last ':'
+    const auto c = rest.rfind(':');
+    if (!ec || c == std::string::npos)
+      spec.endpoint = endpoint_of(rest == "*" || rest.empty() ? "*" : rest, "", true);
+    else
+      spec.endpoint = endpoint_of(rest.substr(0, c), rest.substr(c + 1), true);
+    return spec;
+  }
+  if (text.rfind("udp:", 0) == 0) {
+    auto [host, port] = split_host_port(text.substr(4));
+    spec.endpoint = endpoint_of(host, port, false);
+    return spec;
+  }
+  const auto scheme = text.find(':');
+  if (scheme != std::string::npos && text.find("://") == std::string::npos) {
+    const std::string prefix = text.substr(0, scheme);
+    if (prefix == "tcp" || prefix == "tcp6" || prefix == "cunix" || prefix == "stdio" || prefix == "systemd")
+      fail(opt, "'" + prefix + ":' control sockets are not supported (use udp:, udp6: or unix:)");
+  }
+  auto [host, port] = split_host_port(text);
+  boost::system::error_code ec;
+  const auto literal = ip::make_address(host, ec);
+  spec.endpoint = endpoint_of(host, port, !ec && literal.is_v6());
+  return spec;
+}
+
+NotifyTarget parse_notify(const std::string& text) {
+  const std::string opt = "--notify";
+  NotifyTarget t;
+  t.text = text;
+  if (text.rfind("unix:", 0) == 0 || (!text.empty() && text[0] == '/')) {
+    t.kind = NotifyTarget::Kind::unix_stream;
+    t.path = text[0] == '/' ? text : text.substr(5);
+    if (t.path.empty() || t.path[0] != '/') fail(opt, "'" + text + "' needs an absolute path");
+    if (t.path.size() >= 100) fail(opt, "the socket path '" + t.path + "' is too long");
+    return t;
+  }
+  if (text.rfind("tcp:", 0) != 0) fail(opt, "'" + text + "' is neither tcp:HOST:PORT nor unix:/PATH");
+  const std::string rest = text.substr(4);
+  const auto c = rest.rfind(':');
+  if (c == std::string::npos || c == 0) fail(opt, "'" + text + "' needs tcp:HOST:PORT");
+  std::string host = rest.substr(0, c);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  t.endpoint = ip::udp::endpoint(resolve(opt, host), port_number(opt, rest.substr(c + 1)));
+  return t;
+}
+
+std::vector<SyncPeer> parse_sync_hosts(const std::vector<std::string>& values) {
+  const std::string opt = "-M/--sync-hosts";
+  std::vector<SyncPeer> peers;
+  for (const auto& value : values) {
+    std::stringstream ss(value);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      if (item.empty()) fail(opt, "'" + value + "' has an empty entry");
+      auto [host, port] = split_host_port(item);
+      if (host.empty() || port.empty()) fail(opt, "'" + item + "' is not host:port");
+      peers.push_back(SyncPeer{host, port_number(opt, port)});
+      if (peers.size() > 64) fail(opt, "more than 64 sync hosts");
+    }
+  }
+  return peers;
+}
+
+}  // namespace
+
+Options parse_options(int argc, const char* const argv[]) {
+  Options o;
+  po::options_description d("Options");
+  // clang-format off
+  d.add_options()
+    ("help,h", "print this help and exit")
+    ("version,V", "print the version and exit")
+    ("nodaemonize,D", "stay in the foreground")
+    ("chroot,C", "chroot to --chroot-dir and drop privileges to --username")
+    ("username,u", po::value<std::string>()->value_name("USER"), "drop privileges to this user after binding")
+    ("chroot-dir,H", po::value<std::string>()->value_name("DIR"), "chroot to this directory (with -C)")
+    ("write-pid,P", po::value<std::string>()->value_name("FILE"), "write the daemon's pid to FILE")
+    ("interface,i", po::value<std::vector<std::string>>()->value_name("ADDR"),
+       "relay RTP on this address; once per family (default 0.0.0.0)")
+    ("control,s", po::value<std::vector<std::string>>()->value_name("SOCKET"),
+       "control socket: host[:port], udp:host:port, udp6:host:port or unix:/path (default 127.0.0.1:22222)")
+    ("port-range,p", po::value<std::vector<std::string>>()->multitoken()->value_name("START END"),
+       "RTP/RTCP ports to allocate from (default 35000 65000)")
+    ("nat,n", "learn a new remote address from every new source (clients behind NAT)")
+    ("no-nat-once,o", "never learn a remote address that signalling gave: accept only that source")
+    ("sync-port,S", po::value<std::string>()->value_name("PORT"), "TCP port of the session sync server")
+    ("sync-interface,I", po::value<std::string>()->value_name("ADDR"), "address of the sync server (default all)")
+    ("sync-hosts,M", po::value<std::vector<std::string>>()->value_name("HOST:PORT,..."), "other instances to sync with")
+    ("timeout,T", po::value<std::string>()->value_name("SECONDS"), "inactivity timeout of a session (default 60)")
+    ("setup-timeout,W", po::value<std::string>()->value_name("SECONDS"),
+       "timeout of an offer that is never answered (default: --timeout)")
+    ("notify", po::value<std::vector<std::string>>()->value_name("TARGET"),
+       "allowed timeout-notification target: tcp:HOST:PORT or unix:/PATH (repeatable)")
+    ("log-level,d", po::value<std::string>()->value_name("LEVEL"),
+       "error, warning, notice, info (default) or debug");
+  // clang-format on
+  std::ostringstream help;
+  help << "usage: anyrtpproxy [options]\n\n" << d;
+  o.help_text = help.str();
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(d).positional({}).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw OptionError(e.what());
+  }
+  auto str = [&](const char* name) { return vm[name].as<std::string>(); };
+  auto list = [&](const char* name) { return vm[name].as<std::vector<std::string>>(); };
+  o.help = vm.count("help");
+  o.version = vm.count("version");
+  o.daemonize = !vm.count("nodaemonize");
+  o.chroot = vm.count("chroot");
+  if (vm.count("username")) o.user = str("username");
+  if (vm.count("chroot-dir")) o.chroot_dir = str("chroot-dir");
+  if (vm.count("write-pid")) o.pid_file = str("write-pid");
+  if (o.chroot && o.chroot_dir.empty()) fail("-C/--chroot", "needs -H/--chroot-dir");
+  if (vm.count("write-pid") && o.pid_file.empty()) fail("-P/--write-pid", "empty file name");
+
+  if (vm.count("interface")) {
+    for (const auto& text : list("interface")) {
+      const auto addr = resolve("-i/--interface", text);
+      auto& slot = o.media[addr.is_v6() ? 1 : 0];
+      if (slot) fail("-i/--interface", "given twice for " + std::string(addr.is_v6() ? "IPv6" : "IPv4") +
+                                           " (" + slot->to_string() + ", " + text + ")");
+      if (addr.is_multicast()) fail("-i/--interface", text + " is a multicast address");
+      slot = addr;
+    }
+  } else {
+    o.media[0] = ip::address_v4::any();
+  }
+
+  for (const auto& text : vm.count("control") ? list("control") : std::vector<std::string>{"127.0.0.1"})
+    o.control.push_back(parse_control(text));
+
+  if (vm.count("port-range")) {
+    const auto r = list("port-range");
+    if (r.size() != 2) fail("-p/--port-range", "takes two numbers, START END");
+    o.port_min = port_number("-p/--port-range", r[0]);
+    o.port_max = port_number("-p/--port-range", r[1]);
+    if (o.port_min > o.port_max) fail("-p/--port-range", r[0] + " " + r[1] + " is inverted");
+    if (PortAllocator::pairs_in(o.port_min, o.port_max) == 0)
+      fail("-p/--port-range", r[0] + " " + r[1] + " holds no even RTP port with its RTCP port");
+  }
+
+  if (vm.count("nat") && vm.count("no-nat-once")) fail("-n/--nat", "and -o/--no-nat-once exclude each other");
+  if (vm.count("nat")) o.policy = LatchPolicy::always;
+  if (vm.count("no-nat-once")) o.policy = LatchPolicy::never;
+
+  if (vm.count("sync-port")) o.sync_port = port_number("-S/--sync-port", str("sync-port"));
+  if (vm.count("sync-interface")) {
+    o.sync_interface = str("sync-interface");
+    resolve("-I/--sync-interface", o.sync_interface);
+  }
+  if (vm.count("sync-hosts")) o.sync_hosts = parse_sync_hosts(list("sync-hosts"));
+
+  if (vm.count("timeout")) o.ttl = std::chrono::seconds(number("-T/--timeout", str("timeout"), 1, 86400));
+  o.setup_ttl = vm.count("setup-timeout")
+                    ? std::chrono::seconds(number("-W/--setup-timeout", str("setup-timeout"), 1, 86400))
+                    : o.ttl;
+  if (vm.count("notify"))
+    for (const auto& text : list("notify")) o.notify.push_back(parse_notify(text));
+  if (o.notify.size() > 64) fail("--notify", "more than 64 targets");
+  if (vm.count("log-level") && !parse_level(str("log-level"), o.log_level))
+    fail("-d/--log-level", "'" + str("log-level") + "' is not one of error, warning, notice, info, debug");
+  return o;
+}
+
+}  // namespace anyrtpproxy

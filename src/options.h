@@ -1,0 +1,72 @@
+// options: the command line (Boost.ProgramOptions) as a validated value.
+// Every bad value throws OptionError with one line naming the option, before
+// anything is bound. Host names are resolved here, at start, before any chroot.
+#pragma once
+
+#include "log.h"
+#include "session.h"
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/udp.hpp>
+
+#include <array>
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace anyrtpproxy {
+
+struct OptionError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct ControlSpec {
+  enum class Kind { udp, unix_stream } kind = Kind::udp;
+  boost::asio::ip::udp::endpoint endpoint;  // udp
+  std::string path;                         // unix
+  std::string text;                         // as given, for messages
+};
+
+struct NotifyTarget {
+  std::string text;  // as configured; U's notify_socket must equal it
+  enum class Kind { tcp, unix_stream } kind = Kind::tcp;
+  std::string path;
+  boost::asio::ip::udp::endpoint endpoint;  // tcp: address and port (protocol is irrelevant)
+};
+
+struct SyncPeer { std::string host; std::uint16_t port = 0; };
+
+struct Options {
+  bool help = false;
+  bool version = false;
+  std::string help_text;
+
+  bool daemonize = true;
+  bool chroot = false;
+  std::string user;
+  std::string chroot_dir;
+  std::string pid_file;
+
+  std::array<std::optional<boost::asio::ip::address>, 2> media;  // -i, by Family
+  std::vector<ControlSpec> control;
+  std::uint16_t port_min = 35000;
+  std::uint16_t port_max = 65000;
+  LatchPolicy policy = LatchPolicy::once;
+
+  std::uint16_t sync_port = 0;
+  std::string sync_interface;
+  std::vector<SyncPeer> sync_hosts;
+
+  std::chrono::seconds ttl{60};
+  std::chrono::seconds setup_ttl{60};
+  std::vector<NotifyTarget> notify;
+  Level log_level = Level::info;
+};
+
+Options parse_options(int argc, const char* const argv[]);
+
+constexpr std::uint16_t default_control_port = 22222;
+
+}  // namespace anyrtpproxy

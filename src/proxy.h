@@ -1,0 +1,52 @@
+// proxy: the running daemon's composition root. Owns the session table, the
+// controller, the relay sockets, the control servers, the notifier, the
+// one-second expiry sweep and the signal handling, all on the one io_context.
+// It is the only place that applies what the core decided (Effects).
+#pragma once
+
+#include "control_server.h"
+#include "controller.h"
+#include "notify.h"
+#include "options.h"
+#include "relay.h"
+#include "session_table.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <vector>
+
+namespace anyrtpproxy {
+
+class Logger;
+
+class Proxy {
+public:
+  // Binds every control socket; throws std::runtime_error naming what failed.
+  Proxy(boost::asio::io_context& io, const Options& options, Logger& log);
+  void start();  // begin serving: sockets, sweep timer, signals
+  void stop();   // close everything; io.run() returns once handlers drain
+
+private:
+  void apply(Effects& effects);
+  void sweep();
+  void wait_signal();
+  void check_file_limit();
+  void dump_stats();
+
+  boost::asio::io_context& io_;
+  const Options& options_;
+  Logger& log_;
+  RelayManager relays_;
+  SessionTable table_;
+  Controller controller_;
+  Notifier notifier_;
+  std::vector<std::unique_ptr<UdpControl>> udp_;
+  std::vector<std::unique_ptr<UnixControl>> unix_;
+  boost::asio::steady_timer sweep_;
+  boost::asio::signal_set signals_;
+};
+
+}  // namespace anyrtpproxy

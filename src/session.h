@@ -1,0 +1,98 @@
+// session: the value types of one relayed media line and the pure rules that
+// judge a packet's source (latching).
+//
+// A Session is copyable data: no sockets, no clock reads, no logging. Leg 0
+// (S0) faces the callee and is allocated by the creating U; leg 1 (S1) faces
+// the caller and is allocated by the first L (rtpproxy-protocol.md §2.1).
+#pragma once
+
+#include <boost/asio/ip/udp.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace anyrtpproxy {
+
+using Clock = std::chrono::steady_clock;
+using boost::asio::ip::udp;
+
+enum class Family : std::uint8_t { v4 = 0, v6 = 1 };
+enum class Kind : std::uint8_t { rtp = 0, rtcp = 1 };
+
+// How a leg may learn its remote address from packets:
+//   once   - default (rtpproxy): the first valid packet latches, later sources are dropped
+//            except a NAT rebinding of the same RTP stream or a re-offer's window;
+//   always - --nat: every valid packet from a new source moves the remote address;
+//   never  - --no-nat-once: only the signalled address is accepted (a leg that was
+//            signalled no address latches its first valid packet once).
+enum class LatchPolicy : std::uint8_t { once, always, never };
+enum class Verdict : std::uint8_t { forward, learn, drop };
+
+// A re-offer (U/L changing a known address) lets a latched leg re-learn for this long.
+constexpr std::chrono::seconds relatch_window{10};
+// A packet of the same SSRC whose sequence number is this close is a NAT rebinding.
+constexpr std::uint16_t relatch_max_seq_distance = 536;
+
+struct Stream {
+  udp::endpoint remote;
+  bool known = false;    // remote is set (signalled or learned)
+  bool learned = false;  // remote came from a packet
+};
+
+struct Counters {
+  std::uint64_t received = 0;  // packets arriving on this leg's RTP and RTCP ports
+  std::uint64_t relayed = 0;   // of those, sent on through the other leg
+  std::uint64_t dropped = 0;   // of those, not sent (source refused, other side unknown, send failed)
+};
+
+struct Leg {
+  std::uint16_t port = 0;  // local RTP port, RTCP = port + 1; 0 = not allocated yet
+  Stream rtp, rtcp;
+  bool asymmetric = false;
+  bool hold = false;
+  bool weak = false;
+  std::string codecs;  // from the c modifier
+  bool have_ssrc = false;
+  std::uint32_t ssrc = 0;
+  std::uint16_t seq = 0;
+  Clock::time_point relatch_until{};
+  Counters counters;
+
+  Stream& stream(Kind k) { return k == Kind::rtp ? rtp : rtcp; }
+  const Stream& stream(Kind k) const { return k == Kind::rtp ? rtp : rtcp; }
+  // Applies a signalled remote RTP address (RTCP = port + 1), as U/L do.
+  void prefill(const udp::endpoint& remote_rtp, Clock::time_point now);
+};
+
+struct Session {
+  std::string call_id;
+  std::string from_tag;  // as sent by the creating U, with its ";N" media index
+  Family family = Family::v4;
+  std::array<Leg, 2> legs;
+  Clock::time_point created{};
+  Clock::time_point last_active{};
+  bool strong = false;
+  std::string notify_target;  // empty: no timeout notification
+  std::string notify_tag;
+
+  bool complete() const { return legs[0].port != 0 && legs[1].port != 0; }
+};
+
+// What the packet path needs to know of a datagram's header.
+struct PacketInfo {
+  bool valid = false;  // version 2 and long enough for its kind
+  std::uint32_t ssrc = 0;
+  std::uint16_t seq = 0;
+};
+PacketInfo inspect(Kind kind, const unsigned char* data, std::size_t size);
+
+Verdict judge_source(const Leg& leg, Kind kind, const udp::endpoint& from, const PacketInfo& info,
+                     LatchPolicy policy, Clock::time_point now);
+
+// "tag" or "tag;N" matches "tag" (rtpproxy-protocol.md §2.3).
+bool tag_matches(const std::string& stored, const std::string& tag);
+
+}  // namespace anyrtpproxy

@@ -1,0 +1,246 @@
+// session_table: see session_table.h.
+#include "session_table.h"
+
+namespace anyrtpproxy {
+
+SessionTable::SessionTable(TableConfig config, std::array<PortAllocator, 2> pools, PortBinder& binder)
+    : config_(config), pools_(std::move(pools)), binder_(binder) {}
+
+SessionTable::~SessionTable() { clear(); }
+
+std::optional<SessionTable::Match> SessionTable::find(const std::string& call_id,
+                                                      const std::string& from_tag,
+                                                      const std::string& to_tag) {
+  // §2.2: exact from-tag -> side 0; else the to-tag, bare or with the from-tag's ";N" -> side 1.
+  const auto semi = from_tag.rfind(';');
+  const std::string suffix = semi == std::string::npos ? std::string() : from_tag.substr(semi);
+  std::optional<Match> by_to;
+  for (auto it = sessions_.lower_bound({call_id, {}}); it != sessions_.end() && it->first.call_id == call_id; ++it) {
+    const std::string& stored = it->first.from_tag;
+    if (stored == from_tag) return Match{&it->second, 0};
+    if (!by_to && !to_tag.empty() && (stored == to_tag || (!suffix.empty() && stored == to_tag + suffix)))
+      by_to = Match{&it->second, 1};
+  }
+  return by_to;
+}
+
+bool SessionTable::allocate(Session& s, int side) {
+  auto& pool = pools_[index(s.family)];
+  // A pair we cannot bind (taken by another program) goes to the tail; try each once.
+  for (std::size_t tries = pool.available(); tries > 0; --tries) {
+    const auto port = pool.take();
+    if (!port) return false;
+    if (!binder_.open(s.family, *port)) {
+      pool.give_back(*port);
+      continue;
+    }
+    s.legs[side].port = *port;
+    ports_[index(s.family)][*port] = PortRef{&s, side};
+    return true;
+  }
+  return false;
+}
+
+void SessionTable::release(Session& s, int side) {
+  auto& leg = s.legs[side];
+  if (leg.port == 0) return;
+  binder_.close(s.family, leg.port);
+  ports_[index(s.family)].erase(leg.port);
+  pools_[index(s.family)].give_back(leg.port);
+  leg.port = 0;
+}
+
+std::variant<UlResult, Error> SessionTable::update(const UpdateLookup& ul, Clock::time_point now) {
+  auto match = find(ul.call_id, ul.from_tag, ul.to_tag);
+  UlResult result;
+  if (!match) {
+    if (!ul.create) return result;  // L on an unknown session answers port 0
+    Session fresh;
+    fresh.call_id = ul.call_id;
+    fresh.from_tag = ul.from_tag;
+    fresh.family = ul.mods.ipv6 ? Family::v6 : Family::v4;
+    fresh.created = now;
+    fresh.last_active = now;
+    auto [it, inserted] = sessions_.emplace(SessionKey{ul.call_id, ul.from_tag}, std::move(fresh));
+    if (!allocate(it->second, 0)) {
+      sessions_.erase(it);
+      return Error::no_ports_session;
+    }
+    (void)inserted;
+    ++stats_.created;
+    match = Match{&it->second, 0};
+    result.created = true;
+  }
+  Session& s = *match->session;
+  const int side = ul.create ? match->side : 1 - match->side;
+  Leg& leg = s.legs[side];
+  if (leg.port == 0 || ul.mods.new_port) {
+    const bool was_complete = s.complete();
+    const auto old_port = leg.port;
+    if (old_port != 0) {  // n modifier: keep the old pair until the new one is bound
+      ports_[index(s.family)].erase(old_port);
+      leg.port = 0;
+    }
+    if (!allocate(s, side)) {
+      if (old_port != 0) {
+        leg.port = old_port;
+        ports_[index(s.family)][old_port] = PortRef{&s, side};
+      }
+      return Error::no_ports_leg;
+    }
+    if (old_port != 0) {
+      binder_.close(s.family, old_port);
+      pools_[index(s.family)].give_back(old_port);
+    }
+    if (!was_complete && s.complete()) ++stats_.completed;
+  }
+  s.last_active = now;  // every U/L resets the TTL
+  Leg& facing = s.legs[1 - side];  // the leg towards the party that sent this SDP
+  const bool same_family = !ul.address || ul.address->is_v6() == (s.family == Family::v6);
+  if (ul.address && same_family) facing.prefill(udp::endpoint(*ul.address, ul.port), now);
+  facing.hold = ul.hold;
+  facing.asymmetric = ul.mods.asymmetric;
+  if (ul.mods.codecs) facing.codecs = *ul.mods.codecs;
+  if (ul.mods.weak)
+    leg.weak = true;
+  else
+    s.strong = true;
+  result.port = leg.port;
+  result.session = &s;
+  return result;
+}
+
+void SessionTable::destroy(Session& s) {
+  release(s, 0);
+  release(s, 1);
+  ++stats_.destroyed;
+  sessions_.erase(SessionKey{s.call_id, s.from_tag});
+}
+
+std::size_t SessionTable::remove(const Delete& d) {
+  std::size_t matched = 0;
+  for (auto it = sessions_.lower_bound({d.call_id, {}}); it != sessions_.end() && it->first.call_id == d.call_id;) {
+    Session& s = it->second;
+    const std::string& stored = it->first.from_tag;
+    int idx;
+    bool exact;
+    if (tag_matches(stored, d.from_tag)) {
+      idx = 1;
+      exact = stored == d.from_tag;
+    } else if (!d.to_tag.empty() && tag_matches(stored, d.to_tag)) {
+      idx = 0;
+      exact = stored == d.to_tag;
+    } else {
+      ++it;
+      continue;
+    }
+    ++matched;
+    if (d.weak)
+      s.legs[idx].weak = false;
+    else
+      s.strong = false;
+    auto next = std::next(it);
+    if (!s.strong && !s.legs[0].weak && !s.legs[1].weak) destroy(s);
+    if (exact) break;
+    it = next;
+  }
+  return matched;
+}
+
+std::size_t SessionTable::clear() {
+  const std::size_t n = sessions_.size();
+  while (!sessions_.empty()) destroy(sessions_.begin()->second);
+  return n;
+}
+
+std::chrono::seconds SessionTable::ttl_left(const Session& s, Clock::time_point now) const {
+  const auto limit = s.complete() ? config_.ttl : config_.setup_ttl;
+  const auto idle = std::chrono::duration_cast<std::chrono::seconds>(now - s.last_active);
+  return idle >= limit ? std::chrono::seconds(0) : limit - idle;
+}
+
+std::vector<Expired> SessionTable::expire(Clock::time_point now) {
+  std::vector<Expired> gone;
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    Session& s = it->second;
+    ++it;
+    const auto limit = s.complete() ? config_.ttl : config_.setup_ttl;
+    if (now - s.last_active < limit) continue;
+    gone.push_back(Expired{s.call_id, s.from_tag, s.notify_target, s.notify_tag});
+    ++stats_.timeouts;
+    destroy(s);
+  }
+  return gone;
+}
+
+SessionTable::PortRef* SessionTable::lookup(Family family, std::uint16_t port, Kind& kind) {
+  auto& index_ = ports_[index(family)];
+  kind = port % 2 == 0 ? Kind::rtp : Kind::rtcp;
+  auto it = index_.find(kind == Kind::rtp ? port : static_cast<std::uint16_t>(port - 1));
+  return it == index_.end() ? nullptr : &it->second;
+}
+
+Route SessionTable::route(Family family, std::uint16_t local_port, const udp::endpoint& from,
+                          const unsigned char* data, std::size_t size, Clock::time_point now) {
+  Route r;
+  ++stats_.packets_received;
+  Kind kind;
+  PortRef* ref = lookup(family, local_port, kind);
+  if (!ref) {  // a socket closing with packets still queued
+    ++stats_.packets_dropped;
+    return r;
+  }
+  Session& s = *ref->session;
+  Leg& in = s.legs[ref->side];
+  ++in.counters.received;
+  const PacketInfo info = inspect(kind, data, size);
+  const Verdict v = judge_source(in, kind, from, info, config_.policy, now);
+  if (v == Verdict::drop) {
+    ++in.counters.dropped;
+    ++stats_.packets_dropped;
+    return r;
+  }
+  Stream& stream = in.stream(kind);
+  if (v == Verdict::learn && !(stream.known && stream.remote == from)) {
+    stream.remote = from;
+    stream.known = true;
+    stream.learned = true;
+    r.learned = true;
+    if (kind == Kind::rtp && !in.rtcp.learned) {
+      in.rtcp.remote = udp::endpoint(from.address(), static_cast<unsigned short>(from.port() + 1));
+      in.rtcp.known = true;
+    }
+  }
+  if (kind == Kind::rtp && info.valid) {
+    in.have_ssrc = true;
+    in.ssrc = info.ssrc;
+    in.seq = info.seq;
+  }
+  s.last_active = now;
+  r.session = &s;
+  r.in_side = ref->side;
+  const Leg& out = s.legs[1 - ref->side];
+  const Stream& dest = out.stream(kind);
+  if (out.port == 0 || !dest.known) {
+    ++in.counters.dropped;
+    ++stats_.packets_dropped;
+    return r;
+  }
+  r.forward = true;
+  r.out_port = static_cast<std::uint16_t>(out.port + (kind == Kind::rtcp ? 1 : 0));
+  r.dest = dest.remote;
+  ++in.counters.relayed;
+  ++stats_.packets_relayed;
+  return r;
+}
+
+void SessionTable::send_failed(const Route& r) {
+  if (!r.session) return;
+  auto& c = r.session->legs[r.in_side].counters;
+  --c.relayed;
+  ++c.dropped;
+  --stats_.packets_relayed;
+  ++stats_.packets_dropped;
+}
+
+}  // namespace anyrtpproxy
