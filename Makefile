@@ -29,7 +29,7 @@ build/%.o: src/%.cpp | config.mk
 
 build/unit/%.o: tests/unit/%.cpp | config.mk
 	@mkdir -p $(@D)
-	$(CXX) $(ALL_CPPFLAGS) $(ALL_CXXFLAGS) -c -o $@ $<
+	$(CXX) $(ALL_CPPFLAGS) -DBOOST_TEST_DYN_LINK $(ALL_CXXFLAGS) -c -o $@ $<
 
 # The unit tests link the core only: a core module that needed I/O would not link.
 build/unit_tests: $(UNIT_OBJ) $(CORE_OBJ)

@@ -204,8 +204,10 @@ std::string Controller::on(const Query& q, Clock::time_point now, Session*& targ
     if (name == "npkts_ino") return std::to_string(other.received);
     if (name == "nrelayed") return std::to_string(in.relayed + other.relayed);
     if (name == "ndropped") return std::to_string(in.dropped + other.dropped);
-    if (name.substr(0, 5) == "rtpa_") return "0";  // RTP analysis is not implemented (VF 20150420 answers 0)
-    return "0.000000";                             // longest_ipi and jitter: likewise
+    // RTP analysis is not implemented (VF 20150420 and 20230424 answer 0): the names are
+    // accepted so that scripts written for rtpproxy get a well-formed zero.
+    if (name == "longest_ipi" || name.substr(0, 6) == "rtpa_j") return "0.000000";
+    return "0";
   };
   static const std::vector<std::string> simple = {"ttl", "npkts_ina", "npkts_ino", "nrelayed", "ndropped"};
   const auto& names = q.counters.empty() ? simple : q.counters;

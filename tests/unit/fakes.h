@@ -1,0 +1,27 @@
+// Test doubles shared by the unit tests.
+#pragma once
+
+#include "session_table.h"
+
+#include <set>
+#include <utility>
+
+namespace anyrtpproxy::test {
+
+// Records what the table opened; refuses ports listed in `busy` as a taken port would.
+struct FakeBinder : PortBinder {
+  std::set<std::pair<Family, std::uint16_t>> open_ports;
+  std::set<std::uint16_t> busy;
+  bool open(Family f, std::uint16_t p) override {
+    if (busy.count(p)) return false;
+    open_ports.insert({f, p});
+    return true;
+  }
+  void close(Family f, std::uint16_t p) override { open_ports.erase({f, p}); }
+};
+
+inline std::array<PortAllocator, 2> pools(std::uint16_t first, std::uint16_t last) {
+  return {PortAllocator(first, last, 1), PortAllocator(first, last, 2)};
+}
+
+}  // namespace anyrtpproxy::test

@@ -1,0 +1,182 @@
+#include "controller.h"
+#include "fakes.h"
+
+#include <boost/test/unit_test.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+
+using namespace anyrtpproxy;
+using namespace anyrtpproxy::test;
+using namespace std::chrono_literals;
+namespace ip = boost::asio::ip;
+
+namespace {
+
+const Clock::time_point t0 = Clock::time_point() + std::chrono::hours(1);
+
+std::string golden_path() {
+  const char* dir = std::getenv("ANYRTPPROXY_GOLDEN");
+  return std::string(dir ? dir : "tests/golden") + "/commands.txt";
+}
+
+// Matches a reply against an expectation with {NAME} port placeholders.
+bool matches(const std::string& expected, const std::string& got, std::map<std::string, std::string>& names) {
+  static const std::regex placeholder(R"(\{([A-Za-z0-9]+)\})");
+  std::string pattern;
+  std::vector<std::string> order;
+  std::sregex_iterator it(expected.begin(), expected.end(), placeholder), end;
+  std::size_t last = 0;
+  for (; it != end; ++it) {
+    pattern += std::regex_replace(expected.substr(last, it->position() - last), std::regex(R"([.^$|()\[\]*+?\\])"), R"(\$&)");
+    pattern += "([0-9]+)";
+    order.push_back((*it)[1]);
+    last = it->position() + it->length();
+  }
+  pattern += std::regex_replace(expected.substr(last), std::regex(R"([.^$|()\[\]*+?\\])"), R"(\$&)");
+  std::smatch m;
+  if (!std::regex_match(got, m, std::regex(pattern))) return false;
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    const std::string value = m[i + 1];
+    auto known = names.find(order[i]);
+    if (known != names.end()) {
+      if (known->second != value) return false;
+      continue;
+    }
+    for (const auto& [n, v] : names)
+      if (v == value) return false;  // a different name must be a different port
+    names[order[i]] = value;
+  }
+  return true;
+}
+
+struct Fixture {
+  FakeBinder binder;
+  SessionTable table{TableConfig{60s, 60s, LatchPolicy::once}, pools(23820, 23823), binder};
+  ControllerConfig config() {
+    ControllerConfig c;
+    c.local[0] = ip::make_address("0.0.0.0");
+    return c;
+  }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(controller, Fixture)
+
+BOOST_AUTO_TEST_CASE(golden_transcript_of_section_9) {
+  Controller controller(table, config());
+  std::ifstream in(golden_path());
+  BOOST_REQUIRE_MESSAGE(in, "cannot open " << golden_path());
+  std::map<std::string, std::string> names;
+  std::string line, request, expected, got;
+  int checked = 0;
+  auto finish = [&] {
+    if (request.empty()) return;
+    const bool ok = matches(expected, got, names);
+    BOOST_TEST(ok, "'" << request << "' answered '" << got << "', expected '" << expected << "'");
+    ++checked;
+    request.clear();
+  };
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line == "~") {
+      finish();
+      names.clear();
+      continue;
+    }
+    if (line[0] == '>') {
+      finish();
+      request = line;
+      expected.clear();
+      Effects effects;
+      got = controller.handle_text(line.size() > 2 ? line.substr(2) : "", t0, effects);
+      BOOST_TEST(got.back() == '\n');
+      got.pop_back();
+      continue;
+    }
+    BOOST_REQUIRE(line.rfind("= ", 0) == 0);
+    if (!expected.empty()) expected += "\n";
+    expected += line.substr(2);
+  }
+  finish();
+  BOOST_TEST(checked > 80);
+}
+
+BOOST_AUTO_TEST_CASE(retransmitted_cookie_is_answered_from_the_cache) {
+  Controller controller(table, config());
+  Effects e;
+  const auto first = controller.handle_datagram("k2 U c1 192.0.2.10 4000 A;1", "127.0.0.1:5060", t0, e);
+  const auto again = controller.handle_datagram("k2 U c1 192.0.2.10 4000 A;1", "127.0.0.1:5060", t0 + 1s, e);
+  BOOST_TEST(first == again);
+  BOOST_TEST(table.stats().created == 1u);
+  BOOST_TEST(controller.stats().duplicates == 1u);
+  BOOST_TEST(controller.handle_datagram("k3 D c1 A", "127.0.0.1:5060", t0, e) == "k3 0\n");
+  BOOST_TEST(controller.handle_datagram("k3 D c1 A", "127.0.0.1:5060", t0 + 34s, e) == "k3 0\n");  // not E50
+  BOOST_TEST(controller.handle_datagram("k3 D c1 A", "127.0.0.1:5061", t0 + 34s, e) == "k3 E50\n");  // other client
+  BOOST_TEST(controller.handle_datagram("k4", "x", t0, e) == "k4 E5\n");
+  BOOST_TEST(controller.handle_datagram(" \n", "x", t0, e) == "E5\n");
+}
+
+BOOST_AUTO_TEST_CASE(reply_cache_is_bounded_and_ages) {
+  auto c = config();
+  c.reply_cache_entries = 10;
+  Controller controller(table, c);
+  Effects e;
+  for (int i = 0; i < 1000; ++i) controller.handle_datagram("k" + std::to_string(i) + " V", "s", t0, e);
+  BOOST_TEST(controller.handle_datagram("k999 V", "s", t0, e) == "k999 20040107\n");
+  BOOST_TEST(controller.stats().duplicates == 1u);
+  controller.handle_datagram("k0 D c A", "s", t0, e);  // long forgotten: executed again
+  BOOST_TEST(controller.stats().duplicates == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(ipv6_replies_carry_the_address_and_family) {
+  auto c = config();
+  c.local[1] = ip::make_address("::1");
+  Controller controller(table, c);
+  Effects e;
+  const auto reply = controller.handle_text("U6 c6 2001:db8::10 4000 A;1", t0, e);
+  BOOST_TEST(std::regex_match(reply, std::regex("238(20|22) ::1 6\n")));
+  BOOST_TEST(controller.handle_text("Ul[::1]6 c7 2001:db8::10 4000 A;1", t0, e) != "E31\n");
+  BOOST_TEST(controller.handle_text("Ul[::2]6 c7 2001:db8::10 4000 A;1", t0, e) == "E31\n");
+}
+
+BOOST_AUTO_TEST_CASE(notify_targets) {
+  auto c = config();
+  c.notify_targets = {"unix:/run/n.sock", "tcp:127.0.0.1:9999"};
+  Controller controller(table, c);
+  Effects e;
+  BOOST_TEST(controller.handle_text("VF 20081224", t0, e) == "1\n");
+  controller.handle_text("U c 192.0.2.10 4000 A;1 unix:/run/n.sock my%20tag", t0, e);
+  BOOST_TEST(table.sessions().at({"c", "A;1"}).notify_tag == "my tag");
+  BOOST_TEST(table.sessions().at({"c", "A;1"}).notify_target == "unix:/run/n.sock");
+  // Kamailio's glued sixth token "<socket>;<tag>"
+  controller.handle_text("U d 192.0.2.10 4000 A;1 tcp:127.0.0.1:9999;t%3Dx", t0, e);
+  BOOST_TEST(table.sessions().at({"d", "A;1"}).notify_tag == "t=x");
+  BOOST_TEST(table.sessions().at({"d", "A;1"}).notify_target == "tcp:127.0.0.1:9999");
+  // a U without notify arguments clears them; an unknown socket is accepted, without notification
+  controller.handle_text("U d 192.0.2.10 4000 A;1", t0, e);
+  BOOST_TEST(table.sessions().at({"d", "A;1"}).notify_target.empty());
+  BOOST_TEST(controller.handle_text("U c 192.0.2.10 4000 A;1 unix:/elsewhere t", t0, e) != "E75\n");
+  BOOST_TEST(table.sessions().at({"c", "A;1"}).notify_target.empty());
+}
+
+BOOST_AUTO_TEST_CASE(query_counts_per_direction) {
+  Controller controller(table, config());
+  Effects e;
+  const auto p = std::stoi(controller.handle_text("U c 192.0.2.10 4000 A;1", t0, e));
+  controller.handle_text("L c 192.0.2.20 5000 A;1 B;1", t0, e);
+  std::array<unsigned char, 20> pkt{0x80};
+  for (int i = 0; i < 3; ++i)
+    table.route(Family::v4, static_cast<std::uint16_t>(p), udp::endpoint(ip::make_address("192.0.2.20"), 5000),
+                pkt.data(), pkt.size(), t0);
+  // from A's point of view (its tag first) npkts_ina counts what A sent: nothing yet
+  BOOST_TEST(controller.handle_text("Q c A;1 B;1", t0 + 5s, e) == "55 0 3 3 0\n");
+  BOOST_TEST(controller.handle_text("Q c B;1 A;1", t0 + 5s, e) == "55 3 0 3 0\n");
+  BOOST_TEST(controller.handle_text("Gv npkts_rcvd npkts_relayed", t0, e) == "npkts_rcvd=3 npkts_relayed=3\n");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
