@@ -183,15 +183,20 @@ Options parse_options(int argc, const char* const argv[]) {
   help << "usage: anyrtpproxy [options]\n\n" << d;
   o.help_text = help.str();
 
+  po::options_description all;
+  all.add(d).add_options()("unexpected", po::value<std::vector<std::string>>());
+  po::positional_options_description stray;
+  stray.add("unexpected", -1);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc, argv).options(d).positional({}).run(), vm);
+    po::store(po::command_line_parser(argc, argv).options(all).positional(stray).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw OptionError(e.what());
   }
   auto str = [&](const char* name) { return vm[name].as<std::string>(); };
   auto list = [&](const char* name) { return vm[name].as<std::vector<std::string>>(); };
+  if (vm.count("unexpected")) throw OptionError("unexpected argument '" + list("unexpected").front() + "'");
   o.help = vm.count("help");
   o.version = vm.count("version");
   o.daemonize = !vm.count("nodaemonize");

@@ -1,0 +1,209 @@
+"""Shared helpers for the integration tests: start the real daemon on loopback,
+talk to it over real sockets, and report one PASS/FAIL line per test.
+Standard library only. Every wait has a deadline; nothing sleeps blindly."""
+
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import traceback
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BINARY = os.environ.get("ANYRTPPROXY", os.path.join(ROOT, "anyrtpproxy"))
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def run_all():
+    only = sys.argv[1:]
+    failed = 0
+    for fn in TESTS:
+        if only and fn.__name__ not in only:
+            continue
+        try:
+            fn()
+            print("PASS %s" % fn.__name__, flush=True)
+        except Skip as s:
+            print("SKIP %s: %s" % (fn.__name__, s), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s" % fn.__name__, flush=True)
+            traceback.print_exc(file=sys.stdout)
+    sys.exit(1 if failed else 0)
+
+
+class Skip(Exception):
+    pass
+
+
+def free_port(kind=socket.SOCK_DGRAM, host="127.0.0.1", family=socket.AF_INET, pair=False):
+    """A port free for UDP (and, with pair, an even one whose neighbour is free too)."""
+    for _ in range(200):
+        s = socket.socket(family, kind)
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+        s.close()
+        if not pair:
+            return port
+        port &= ~1
+        if port < 1024 or port > 65530:
+            continue
+        if all(port_is_free(p, host, family) for p in range(port, port + 8)):
+            return port
+    raise RuntimeError("no free port")
+
+
+def port_is_free(port, host="127.0.0.1", family=socket.AF_INET):
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def wait_until(cond, timeout=5.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+
+
+class Daemon:
+    """anyrtpproxy -D on loopback with a UDP control socket and its own port range."""
+
+    def __init__(self, *args, control=None, ports=None, media="127.0.0.1", extra_control=(), start=True):
+        self.control_port = control or free_port()
+        self.control = ("127.0.0.1", self.control_port)
+        if ports is None:
+            base = free_port(pair=True)
+            ports = (base, base + 7)
+        self.ports = ports
+        self.argv = [BINARY, "-D", "-d", "debug", "-s", "udp:127.0.0.1:%d" % self.control_port]
+        for c in extra_control:
+            self.argv += ["-s", c]
+        if media:
+            self.argv += ["-i", media]
+        self.argv += ["-p", str(ports[0]), str(ports[1])] + list(args)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.settimeout(2)
+        self.log = open(os.path.join(os.environ.get("TEST_LOGDIR", "/tmp"), "anyrtpproxy-%d.log" % self.control_port), "w+")
+        self.proc = None
+        if start:
+            self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(self._answers, 5, "the daemon to answer V")
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("daemon exited with %s: %s" % (self.proc.returncode, self.logtext()))
+        try:
+            return self.cmd("V", timeout=0.2) == "20040107"
+        except socket.timeout:
+            return False
+
+    def logtext(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def raw(self, data, timeout=2):
+        self.sock.settimeout(timeout)
+        self.sock.sendto(data, self.control)
+        while True:
+            reply, _ = self.sock.recvfrom(65536)
+            return reply
+
+    def cmd(self, text, timeout=2):
+        cookie = "%08x" % random.getrandbits(32)
+        self.sock.settimeout(timeout)
+        self.sock.sendto(("%s %s" % (cookie, text)).encode(), self.control)
+        deadline = time.monotonic() + timeout
+        while True:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            reply = self.sock.recv(65536).decode(errors="replace")
+            if reply.startswith(cookie + " "):
+                assert reply.endswith("\n"), "reply without final newline: %r" % reply
+                return reply[len(cookie) + 1:-1]
+
+    def stop(self, expect_status=0):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("daemon did not stop within 3 s of SIGTERM")
+            assert self.proc.returncode == expect_status, "exit status %s\n%s" % (self.proc.returncode, self.logtext())
+        self.sock.close()
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            print("--- daemon log (%s) ---\n%s" % (" ".join(self.argv), self.logtext()[-4000:]))
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.sock.close()
+            self.log.close()
+            return False
+        self.stop()
+        return False
+
+
+def rtp(seq, ssrc=0x1234, payload=b"\xd5" * 160, pt=8):
+    return struct.pack("!BBHII", 0x80, pt, seq & 0xFFFF, seq * 160 & 0xFFFFFFFF, ssrc) + payload
+
+
+def rtcp(ssrc=0x1234):
+    return struct.pack("!BBHI", 0x80, 200, 6, ssrc) + b"\0" * 20
+
+
+class Peer:
+    """A UDP endpoint playing caller or callee."""
+
+    def __init__(self, host="127.0.0.1", family=socket.AF_INET, port=0):
+        self.s = socket.socket(family, socket.SOCK_DGRAM)
+        self.s.bind((host, port))
+        self.s.settimeout(1)
+        self.addr = self.s.getsockname()[:2]
+
+    @property
+    def port(self):
+        return self.addr[1]
+
+    def send(self, data, to):
+        self.s.sendto(data, to)
+
+    def recv(self, timeout=1):
+        self.s.settimeout(timeout)
+        try:
+            return self.s.recvfrom(65536)
+        except socket.timeout:
+            return None, None
+
+    def nothing(self, timeout=0.3):
+        data, src = self.recv(timeout)
+        return data is None
+
+    def close(self):
+        self.s.close()

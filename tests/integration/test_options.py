@@ -1,0 +1,88 @@
+"""The command line: every bad value exits non-zero with one line naming the
+option, before anything is bound; good values start a daemon."""
+
+import socket
+import subprocess
+
+from harness import BINARY, Daemon, free_port, run_all, test
+
+
+def refused(*args):
+    r = subprocess.run([BINARY, "-D"] + list(args), capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0, "%s was accepted" % (args,)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+@test
+def bad_values_name_the_option():
+    cases = [
+        (["--bogus"], "bogus"),
+        (["-p", "40010", "40000"], "-p/--port-range"),
+        (["-p", "40000"], "-p/--port-range"),
+        (["-p", "40001", "40002"], "-p/--port-range"),  # no even port with its RTCP port
+        (["-p", "0", "100"], "-p/--port-range"),
+        (["-p", "40000", "70000"], "-p/--port-range"),
+        (["-p", "a", "b"], "-p/--port-range"),
+        (["-s", "udp:1.2.3.x:22222"], "-s/--control"),
+        (["-s", "udp:127.0.0.1:99999"], "-s/--control"),
+        (["-s", "cunix:/tmp/x"], "-s/--control"),
+        (["-s", "unix:relative"], "-s/--control"),
+        (["-i", "not..an.address"], "-i/--interface"),
+        (["-i", "127.0.0.1", "-i", "127.0.0.2"], "-i/--interface"),
+        (["-T", "0"], "-T/--timeout"),
+        (["-W", "x"], "-W/--setup-timeout"),
+        (["--notify", "http://x"], "--notify"),
+        (["-n", "-o"], "-n/--nat"),
+        (["-S", "70000"], "-S/--sync-port"),
+        (["-M", "host-without-port"], "-M/--sync-hosts"),
+        (["-d", "loud"], "-d/--log-level"),
+        (["-C"], "-C/--chroot"),
+        (["-s"], "control"),
+        (["stray"], "stray"),
+    ]
+    for args, name in cases:
+        line = refused(*args)
+        assert name in line, "%s: %r does not name %s" % (args, line, name)
+
+
+@test
+def taken_control_port_is_a_startup_error():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    line = refused("-s", "127.0.0.1:%d" % port)
+    assert "cannot bind control socket 127.0.0.1:%d" % port in line, line
+    s.close()
+
+
+@test
+def help_and_version():
+    r = subprocess.run([BINARY, "--help"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "--port-range" in r.stdout and "--control" in r.stdout
+    r = subprocess.run([BINARY, "--version"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and r.stdout.startswith("anyrtpproxy ")
+
+
+@test
+def rtpproxy_style_control_specs_work():
+    port = free_port()
+    with Daemon(extra_control=["127.0.0.1:%d" % port]) as d:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        s.sendto(b"x V", ("127.0.0.1", port))
+        assert s.recv(100) == b"x 20040107\n"
+
+
+@test
+def control_port_inside_the_range_is_never_a_media_port():
+    base = free_port(pair=True)
+    # the control socket sits on the first pair of a two-pair range
+    with Daemon(control=base, ports=(base, base + 3)) as d:
+        assert d.cmd("U a 192.0.2.1 4000 A;1").split()[0] == str(base + 2)
+        assert d.cmd("U b 192.0.2.1 4000 A;1") == "E72"
+
+
+if __name__ == "__main__":
+    run_all()

@@ -1,0 +1,202 @@
+"""Media through the real daemon: RTP and RTCP both ways, latching under the
+three policies, expiry and deletion freeing ports, IPv6, notifications."""
+
+import os
+import socket
+import tempfile
+import time
+
+from harness import Daemon, Peer, Skip, free_port, port_is_free, rtcp, rtp, run_all, test, wait_until
+
+LO = "127.0.0.1"
+
+
+def pair_peer(host=LO, family=socket.AF_INET):
+    """An RTP socket on an even port and its RTCP socket on port + 1."""
+    base = free_port(host=host, family=family, pair=True)
+    return Peer(host, family, base), Peer(host, family, base + 1)
+
+
+def call(d, a_port, b_port, call_id="c", mods="", a_host=LO, b_host=LO):
+    p = int(d.cmd("U%s %s %s %d A;1" % (mods, call_id, a_host, a_port)).split()[0])
+    q = int(d.cmd("L%s %s %s %d A;1 B;1" % (mods, call_id, b_host, b_port)).split()[0])
+    return p, q  # p: towards the callee (B sends here), q: towards the caller (A sends here)
+
+
+def query(d, call_id="c"):
+    return [int(x) for x in d.cmd("Q %s A;1 B;1" % call_id).split()]
+
+
+@test
+def rtp_and_rtcp_both_ways():
+    a, a_rtcp = pair_peer()
+    b, b_rtcp = pair_peer()
+    with Daemon() as d:
+        p, q = call(d, a.port, b.port)
+        for seq in range(5):
+            a.send(rtp(seq, ssrc=1), (LO, q))
+            data, src = b.recv()
+            assert data == rtp(seq, ssrc=1) and src == (LO, p), (data, src)
+            b.send(rtp(seq, ssrc=2), (LO, p))
+            data, src = a.recv()
+            assert data == rtp(seq, ssrc=2) and src == (LO, q), (data, src)
+        a_rtcp.send(rtcp(1), (LO, q + 1))
+        data, src = b_rtcp.recv()
+        assert data == rtcp(1) and src == (LO, p + 1)
+        b_rtcp.send(rtcp(2), (LO, p + 1))
+        data, src = a_rtcp.recv()
+        assert data == rtcp(2) and src == (LO, q + 1)
+        ttl, from_a, from_b, relayed, dropped = query(d)
+        assert (from_a, from_b, relayed, dropped) == (6, 6, 12, 0), query(d)
+        assert d.cmd("G npkts_relayed") == "12"
+
+
+@test
+def default_latches_the_first_source_then_refuses_others():
+    a, _ = pair_peer()
+    nat_a = Peer()  # A's packets really come from here (a NAT mapping)
+    b, _ = pair_peer()
+    third = Peer()
+    with Daemon() as d:
+        p, q = call(d, a.port, b.port)
+        nat_a.send(rtp(1, ssrc=1), (LO, q))
+        assert b.recv()[0] == rtp(1, ssrc=1)
+        b.send(rtp(1, ssrc=2), (LO, p))
+        data, src = nat_a.recv()
+        assert data == rtp(1, ssrc=2), "B's media follows A's learned address"
+        assert a.nothing()
+        third.send(rtp(1, ssrc=666), (LO, q))
+        assert b.nothing(), "a third party must not reach B once A latched"
+        b.send(rtp(2, ssrc=2), (LO, p))
+        assert nat_a.recv()[0] == rtp(2, ssrc=2), "and it must not steal B's media"
+        assert query(d)[4] == 1
+        assert "latched call-id=c" in d.logtext()
+
+
+@test
+def no_nat_once_accepts_only_the_signalled_source():
+    a, _ = pair_peer()
+    b, _ = pair_peer()
+    third = Peer()
+    with Daemon("-o") as d:
+        p, q = call(d, a.port, b.port)
+        third.send(rtp(1, ssrc=9), (LO, q))
+        assert b.nothing(), "-o: a source other than the signalled one is dropped"
+        a.send(rtp(2, ssrc=1), (LO, q))
+        assert b.recv()[0] == rtp(2, ssrc=1)
+        b.send(rtp(3, ssrc=2), (LO, p))
+        assert a.recv()[0] == rtp(3, ssrc=2)
+        assert third.nothing()
+        assert query(d)[4] == 1
+
+
+@test
+def nat_follows_every_new_source():
+    a, _ = pair_peer()
+    a2 = Peer()
+    b, _ = pair_peer()
+    with Daemon("-n") as d:
+        p, q = call(d, a.port, b.port)
+        a.send(rtp(1, ssrc=1), (LO, q))
+        assert b.recv()[0] == rtp(1, ssrc=1)
+        a2.send(rtp(2, ssrc=5), (LO, q))  # -n: the leg moves to the new source
+        assert b.recv()[0] == rtp(2, ssrc=5)
+        b.send(rtp(3, ssrc=2), (LO, p))
+        assert a2.recv()[0] == rtp(3, ssrc=2)
+        assert a.nothing()
+
+
+@test
+def non_rtp_cannot_latch():
+    a, _ = pair_peer()
+    nat_a = Peer()
+    b, _ = pair_peer()
+    with Daemon() as d:
+        p, q = call(d, a.port, b.port)
+        nat_a.send(b"\x00garbage that is no RTP", (LO, q))
+        assert b.nothing()
+        b.send(rtp(1, ssrc=2), (LO, p))
+        assert a.recv()[0] == rtp(1, ssrc=2), "the signalled address still holds"
+
+
+@test
+def expiry_frees_ports_for_reuse():
+    base = free_port(pair=True)
+    with Daemon("-T", "1", ports=(base, base + 1)) as d:  # room for one port pair only
+        first = d.cmd("U e1 192.0.2.1 4000 A;1")
+        assert first.startswith(str(base))
+        assert d.cmd("U e2 192.0.2.1 4000 A;1") == "E72"
+        wait_until(lambda: port_is_free(base) and port_is_free(base + 1), 5, "the expired session's ports to close")
+        assert d.cmd("L e1 192.0.2.1 4000 A;1 B;1") == "0"
+        assert d.cmd("U e2 192.0.2.1 4000 A;1") == first, "the freed pair is handed out again"
+        assert "expired call-id=e1" in d.logtext()
+        assert d.cmd("G nsess_timeout") == "1"
+
+
+@test
+def setup_timeout_applies_until_answered():
+    with Daemon("-T", "30", "-W", "1") as d:
+        d.cmd("U w1 192.0.2.1 4000 A;1")
+        d.cmd("U w2 192.0.2.1 4000 A;1")
+        d.cmd("L w2 192.0.2.2 5000 A;1 B;1")
+        wait_until(lambda: d.cmd("Q w1 A;1") == "E50", 5, "the unanswered offer to expire")
+        assert int(d.cmd("Q w2 A;1 B;1").split()[0]) >= 25, "the answered call runs on -T"
+
+
+@test
+def delete_and_x_close_the_sockets():
+    with Daemon() as d:
+        p1, q1 = call(d, 4000, 5000, "d1")
+        assert not port_is_free(p1) and not port_is_free(q1 + 1)
+        assert d.cmd("D d1 A") == "0"
+        assert all(port_is_free(x) for x in (p1, p1 + 1, q1, q1 + 1))
+        p2, q2 = call(d, 4000, 5000, "d2")
+        assert d.cmd("X") == "0"
+        assert all(port_is_free(x) for x in (p2, p2 + 1, q2, q2 + 1))
+        assert d.cmd("I").startswith("sessions created: 2\nactive sessions: 0")
+
+
+@test
+def ipv6_session_on_loopback():
+    try:
+        a, _ = pair_peer("::1", socket.AF_INET6)
+        b, _ = pair_peer("::1", socket.AF_INET6)
+    except OSError:
+        raise Skip("no IPv6 loopback")
+    base = free_port(pair=True)
+    with Daemon("-i", "::1", ports=(base, base + 3)) as d:
+        pr = d.cmd("U6 c6 ::1 %d A;1" % a.port)
+        p = int(pr.split()[0])
+        assert pr == "%d ::1 6" % p
+        q = int(d.cmd("L6 c6 ::1 %d A;1 B;1" % b.port).split()[0])
+        a.send(rtp(1, ssrc=1), ("::1", q))
+        assert b.recv()[0] == rtp(1, ssrc=1)
+        b.send(rtp(2, ssrc=2), ("::1", p))
+        assert a.recv()[0] == rtp(2, ssrc=2)
+        assert d.cmd("U c4 127.0.0.1 4000 A;1").endswith(" 127.0.0.1"), "IPv4 still served"
+
+
+@test
+def timeout_notification_is_sent():
+    path = os.path.join(tempfile.mkdtemp(prefix="arp-"), "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(4)
+    listener.settimeout(6)
+    with Daemon("-T", "1", "--notify", "unix:" + path) as d:
+        assert d.cmd("VF 20081224") == "1"
+        d.cmd("U n1 192.0.2.1 4000 A;1 unix:%s tag%%201" % path)
+        d.cmd("U n2 192.0.2.1 4000 A;1 unix:%s;glued" % path)  # Kamailio's form
+        got = set()
+        for _ in range(2):
+            conn, _ = listener.accept()
+            conn.settimeout(3)
+            got.add(conn.recv(100))
+            conn.close()
+        assert got == {b"tag 1\n", b"glued\n"}, got
+        assert d.cmd("U n3 192.0.2.1 4000 A;1 unix:/nowhere x") != "E75"
+    listener.close()
+
+
+if __name__ == "__main__":
+    run_all()
