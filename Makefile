@@ -45,11 +45,21 @@ install: anyrtpproxy
 	install -D -m 0755 anyrtpproxy $(DESTDIR)$(PREFIX)/sbin/anyrtpproxy
 	install -D -m 0644 man/anyrtpproxy.8 $(DESTDIR)$(PREFIX)/share/man/man8/anyrtpproxy.8
 
+# The roff page is committed, so building never needs AsciiDoc; after editing
+# the source run `make man` (Debian: apt-get install asciidoctor).
+man:
+	asciidoctor -b manpage -o man/anyrtpproxy.8 man/anyrtpproxy.8.adoc
+
 clean:
 	rm -rf build anyrtpproxy bench/forwarder
 
-distclean: clean
+dist# The roff page is committed, so building never needs AsciiDoc; after editing
+# the source run `make man` (Debian: apt-get install asciidoctor).
+man:
+	asciidoctor -b manpage -o man/anyrtpproxy.8 man/anyrtpproxy.8.adoc
+
+clean: clean
 	rm -f config.mk
 
-.PHONY: all check install clean distclean
+.PHONY: all check install clean distclean man
 -include $(wildcard build/*.d build/unit/*.d)

@@ -52,6 +52,8 @@ Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
       unix_.push_back(std::make_unique<UnixControl>(io, c.path, controller_, apply, log));
   }
   check_file_limit();
+  if (options.sync_port || !options.sync_hosts.empty())
+    log_.warning("session sync (-S, -M) is not implemented in this version: this instance relays only its own sessions");
 }
 
 void Proxy::check_file_limit() {

@@ -1,0 +1,97 @@
+"""End to end: Kamailio (Debian's kamailio, stock rtpproxy module) drives
+anyrtpproxy while sipp makes real calls with RTP played from a pcap and the
+callee echoes it back. Loopback only."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from harness import Daemon, free_port, run_all, test, wait_until  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CALLS = 10
+PCAP_PACKETS = 236  # /usr/share/sip-tester/g711a.pcap
+
+
+def need(tool):
+    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+    assert path, "%s is not installed (the README's test command installs it)" % tool
+    return path
+
+
+class Proc:
+    def __init__(self, argv, log, cwd=None):
+        self.log = open(log, "w+")
+        self.argv = argv
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
+                                  start_new_session=True)
+
+    def stop(self):
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+        self.log.close()
+
+    def text(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
+
+
+@test
+def kamailio_and_sipp_calls_through_anyrtpproxy():
+    kamailio, sipp = need("kamailio"), need("sipp")
+    work = tempfile.mkdtemp(prefix="arp-e2e-")
+    sip_port, uas_port, uac_port = free_port(), free_port(), free_port()
+    uas_media, uac_media = free_port(pair=True), free_port(pair=True)
+    base = free_port(pair=True)
+    procs = []
+    with Daemon(ports=(base, base + 99)) as d:
+        try:
+            cfg = open(os.path.join(HERE, "kamailio.cfg.in")).read()
+            cfg = cfg.replace("@SIP_PORT@", str(sip_port)).replace("@CONTROL_PORT@", str(d.control_port))
+            cfg = cfg.replace("@UAS_PORT@", str(uas_port))
+            cfg_path = os.path.join(work, "kamailio.cfg")
+            open(cfg_path, "w").write(cfg)
+            check = subprocess.run([kamailio, "-c", "-f", cfg_path], capture_output=True, text=True, timeout=30)
+            assert check.returncode == 0, check.stdout + check.stderr
+            k = Proc([kamailio, "-f", cfg_path, "-DD", "-E", "-m", "64", "-M", "8", "-Y", work, "-P",
+                      os.path.join(work, "kamailio.pid")], os.path.join(work, "kamailio.log"))
+            procs.append(k)
+            # Kamailio's workers probe the node with V / VF on start
+            wait_until(lambda: int(d.cmd("G ncmds_rcvd")) >= 3 or k.p.poll() is not None, 15, "kamailio to probe anyrtpproxy")
+            assert k.p.poll() is None, k.text()
+            uas = Proc([sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port), "-mi", "127.0.0.1",
+                        "-mp", str(uas_media), "-rtp_echo", "-nostdin", "-trace_err"],
+                       os.path.join(work, "uas.log"), cwd=work)
+            procs.append(uas)
+            uac = subprocess.run([sipp, "127.0.0.1:%d" % sip_port, "-sf", os.path.join(HERE, "uac_pcap.xml"),
+                                  "-i", "127.0.0.1", "-p", str(uac_port), "-mi", "127.0.0.1", "-mp", str(uac_media),
+                                  "-m", str(CALLS), "-r", str(CALLS), "-l", str(CALLS), "-nostdin", "-trace_err",
+                                  "-timeout", "60", "-timeout_error"],
+                                 capture_output=True, text=True, timeout=90, cwd=work, stdin=subprocess.DEVNULL)
+            assert uac.returncode == 0, "sipp UAC: exit %d\n%s\n%s\nkamailio:\n%s" % (
+                uac.returncode, uac.stdout[-3000:], uac.stderr[-2000:], k.text()[-3000:])
+            assert d.cmd("G nsess_created") == str(CALLS), d.cmd("I")
+            relayed = int(d.cmd("G npkts_relayed"))
+            # every call's pcap went caller -> callee and came back echoed
+            assert relayed >= 2 * CALLS * PCAP_PACKETS * 0.95, "only %d packets relayed" % relayed
+            wait_until(lambda: "active sessions: 0" in d.cmd("I"), 5, "the BYEs to delete every session")
+            assert int(d.cmd("G nsess_destroyed")) == CALLS
+            assert d.cmd("G nsess_timeout") == "0"
+        finally:
+            for p in reversed(procs):
+                p.stop()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    run_all()

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs the Debian packages anyrtpproxy needs, only those that are missing.
+#   tests/install-deps.sh build   compiler and Boost development libraries
+#   tests/install-deps.sh test    the above, plus Boost.Test, Python 3, Kamailio and sipp
+set -eu
+want="g++ make libboost-dev libboost-system-dev libboost-thread-dev libboost-serialization-dev libboost-program-options-dev"
+case "${1:-build}" in
+  build) ;;
+  test) want="$want libboost-test-dev python3 kamailio sip-tester iproute2 procps" ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+missing=
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+  echo "install-deps: all needed Debian packages are installed"
+  exit 0
+fi
+echo "install-deps: installing Debian packages:$missing"
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: run as root (or install them yourself: apt-get install$missing)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing
