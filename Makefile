@@ -53,12 +53,7 @@ man:
 clean:
 	rm -rf build anyrtpproxy bench/forwarder
 
-dist# The roff page is committed, so building never needs AsciiDoc; after editing
-# the source run `make man` (Debian: apt-get install asciidoctor).
-man:
-	asciidoctor -b manpage -o man/anyrtpproxy.8 man/anyrtpproxy.8.adoc
-
-clean: clean
+distclean: clean
 	rm -f config.mk
 
 .PHONY: all check install clean distclean man
