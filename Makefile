@@ -35,8 +35,11 @@ build/unit/%.o: tests/unit/%.cpp | config.mk
 build/unit_tests: $(UNIT_OBJ) $(CORE_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ -lboost_unit_test_framework $(LIBS)
 
-bench/forwarder: bench/forwarder.cpp | config.mk
+bench/forwarder bench/loadgen: %: %.cpp | config.mk
 	$(CXX) -std=c++17 $(WARN) -O2 -o $@ $<
+
+bench: anyrtpproxy bench/forwarder bench/loadgen
+	bash bench/run.sh
 
 check: anyrtpproxy build/unit_tests
 	bash tests/run.sh
@@ -51,10 +54,10 @@ man:
 	asciidoctor -b manpage -o man/anyrtpproxy.8 man/anyrtpproxy.8.adoc
 
 clean:
-	rm -rf build anyrtpproxy bench/forwarder
+	rm -rf build anyrtpproxy bench/forwarder bench/loadgen
 
 distclean: clean
 	rm -f config.mk
 
-.PHONY: all check install clean distclean man
+.PHONY: all check install clean distclean man bench
 -include $(wildcard build/*.d build/unit/*.d)

@@ -3,82 +3,65 @@
 
 #include "log.h"
 
-#include <boost/asio/ip/v6_only.hpp>
-
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 namespace anyrtpproxy {
 
 namespace ip = boost::asio::ip;
 
-class RelaySocket : public std::enable_shared_from_this<RelaySocket> {
-public:
-  RelaySocket(boost::asio::io_context& io, Family family, std::uint16_t port, RelayManager& manager)
-      : socket_(io), family_(family), port_(port), manager_(manager) {}
-
-  bool bind(const ip::address& addr) {
-    boost::system::error_code ec;
-    socket_.open(addr.is_v6() ? ip::udp::v6() : ip::udp::v4(), ec);
-    if (ec) return false;
-    if (addr.is_v6()) socket_.set_option(ip::v6_only(true), ec);
-    socket_.bind(ip::udp::endpoint(addr, port_), ec);
-    if (ec) return false;
-    socket_.non_blocking(true, ec);
-    if (!addr.is_v6()) {
-      const int tos = 0xB8;  // DSCP EF, as rtpproxy's default -t
-      ::setsockopt(socket_.native_handle(), IPPROTO_IP, IP_TOS, &tos, sizeof tos);
-    }
-    return !ec;
+Fd& Fd::operator=(Fd&& o) noexcept {
+  if (this != &o) {
+    reset();
+    fd_ = o.release();
   }
+  return *this;
+}
 
-  void arm() {
-    socket_.async_wait(ip::udp::socket::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
-      if (ec || !self->socket_.is_open()) return;  // closed by RelayManager::close
-      self->manager_.on_readable(*self);
-      if (self->socket_.is_open()) self->arm();
-    });
-  }
+void Fd::reset() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
 
-  void close() {
-    boost::system::error_code ec;
-    socket_.close(ec);
-  }
-
-  int fd() { return socket_.native_handle(); }
-  Family family() const { return family_; }
-  std::uint16_t port() const { return port_; }
-
-private:
-  ip::udp::socket socket_;
-  Family family_;
-  std::uint16_t port_;
-  RelayManager& manager_;
-};
-
-// Buffers for one recvmmsg/sendmmsg round, shared by every socket: one thread runs
-// the handlers, so one set suffices and no session carries buffers of its own.
+// Buffers for one recvmmsg/sendmmsg round and one epoll_wait, shared by every
+// socket: one thread runs the handlers, so one set suffices.
 struct RelayManager::Batch {
   static constexpr unsigned size = 64;
   static constexpr std::size_t packet = 4096;  // larger datagrams arrive truncated and are dropped
-  static constexpr unsigned rounds = 4;        // per readiness event, then other sockets get a turn
+  static constexpr unsigned rounds = 4;        // recvmmsg rounds per socket and event, then others get a turn
+  static constexpr int events = 256;
   std::array<mmsghdr, size> rx{}, tx{};
   std::array<iovec, size> rx_iov{}, tx_iov{};
   std::array<sockaddr_storage, size> rx_addr{}, tx_addr{};
   std::array<Route, size> routes{};
   std::array<std::array<unsigned char, packet>, size> data{};
+  std::array<epoll_event, events> ready{};
 };
+
+namespace {
+std::uint64_t tag_of(Family f, std::uint16_t port) { return static_cast<std::uint64_t>(f) << 16 | port; }
+}  // namespace
 
 RelayManager::RelayManager(boost::asio::io_context& io, std::array<std::optional<ip::address>, 2> local,
                            Logger& log)
-    : io_(io), local_(local), log_(log), batch_(std::make_unique<Batch>()) {}
+    : local_(local), log_(log), epoll_(::epoll_create1(EPOLL_CLOEXEC)), epoll_wait_(io),
+      batch_(std::make_unique<Batch>()) {
+  if (!epoll_) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+  for (auto& v : sockets_) v.resize(65536);
+  epoll_wait_.assign(epoll_.get());
+  arm();
+}
 
 RelayManager::~RelayManager() {
-  for (auto& family : sockets_)
-    for (auto& entry : family) entry.second->close();
+  boost::system::error_code ec;
+  epoll_wait_.cancel(ec);
+  epoll_wait_.release();  // epoll_ closes it
 }
 
 void RelayManager::attach(SessionTable& table, Learned on_learned) {
@@ -86,38 +69,70 @@ void RelayManager::attach(SessionTable& table, Learned on_learned) {
   on_learned_ = std::move(on_learned);
 }
 
-std::shared_ptr<RelaySocket> RelayManager::make(Family family, std::uint16_t port) {
-  auto s = std::make_shared<RelaySocket>(io_, family, port, *this);
-  if (!s->bind(*local_[static_cast<std::size_t>(family)])) return nullptr;
-  return s;
+Fd RelayManager::bind_one(Family family, std::uint16_t port) {
+  const ip::address& addr = *local_[static_cast<std::size_t>(family)];
+  const bool v6 = addr.is_v6();
+  Fd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return fd;
+  const ip::udp::endpoint at(addr, port);
+  if (v6) {
+    const int on = 1;
+    ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  } else {
+    const int tos = 0xB8;  // DSCP EF, as rtpproxy's default -t
+    ::setsockopt(fd.get(), IPPROTO_IP, IP_TOS, &tos, sizeof tos);
+  }
+  if (::bind(fd.get(), at.data(), static_cast<socklen_t>(at.size())) != 0) return Fd();
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = tag_of(family, port);
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) return Fd();
+  return fd;
 }
 
 bool RelayManager::open(Family family, std::uint16_t rtp_port) {
-  if (!local_[static_cast<std::size_t>(family)]) return false;
-  auto rtp = make(family, rtp_port);
-  auto rtcp = rtp ? make(family, static_cast<std::uint16_t>(rtp_port + 1)) : nullptr;
+  if (!local_[static_cast<std::size_t>(family)] || rtp_port == 65535) return false;
+  const auto rtcp_port = static_cast<std::uint16_t>(rtp_port + 1);
+  Fd rtp = bind_one(family, rtp_port);
+  Fd rtcp = rtp ? bind_one(family, rtcp_port) : Fd();
   if (!rtp || !rtcp) {
     ++bind_failures_;
-    if (rtp) rtp->close();
-    log_.warning("cannot bind ports " + std::to_string(rtp_port) + "/" + std::to_string(rtp_port + 1) + ": " +
+    log_.warning("cannot bind ports " + std::to_string(rtp_port) + "/" + std::to_string(rtcp_port) + ": " +
                  std::strerror(errno) + "; trying another pair");
     return false;
   }
-  auto& map = sockets_[static_cast<std::size_t>(family)];
-  rtp->arm();
-  rtcp->arm();
-  map[rtp_port] = std::move(rtp);
-  map[static_cast<std::uint16_t>(rtp_port + 1)] = std::move(rtcp);
+  auto& v = sockets_[static_cast<std::size_t>(family)];
+  v[rtp_port] = std::move(rtp);
+  v[rtcp_port] = std::move(rtcp);
+  open_sockets_ += 2;
   return true;
 }
 
 void RelayManager::close(Family family, std::uint16_t rtp_port) {
-  auto& map = sockets_[static_cast<std::size_t>(family)];
-  for (std::uint16_t p : {rtp_port, static_cast<std::uint16_t>(rtp_port + 1)}) {
-    auto it = map.find(p);
-    if (it == map.end()) continue;
-    it->second->close();  // its pending wait completes with operation_aborted and drops the last reference
-    map.erase(it);
+  auto& v = sockets_[static_cast<std::size_t>(family)];
+  for (std::uint32_t p = rtp_port; p <= rtp_port + 1u && p < v.size(); ++p) {
+    if (!v[p]) continue;
+    v[p].reset();  // closing removes it from the epoll set
+    --open_sockets_;
+  }
+}
+
+void RelayManager::arm() {
+  epoll_wait_.async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+    if (ec) return;  // cancelled: the manager is going away
+    on_ready();
+    arm();
+  });
+}
+
+void RelayManager::on_ready() {
+  Batch& b = *batch_;
+  const int n = ::epoll_wait(epoll_.get(), b.ready.data(), Batch::events, 0);
+  for (int i = 0; i < n; ++i) {
+    const auto family = static_cast<Family>(b.ready[i].data.u64 >> 16);
+    const auto port = static_cast<std::uint16_t>(b.ready[i].data.u64 & 0xffff);
+    const Fd& fd = sockets_[static_cast<std::size_t>(family)][port];
+    if (fd) drain(family, port, fd.get());
   }
 }
 
@@ -136,11 +151,10 @@ void RelayManager::flush(int fd, unsigned count) {
   }
 }
 
-void RelayManager::on_readable(RelaySocket& socket) {
+void RelayManager::drain(Family family, std::uint16_t port, int in_fd) {
   if (!table_) return;
   Batch& b = *batch_;
-  const auto family = socket.family();
-  auto& map = sockets_[static_cast<std::size_t>(family)];
+  const auto& fds = sockets_[static_cast<std::size_t>(family)];
   for (unsigned round = 0; round < Batch::rounds; ++round) {
     for (unsigned i = 0; i < Batch::size; ++i) {
       b.rx_iov[i] = iovec{b.data[i].data(), Batch::packet};
@@ -150,7 +164,7 @@ void RelayManager::on_readable(RelaySocket& socket) {
       b.rx[i].msg_hdr.msg_iov = &b.rx_iov[i];
       b.rx[i].msg_hdr.msg_iovlen = 1;
     }
-    const int n = ::recvmmsg(socket.fd(), b.rx.data(), Batch::size, MSG_DONTWAIT, nullptr);
+    const int n = ::recvmmsg(in_fd, b.rx.data(), Batch::size, MSG_DONTWAIT, nullptr);
     if (n <= 0) return;
     const auto now = Clock::now();
     int out_fd = -1;
@@ -161,21 +175,16 @@ void RelayManager::on_readable(RelaySocket& socket) {
       ip::udp::endpoint from;
       std::memcpy(from.data(), &b.rx_addr[i], std::min<std::size_t>(hdr.msg_namelen, from.capacity()));
       const bool truncated = (hdr.msg_flags & MSG_TRUNC) != 0;
-      Route r = table_->route(family, socket.port(), from, b.data[i].data(), truncated ? 0 : b.rx[i].msg_len, now);
-      if (r.learned && on_learned_) on_learned_(*r.session, r.in_side, socket.port() % 2 != 0);
+      const Route r = table_->route(family, port, from, b.data[i].data(), truncated ? 0 : b.rx[i].msg_len, now);
+      if (r.learned && on_learned_) on_learned_(*r.session, r.in_side, port % 2 != 0);
       if (!r.forward) continue;
-      if (truncated) {
-        table_->send_failed(r);
-        continue;
-      }
       if (r.out_port != out_port) {  // one sendmmsg per outgoing socket
         if (queued) flush(out_fd, queued);
         queued = 0;
         out_port = r.out_port;
-        auto it = map.find(out_port);
-        out_fd = it == map.end() ? -1 : it->second->fd();
+        out_fd = fds[out_port] ? fds[out_port].get() : -1;
       }
-      if (out_fd < 0) {
+      if (truncated || out_fd < 0) {
         table_->send_failed(r);
         continue;
       }

@@ -1,28 +1,50 @@
 // relay: the UDP sockets of every session leg and the packet path.
 //
 // RelayManager is the SessionTable's PortBinder: it binds an RTP socket and
-// its RTCP twin on the family's --interface address. When a socket becomes
-// readable it drains it with recvmmsg, asks the table where each packet goes
-// and sends the batch with one sendmmsg from the other leg's socket. The packet
-// path allocates nothing: all buffers belong to the manager, and one thread
-// runs every handler.
+// its RTCP twin on the family's --interface address. The sockets are not Asio
+// objects: they sit in one epoll set of our own, and Asio waits on that epoll
+// descriptor. One readiness event then yields up to 256 ready sockets with one
+// epoll_wait; each is drained with recvmmsg, every packet is routed by the
+// session table, and the batch leaves the other leg's socket with one
+// sendmmsg. A socket costs the daemon no heap memory beyond its table slot,
+// and the packet path allocates nothing: all buffers belong to the manager,
+// and one thread runs every handler.
 #pragma once
 
 #include "session_table.h"
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include <array>
 #include <functional>
 #include <memory>
 #include <optional>
-#include <unordered_map>
+#include <vector>
 
 namespace anyrtpproxy {
 
 class Logger;
-class RelaySocket;
+
+// A file descriptor owned by exactly one object; closed when that object goes.
+class Fd {
+public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  int release() { const int f = fd_; fd_ = -1; return f; }
+  void reset();
+  explicit operator bool() const { return fd_ >= 0; }
+
+private:
+  int fd_ = -1;
+};
 
 class RelayManager : public PortBinder {
 public:
@@ -36,23 +58,26 @@ public:
   void attach(SessionTable& table, Learned on_learned);
   bool open(Family family, std::uint16_t rtp_port) override;
   void close(Family family, std::uint16_t rtp_port) override;
-  std::size_t sockets() const { return sockets_[0].size() + sockets_[1].size(); }
+  std::size_t sockets() const { return open_sockets_; }
   std::uint64_t bind_failures() const { return bind_failures_; }
-
-  void on_readable(RelaySocket& socket);  // called by RelaySocket
 
 private:
   struct Batch;
-  std::shared_ptr<RelaySocket> make(Family family, std::uint16_t port);
+  Fd bind_one(Family family, std::uint16_t port);
+  void arm();
+  void on_ready();
+  void drain(Family family, std::uint16_t port, int fd);
   void flush(int fd, unsigned count);
 
-  boost::asio::io_context& io_;
   std::array<std::optional<boost::asio::ip::address>, 2> local_;
   Logger& log_;
   SessionTable* table_ = nullptr;
   Learned on_learned_;
-  std::array<std::unordered_map<std::uint16_t, std::shared_ptr<RelaySocket>>, 2> sockets_;
+  Fd epoll_;
+  boost::asio::posix::stream_descriptor epoll_wait_;  // Asio's view of epoll_ (does not own it)
+  std::array<std::vector<Fd>, 2> sockets_;  // by family, indexed by local port
   std::unique_ptr<Batch> batch_;
+  std::size_t open_sockets_ = 0;
   std::uint64_t bind_failures_ = 0;
 };
 
