@@ -9,7 +9,7 @@ ALL_CXXFLAGS = -std=c++17 $(WARN) $(CXXFLAGS) -MMD -MP
 ALL_CPPFLAGS = -Isrc $(CPPFLAGS)
 
 CORE = protocol port_allocator session session_table controller
-IO = options log relay control_server notify proxy daemon
+IO = fd options log relay control_server notify proxy daemon
 CORE_OBJ = $(CORE:%=build/%.o)
 IO_OBJ = $(IO:%=build/%.o)
 UNIT_SRC = $(wildcard tests/unit/*.cpp)

@@ -193,6 +193,7 @@ UnixControl::UnixControl(boost::asio::io_context& io, const std::string& path, C
   if (!ec) acceptor_.bind(stream_protocol::endpoint(path), ec);
   if (!ec) acceptor_.listen(boost::asio::socket_base::max_listen_connections, ec);
   if (ec) throw std::runtime_error("cannot listen on control socket unix:" + path + ": " + ec.message());
+  file_ = RemoveAtExit(path);
 }
 
 UnixControl::~UnixControl() {
@@ -205,7 +206,7 @@ void UnixControl::close() {
   if (!acceptor_.is_open()) return;
   boost::system::error_code ec;
   acceptor_.close(ec);
-  ::unlink(path_.c_str());
+  file_.remove();
 }
 
 void UnixControl::accept() {

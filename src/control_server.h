@@ -9,6 +9,7 @@
 #pragma once
 
 #include "controller.h"
+#include "fd.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
@@ -62,6 +63,7 @@ private:
   boost::asio::io_context& io_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   std::string path_;
+  RemoveAtExit file_;
   Controller& controller_;
   ApplyEffects apply_;
   Logger& log_;

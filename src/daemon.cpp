@@ -70,34 +70,27 @@ void Detacher::report(int status) {
 
 Detacher::~Detacher() { report(1); }
 
-PidFile::PidFile(std::string path) : path_(std::move(path)) {
-  std::ifstream in(path_);
-  long old = 0;
-  if (in >> old && old > 0 && ::kill(static_cast<pid_t>(old), 0) == 0) {
-    const std::string p = path_;
-    path_.clear();
-    throw std::runtime_error("pid file " + p + " names the running process " + std::to_string(old) +
-                             " (is anyrtpproxy already running?)");
-  }
-  const std::string tmp = path_ + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << ::getpid() << "\n";
-    if (!out.flush()) {
-      const std::string p = path_;
-      path_.clear();
-      throw std::runtime_error("cannot write pid file " + p);
-    }
-  }
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-    const std::string p = path_;
-    path_.clear();
-    sys_fail("cannot write pid file " + p);
-  }
+namespace {
+// The process `pid` is alive and is an anyrtpproxy (not a recycled pid).
+bool running_anyrtpproxy(long pid) {
+  if (pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) != 0) return false;
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  return !(comm >> name) || name == "anyrtpproxy";
 }
+}  // namespace
 
-PidFile::~PidFile() {
-  if (!path_.empty()) ::unlink(path_.c_str());
+PidFile::PidFile(const std::string& path) {
+  long old = 0;
+  if (std::ifstream in(path); in >> old && old != ::getpid() && running_anyrtpproxy(old))
+    throw std::runtime_error("pid file " + path + " names the running anyrtpproxy " + std::to_string(old) +
+                             "; stop it first");
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!fd) sys_fail("cannot write pid file " + path);
+  const std::string text = std::to_string(::getpid()) + "\n";
+  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    sys_fail("cannot write pid file " + path);
+  file_ = RemoveAtExit(path);
 }
 
 void chroot_and_drop(const std::string& dir, const std::string& user) {

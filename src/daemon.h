@@ -3,6 +3,8 @@
 // a message naming what failed, so start-up errors reach the terminal.
 #pragma once
 
+#include "fd.h"
+
 #include <boost/asio/io_context.hpp>
 
 #include <string>
@@ -23,16 +25,14 @@ private:
   int fd_ = -1;
 };
 
+// Writes getpid() to `path` and removes the file at exit (also after a chroot).
+// A file naming a running anyrtpproxy stops the start; a stale one is replaced.
 class PidFile {
 public:
-  PidFile() = default;
-  explicit PidFile(std::string path);  // refuses a file naming a live process; replaces a stale one
-  ~PidFile();
-  PidFile(const PidFile&) = delete;
-  PidFile& operator=(const PidFile&) = delete;
+  explicit PidFile(const std::string& path);
 
 private:
-  std::string path_;
+  RemoveAtExit file_;
 };
 
 // chroot(dir) if dir is not empty, then drop to user (its primary group, no

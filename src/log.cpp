@@ -34,7 +34,7 @@ void Logger::to_syslog() {
 }
 
 void Logger::reopen() {
-  if (!syslog_) return;
+  if (!syslog_ || chrooted_) return;
   ::closelog();
   ::openlog("anyrtpproxy", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }

@@ -21,7 +21,8 @@ public:
   Logger& operator=(const Logger&) = delete;
 
   void to_syslog();  // from now on (after detaching)
-  void reopen();     // SIGHUP: reconnect to syslog
+  void reopen();     // SIGHUP: reconnect to syslog (not inside a chroot: /dev/log is outside)
+  void chrooted() { chrooted_ = true; }
   bool enabled(Level l) const { return static_cast<int>(l) <= static_cast<int>(threshold_); }
   void log(Level l, std::string_view message);
   void error(std::string_view m) { log(Level::error, m); }
@@ -33,6 +34,7 @@ public:
 private:
   Level threshold_;
   bool syslog_ = false;
+  bool chrooted_ = false;
 };
 
 }  // namespace anyrtpproxy

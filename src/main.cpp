@@ -33,12 +33,17 @@ int main(int argc, char* argv[]) {
   boost::asio::io_context io;
   Detacher detacher;
   try {
-    Proxy proxy(io, options, log);
-    if (options.daemonize) detacher.detach(io);
+    Proxy proxy(io, options, log);  // binds every control socket; throws to the terminal
+    if (options.daemonize) {
+      detacher.detach(io);  // stderr stays open until report()
+      log.to_syslog();      // connects to /dev/log now, before any chroot
+    }
     std::optional<PidFile> pid;
-    if (!options.pid_file.empty()) pid.emplace(options.pid_file);
-    if (options.chroot || !options.user.empty()) chroot_and_drop(options.chroot ? options.chroot_dir : "", options.user);
-    if (options.daemonize) log.to_syslog();
+    if (!options.pid_file.empty()) pid.emplace(options.pid_file);  // still root
+    if (options.chroot || !options.user.empty()) {
+      chroot_and_drop(options.chroot ? options.chroot_dir : "", options.user);
+      if (options.chroot) log.chrooted();
+    }
     proxy.start();
     detacher.report(0);
     io.run();

@@ -205,6 +205,8 @@ Options parse_options(int argc, const char* const argv[]) {
   if (vm.count("chroot-dir")) o.chroot_dir = str("chroot-dir");
   if (vm.count("write-pid")) o.pid_file = str("write-pid");
   if (o.chroot && o.chroot_dir.empty()) fail("-C/--chroot", "needs -H/--chroot-dir");
+  if (o.chroot && o.user.empty()) fail("-C/--chroot", "needs -u/--username (the user to drop to)");
+  if (!o.chroot && !o.chroot_dir.empty()) fail("-H/--chroot-dir", "is used only with -C/--chroot");
   if (vm.count("write-pid") && o.pid_file.empty()) fail("-P/--write-pid", "empty file name");
 
   if (vm.count("interface")) {

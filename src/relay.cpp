@@ -16,19 +16,6 @@ namespace anyrtpproxy {
 
 namespace ip = boost::asio::ip;
 
-Fd& Fd::operator=(Fd&& o) noexcept {
-  if (this != &o) {
-    reset();
-    fd_ = o.release();
-  }
-  return *this;
-}
-
-void Fd::reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 // Buffers for one recvmmsg/sendmmsg round and one epoll_wait, shared by every
 // socket: one thread runs the handlers, so one set suffices.
 struct RelayManager::Batch {

@@ -11,6 +11,7 @@
 // and one thread runs every handler.
 #pragma once
 
+#include "fd.h"
 #include "session_table.h"
 
 #include <boost/asio/io_context.hpp>
@@ -26,25 +27,6 @@
 namespace anyrtpproxy {
 
 class Logger;
-
-// A file descriptor owned by exactly one object; closed when that object goes.
-class Fd {
-public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  int release() { const int f = fd_; fd_ = -1; return f; }
-  void reset();
-  explicit operator bool() const { return fd_ >= 0; }
-
-private:
-  int fd_ = -1;
-};
 
 class RelayManager : public PortBinder {
 public:

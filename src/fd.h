@@ -1,0 +1,47 @@
+// fd: RAII owners of file descriptors and of files to remove at exit.
+#pragma once
+
+#include <string>
+
+namespace anyrtpproxy {
+
+// A file descriptor owned by exactly one object; closed when that object goes.
+class Fd {
+public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  int release() {
+    const int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  void reset();
+  explicit operator bool() const { return fd_ >= 0; }
+
+private:
+  int fd_ = -1;
+};
+
+// A file (pid file, unix socket) that is removed when this object goes. It
+// holds its directory open, so removal still works after a chroot.
+class RemoveAtExit {
+public:
+  RemoveAtExit() = default;
+  explicit RemoveAtExit(const std::string& path);
+  RemoveAtExit(RemoveAtExit&&) = default;
+  RemoveAtExit& operator=(RemoveAtExit&&) = default;
+  ~RemoveAtExit() { remove(); }
+  void remove();
+
+private:
+  Fd dir_;
+  std::string name_;
+};
+
+}  // namespace anyrtpproxy
