@@ -8,8 +8,8 @@ WARN = -Wall -Wextra -Werror
 ALL_CXXFLAGS = -std=c++17 $(WARN) $(CXXFLAGS) -MMD -MP
 ALL_CPPFLAGS = -Isrc $(CPPFLAGS)
 
-CORE = protocol port_allocator session session_table controller
-IO = fd options log relay control_server notify proxy daemon
+CORE = protocol port_allocator session session_table controller sync_codec
+IO = fd options log relay control_server notify sync proxy daemon
 CORE_OBJ = $(CORE:%=build/%.o)
 IO_OBJ = $(IO:%=build/%.o)
 UNIT_SRC = $(wildcard tests/unit/*.cpp)

@@ -45,6 +45,13 @@ void PortAllocator::give_back(std::uint16_t port) {
   free_.push_back(port);
 }
 
+bool PortAllocator::claim(std::uint16_t port) {
+  if (!owns(port) || (port - first_) % 2 != 0 || state_[index(port)] != State::free) return false;
+  state_[index(port)] = State::taken;
+  free_.erase(std::find(free_.begin(), free_.end(), port));
+  return true;
+}
+
 void PortAllocator::reserve(std::uint16_t port) {
   if (!owns(port)) return;
   const auto rtp = static_cast<std::uint16_t>(first_ + 2 * index(port));

@@ -24,6 +24,7 @@ public:
   std::optional<std::uint16_t> take();
   void give_back(std::uint16_t port);  // to the tail; ignored if not ours or already free
   void reserve(std::uint16_t port);    // never hand out the pair holding this port
+  bool claim(std::uint16_t port);      // take this free RTP port out of the pool (an adopted session)
   bool owns(std::uint16_t port) const;  // inside the range (RTP or RTCP)
   std::size_t available() const { return free_.size(); }
   std::size_t capacity() const { return state_.size(); }

@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <random>
@@ -23,6 +24,32 @@ std::array<PortAllocator, 2> make_pools(const Options& o) {
   return pools;
 }
 
+std::string instance_name(const Options& o) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  // Port ranges must not overlap between instances, so the first port names one, across restarts.
+  return std::string(host[0] ? host : "anyrtpproxy") + ":" + std::to_string(o.port_min);
+}
+
+SyncHello hello_of(const Options& o) { return SyncHello{instance_name(o), o.port_min, o.port_max, 0}; }
+
+boost::asio::ip::tcp::endpoint sync_endpoint(const Options& o) {
+  namespace ip = boost::asio::ip;
+  if (!o.sync_interface.empty()) {
+    boost::system::error_code ec;
+    auto a = ip::make_address(o.sync_interface, ec);
+    if (ec) {
+      boost::asio::io_context io;
+      ip::tcp::resolver r(io);
+      auto res = r.resolve(o.sync_interface, "", ec);
+      if (ec || res.empty()) throw std::runtime_error("cannot resolve sync interface " + o.sync_interface);
+      a = res.begin()->endpoint().address();
+    }
+    return ip::tcp::endpoint(a, o.sync_port);
+  }
+  return ip::tcp::endpoint(ip::address_v6::any(), o.sync_port);  // IPv4 and IPv6
+}
+
 ControllerConfig controller_config(const Options& o) {
   ControllerConfig c;
   c.local = o.media;
@@ -34,8 +61,9 @@ ControllerConfig controller_config(const Options& o) {
 
 Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
     : io_(io), options_(options), log_(log), relays_(io, options.media, log),
-      table_(TableConfig{options.ttl, options.setup_ttl, options.policy}, make_pools(options), relays_),
-      controller_(table_, controller_config(options)), notifier_(io, options.notify, log), sweep_(io),
+      table_(TableConfig{options.ttl, options.setup_ttl, options.policy, instance_name(options)}, make_pools(options),
+             relays_),
+      controller_(table_, controller_config(options)), notifier_(io, options.notify, log), flush_timer_(io), sweep_(io),
       signals_(io, SIGTERM, SIGINT, SIGHUP) {
   signals_.add(SIGUSR1);
   relays_.attach(table_, [this](const Session& s, int side, bool rtcp) {
@@ -43,6 +71,7 @@ Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
     log_.info("latched call-id=" + s.call_id + " tag=" + s.from_tag + " " + (side ? "caller" : "callee") +
               (rtcp ? " RTCP" : " RTP") + " to " + st.remote.address().to_string() + ":" +
               std::to_string(st.remote.port()));
+    flush_soon();
   });
   auto apply = [this](Effects& e) { this->apply(e); };
   for (const auto& c : options.control) {
@@ -52,8 +81,65 @@ Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
       unix_.push_back(std::make_unique<UnixControl>(io, c.path, controller_, apply, log));
   }
   check_file_limit();
-  if (options.sync_port || !options.sync_hosts.empty())
-    log_.warning("session sync (-S, -M) is not implemented in this version: this instance relays only its own sessions");
+  if (options.sync_port) {
+    auto at = sync_endpoint(options);
+    try {
+      sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello_of(options), log, sync_stats_);
+    } catch (const std::runtime_error&) {
+      if (!options.sync_interface.empty()) throw;
+      at = boost::asio::ip::tcp::endpoint(boost::asio::ip::address_v4::any(), options.sync_port);  // no IPv6 here
+      sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello_of(options), log, sync_stats_);
+    }
+  }
+  for (const auto& peer : options.sync_hosts)
+    peers_.push_back(std::make_unique<SyncClient>(
+        io, peer.host, peer.port, hello_of(options),
+        [this](SyncMessage& msg, const std::string& from) { on_sync(msg, from); }, log, sync_stats_));
+}
+
+void Proxy::on_sync(SyncMessage& msg, const std::string& peer) {
+  const auto now = Clock::now();
+  if (auto* s = std::get_if<Session>(&msg)) {
+    const SessionKey key{s->call_id, s->from_tag};
+    const auto applied = table_.stats().sync_applied;
+    for (const auto& problem : table_.apply_upsert(std::move(*s), now)) log_.error(problem);
+    if (table_.stats().sync_applied != applied) {
+      const Session& mine = table_.sessions().at(key);
+      if (log_.enabled(Level::debug)) log_.debug("sync: call-id=" + key.call_id + " tag=" + key.from_tag + " from " + peer);
+      if (sync_server_) sync_server_->note(listing_line(mine, now, table_.ttl_left(mine, now)));
+    }
+  } else if (auto* t = std::get_if<Tombstone>(&msg)) {
+    const SessionKey key{t->call_id, t->from_tag};
+    const bool had = table_.sessions().count(key) != 0;
+    table_.apply_removal(*t, now);
+    if (had && !table_.sessions().count(key)) {
+      const std::string line = std::string(t->expired ? "expired" : "deleted") + " call-id=" + t->call_id +
+                               " tag=" + t->from_tag + " by " + t->changed_by;
+      log_.info(line);
+      if (sync_server_) sync_server_->note("# " + printable(line, 1000) + "\n");
+    }
+  } else if (auto* a = std::get_if<SyncActivity>(&msg)) {
+    for (const auto& [key, idle] : a->entries) table_.apply_activity(key, std::chrono::seconds(idle), now);
+  } else if (auto* h = std::get_if<SyncHello>(&msg)) {
+    log_.notice("sync: " + peer + " is instance " + h->instance + " (ports " + std::to_string(h->port_min) + "-" +
+                std::to_string(h->port_max) + ", " + std::to_string(h->sessions) + " sessions)");
+  }
+  flush_changes();  // a session kept alive against a peer's expiry goes back out
+}
+
+void Proxy::flush_changes() {
+  const Changes changes = table_.take_changes();  // always drained, with or without peers
+  if (sync_server_) sync_server_->publish(changes, Clock::now());
+}
+
+void Proxy::flush_soon() {
+  if (flush_armed_) return;
+  flush_armed_ = true;
+  flush_timer_.expires_after(std::chrono::milliseconds(20));
+  flush_timer_.async_wait([this](boost::system::error_code ec) {
+    flush_armed_ = false;
+    if (!ec) flush_changes();
+  });
 }
 
 void Proxy::check_file_limit() {
@@ -73,6 +159,8 @@ void Proxy::check_file_limit() {
 void Proxy::start() {
   for (auto& u : udp_) u->start();
   for (auto& u : unix_) u->start();
+  if (sync_server_) sync_server_->start();
+  for (auto& p : peers_) p->start();
   sweep();
   wait_signal();
   std::string where;
@@ -85,6 +173,9 @@ void Proxy::stop() {
   boost::system::error_code ec;
   for (auto& u : udp_) u->close();
   for (auto& u : unix_) u->close();
+  if (sync_server_) sync_server_->close();
+  for (auto& p : peers_) p->close();
+  flush_timer_.cancel();
   sweep_.cancel();
   signals_.cancel(ec);
   table_.clear();
@@ -93,12 +184,23 @@ void Proxy::stop() {
 
 void Proxy::apply(Effects& effects) {
   for (const auto& line : effects.events) log_.info(line);
+  flush_changes();
 }
 
 void Proxy::sweep() {
   for (const auto& e : table_.expire(Clock::now())) {
     log_.info("expired call-id=" + e.call_id + " tag=" + e.from_tag);
-    if (!e.notify_target.empty()) notifier_.send(e.notify_target, e.notify_tag);
+    // Every instance expires the session; the one that created it tells the SIP proxy.
+    if (!e.notify_target.empty() && e.origin == table_.config().instance) notifier_.send(e.notify_target, e.notify_tag);
+  }
+  flush_changes();
+  if (++sweeps_ % 2 == 0) {  // coarse activity: media here keeps the session alive everywhere
+    const auto active = table_.take_active();
+    for (std::size_t i = 0; i < active.size(); i += sync_max_activity) {
+      SyncActivity a;
+      for (std::size_t j = i; j < std::min(active.size(), i + sync_max_activity); ++j) a.entries.emplace_back(active[j], 0);
+      if (sync_server_) sync_server_->publish(a);
+    }
   }
   sweep_.expires_after(std::chrono::seconds(1));
   sweep_.async_wait([this](boost::system::error_code ec) {
@@ -115,7 +217,12 @@ void Proxy::dump_stats() {
               std::to_string(t.packets_relayed) + " dropped=" + std::to_string(t.packets_dropped) +
               " commands=" + std::to_string(c.received) + " errors=" + std::to_string(c.errors) +
               " retransmissions=" + std::to_string(c.duplicates) + " sockets=" + std::to_string(relays_.sockets()) +
-              " bind-failures=" + std::to_string(relays_.bind_failures()));
+              " bind-failures=" + std::to_string(relays_.bind_failures()) + " sync: connections=" +
+              std::to_string(sync_server_ ? sync_server_->connections() : 0) + " applied=" +
+              std::to_string(t.sync_applied) + " stale=" + std::to_string(t.sync_stale) + " port-conflicts=" +
+              std::to_string(t.sync_port_conflicts) + " bind-failures=" + std::to_string(t.sync_bind_failures) +
+              " bad-streams=" + std::to_string(sync_stats_.bad_streams) + " refused=" +
+              std::to_string(sync_stats_.connections_refused));
 }
 
 void Proxy::wait_signal() {

@@ -10,6 +10,7 @@
 #include "options.h"
 #include "relay.h"
 #include "session_table.h"
+#include "sync.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -31,6 +32,9 @@ public:
 
 private:
   void apply(Effects& effects);
+  void flush_changes();
+  void flush_soon();
+  void on_sync(SyncMessage& msg, const std::string& peer);
   void sweep();
   void wait_signal();
   void check_file_limit();
@@ -45,6 +49,12 @@ private:
   Notifier notifier_;
   std::vector<std::unique_ptr<UdpControl>> udp_;
   std::vector<std::unique_ptr<UnixControl>> unix_;
+  SyncStats sync_stats_;
+  std::unique_ptr<SyncServer> sync_server_;
+  std::vector<std::unique_ptr<SyncClient>> peers_;
+  boost::asio::steady_timer flush_timer_;
+  bool flush_armed_ = false;
+  unsigned sweeps_ = 0;
   boost::asio::steady_timer sweep_;
   boost::asio::signal_set signals_;
 };

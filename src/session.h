@@ -60,6 +60,8 @@ struct Leg {
   std::uint16_t seq = 0;
   Clock::time_point relatch_until{};
   Counters counters;
+  std::string owner;   // instance that allocated the port (its range holds it)
+  bool bound = false;  // local state: this instance holds the port's sockets
 
   Stream& stream(Kind k) { return k == Kind::rtp ? rtp : rtcp; }
   const Stream& stream(Kind k) const { return k == Kind::rtp ? rtp : rtcp; }
@@ -70,6 +72,7 @@ struct Leg {
 struct Session {
   std::string call_id;
   std::string from_tag;  // as sent by the creating U, with its ";N" media index
+  std::string to_tag;    // the last to-tag a command named (shown in the listing only)
   Family family = Family::v4;
   std::array<Leg, 2> legs;
   Clock::time_point created{};
@@ -77,6 +80,14 @@ struct Session {
   bool strong = false;
   std::string notify_target;  // empty: no timeout notification
   std::string notify_tag;
+  // Cluster state (issue 4): the instance that created the session, and the
+  // version of its last change with the instance that made it; the pair orders
+  // concurrent changes the same way on every instance.
+  std::string origin;
+  std::uint64_t version = 0;
+  std::string changed_by;
+  bool dirty = false;   // local: changed here, not yet published
+  bool active = false;  // local: packets relayed here since the last activity report
 
   bool complete() const { return legs[0].port != 0 && legs[1].port != 0; }
 };

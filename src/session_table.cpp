@@ -1,6 +1,8 @@
 // session_table: see session_table.h.
 #include "session_table.h"
 
+#include <tuple>
+
 namespace anyrtpproxy {
 
 SessionTable::SessionTable(TableConfig config, std::array<PortAllocator, 2> pools, PortBinder& binder)
@@ -35,6 +37,8 @@ bool SessionTable::allocate(Session& s, int side) {
       continue;
     }
     s.legs[side].port = *port;
+    s.legs[side].owner = config_.instance;
+    s.legs[side].bound = true;
     ports_[index(s.family)][*port] = PortRef{&s, side};
     return true;
   }
@@ -44,13 +48,23 @@ bool SessionTable::allocate(Session& s, int side) {
 void SessionTable::release(Session& s, int side) {
   auto& leg = s.legs[side];
   if (leg.port == 0) return;
-  binder_.close(s.family, leg.port);
-  ports_[index(s.family)].erase(leg.port);
-  pools_[index(s.family)].give_back(leg.port);
+  if (leg.bound) {  // a leg we could not bind (a sync conflict) holds nothing here
+    binder_.close(s.family, leg.port);
+    ports_[index(s.family)].erase(leg.port);
+    pools_[index(s.family)].give_back(leg.port);
+  }
   leg.port = 0;
+  leg.bound = false;
+}
+
+void SessionTable::mark_dirty(Session& s) {
+  if (s.dirty) return;
+  s.dirty = true;
+  dirty_.push_back(SessionKey{s.call_id, s.from_tag});
 }
 
 std::variant<UlResult, Error> SessionTable::update(const UpdateLookup& ul, Clock::time_point now) {
+  now_ = now;
   auto match = find(ul.call_id, ul.from_tag, ul.to_tag);
   UlResult result;
   if (!match) {
@@ -61,6 +75,7 @@ std::variant<UlResult, Error> SessionTable::update(const UpdateLookup& ul, Clock
     fresh.family = ul.mods.ipv6 ? Family::v6 : Family::v4;
     fresh.created = now;
     fresh.last_active = now;
+    fresh.origin = config_.instance;
     auto [it, inserted] = sessions_.emplace(SessionKey{ul.call_id, ul.from_tag}, std::move(fresh));
     if (!allocate(it->second, 0)) {
       sessions_.erase(it);
@@ -105,16 +120,42 @@ std::variant<UlResult, Error> SessionTable::update(const UpdateLookup& ul, Clock
     leg.weak = true;
   else
     s.strong = true;
+  if (!ul.to_tag.empty()) s.to_tag = match->side == 0 ? ul.to_tag : ul.from_tag;
+  mark_dirty(s);
   result.port = leg.port;
   result.session = &s;
   return result;
 }
 
-void SessionTable::destroy(Session& s) {
+void SessionTable::destroy(Session& s) { erase(s, false, true); }
+
+void SessionTable::erase(Session& s, bool expired, bool publish) {
+  Tombstone t{s.call_id, s.from_tag, s.version + 1, config_.instance, expired};
   release(s, 0);
   release(s, 1);
   ++stats_.destroyed;
   sessions_.erase(SessionKey{s.call_id, s.from_tag});
+  if (publish) {
+    removals_.push_back(t);
+    remember(std::move(t), now_);
+  }
+}
+
+void SessionTable::remember(Tombstone t, Clock::time_point now) {
+  SessionKey key{t.call_id, t.from_tag};
+  auto [it, fresh] = tombstones_.try_emplace(key, Buried{t, now});
+  if (!fresh) {
+    const auto& old = it->second.tomb;
+    if (std::tie(old.version, old.changed_by) >= std::tie(t.version, t.changed_by)) return;
+    it->second = Buried{std::move(t), now};
+  }
+  tombstone_order_.emplace_back(now, std::move(key));
+  while (!tombstone_order_.empty() &&
+         (tombstone_order_.size() > max_tombstones || now - tombstone_order_.front().first > tombstone_lifetime)) {
+    auto found = tombstones_.find(tombstone_order_.front().second);
+    if (found != tombstones_.end() && found->second.at == tombstone_order_.front().first) tombstones_.erase(found);
+    tombstone_order_.pop_front();
+  }
 }
 
 std::size_t SessionTable::remove(const Delete& d) {
@@ -160,15 +201,16 @@ std::chrono::seconds SessionTable::ttl_left(const Session& s, Clock::time_point 
 }
 
 std::vector<Expired> SessionTable::expire(Clock::time_point now) {
+  now_ = now;
   std::vector<Expired> gone;
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     Session& s = it->second;
     ++it;
     const auto limit = s.complete() ? config_.ttl : config_.setup_ttl;
     if (now - s.last_active < limit) continue;
-    gone.push_back(Expired{s.call_id, s.from_tag, s.notify_target, s.notify_tag});
+    gone.push_back(Expired{s.call_id, s.from_tag, s.notify_target, s.notify_tag, s.origin});
     ++stats_.timeouts;
-    destroy(s);
+    erase(s, true, true);
   }
   return gone;
 }
@@ -182,6 +224,7 @@ SessionTable::PortRef* SessionTable::lookup(Family family, std::uint16_t port, K
 
 Route SessionTable::route(Family family, std::uint16_t local_port, const udp::endpoint& from,
                           const unsigned char* data, std::size_t size, Clock::time_point now) {
+  now_ = now;
   Route r;
   ++stats_.packets_received;
   Kind kind;
@@ -206,6 +249,7 @@ Route SessionTable::route(Family family, std::uint16_t local_port, const udp::en
     stream.known = true;
     stream.learned = true;
     r.learned = true;
+    mark_dirty(s);  // every instance must relay to the learned address
     if (kind == Kind::rtp && !in.rtcp.learned) {
       in.rtcp.remote = udp::endpoint(from.address(), static_cast<unsigned short>(from.port() + 1));
       in.rtcp.known = true;
@@ -217,6 +261,7 @@ Route SessionTable::route(Family family, std::uint16_t local_port, const udp::en
     in.seq = info.seq;
   }
   s.last_active = now;
+  s.active = true;
   r.session = &s;
   r.in_side = ref->side;
   const Leg& out = s.legs[1 - ref->side];
@@ -241,6 +286,150 @@ void SessionTable::send_failed(const Route& r) {
   ++c.dropped;
   --stats_.packets_relayed;
   ++stats_.packets_dropped;
+}
+
+}  // namespace anyrtpproxy
+
+namespace anyrtpproxy {
+
+Changes SessionTable::take_changes() {
+  Changes c;
+  for (const auto& key : dirty_) {
+    auto it = sessions_.find(key);
+    if (it == sessions_.end() || !it->second.dirty) continue;
+    Session& s = it->second;
+    s.dirty = false;
+    ++s.version;
+    s.changed_by = config_.instance;
+    c.upserts.push_back(&s);
+  }
+  dirty_.clear();
+  c.removals = std::move(removals_);
+  removals_.clear();
+  return c;
+}
+
+std::string SessionTable::bind_remote(Session& s, int side) {
+  Leg& leg = s.legs[side];
+  const auto f = index(s.family);
+  const std::string what = "sync: call-id=" + s.call_id + " tag=" + s.from_tag + " port " + std::to_string(leg.port);
+  if (ports_[f].count(leg.port)) {
+    ++stats_.sync_port_conflicts;
+    const Session& other = *ports_[f].at(leg.port).session;
+    return what + " is already used here by call-id=" + other.call_id + " tag=" + other.from_tag + "; leg not bound";
+  }
+  bool claimed = false;
+  if (pools_[f].owns(leg.port) || pools_[f].owns(static_cast<std::uint16_t>(leg.port + 1))) {
+    // Only a session this instance allocated before a restart may use our range.
+    if (leg.owner != config_.instance || !(claimed = pools_[f].claim(leg.port))) {
+      ++stats_.sync_port_conflicts;
+      return what + " (allocated by " + leg.owner + ") lies in this instance's port range " +
+             "and is not free here: do the -p ranges overlap? leg not bound";
+    }
+  }
+  if (!binder_.open(s.family, leg.port)) {
+    if (claimed) pools_[f].give_back(leg.port);
+    ++stats_.sync_bind_failures;
+    return what + ": cannot bind it here (taken by another program, or the file limit); leg not bound";
+  }
+  leg.bound = true;
+  ports_[f][leg.port] = PortRef{&s, side};
+  return {};
+}
+
+std::vector<std::string> SessionTable::apply_upsert(Session incoming, Clock::time_point now) {
+  now_ = now;
+  std::vector<std::string> problems;
+  SessionKey key{incoming.call_id, incoming.from_tag};
+  if (auto t = tombstones_.find(key); t != tombstones_.end()) {
+    const auto& tomb = t->second.tomb;
+    if (std::tie(tomb.version, tomb.changed_by) >= std::tie(incoming.version, incoming.changed_by)) {
+      ++stats_.sync_stale;  // deleted here after that change: it must not come back
+      return problems;
+    }
+    tombstones_.erase(t);
+  }
+  incoming.dirty = false;
+  incoming.active = false;
+  for (auto& leg : incoming.legs) {
+    leg.bound = false;
+    leg.counters = Counters{};
+  }
+  auto it = sessions_.find(key);
+  Session* s = nullptr;
+  if (it != sessions_.end()) {
+    Session& mine = it->second;
+    if (std::tie(mine.version, mine.changed_by) >= std::tie(incoming.version, incoming.changed_by)) {
+      ++stats_.sync_stale;
+      return problems;
+    }
+    for (int side = 0; side < 2; ++side) {
+      Leg& old = mine.legs[side];
+      Leg& next = incoming.legs[side];
+      if (old.port == next.port && mine.family == incoming.family) {
+        next.bound = old.bound;  // same port: keep its sockets
+      } else {
+        release(mine, side);
+      }
+      next.counters = old.counters;
+    }
+    incoming.last_active = std::max(incoming.last_active, mine.last_active);
+    incoming.created = std::min(incoming.created, mine.created);
+    incoming.active = mine.active;
+    if (mine.dirty) incoming.dirty = false;  // the newer change wins; our pending one is superseded
+    mine = std::move(incoming);
+    s = &mine;
+  } else {
+    auto [pos, inserted] = sessions_.emplace(key, std::move(incoming));
+    (void)inserted;
+    s = &pos->second;
+    ++stats_.created;
+  }
+  for (int side = 0; side < 2; ++side)
+    if (s->legs[side].port != 0 && !s->legs[side].bound)
+      if (auto problem = bind_remote(*s, side); !problem.empty()) problems.push_back(std::move(problem));
+  ++stats_.sync_applied;
+  return problems;
+}
+
+void SessionTable::apply_removal(const Tombstone& t, Clock::time_point now) {
+  now_ = now;
+  auto it = sessions_.find(SessionKey{t.call_id, t.from_tag});
+  if (it == sessions_.end()) {
+    remember(t, now);
+    return;
+  }
+  Session& s = it->second;
+  if (std::tie(t.version, t.changed_by) < std::tie(s.version, s.changed_by)) {
+    ++stats_.sync_stale;  // the session changed after that deletion
+    return;
+  }
+  if (t.expired && ttl_left(s, now) > expiry_slack) {
+    // It timed out there, but media still flows here: keep it, and tell the peers.
+    s.version = std::max(s.version, t.version);
+    mark_dirty(s);
+    return;
+  }
+  remember(t, now);
+  if (t.expired) ++stats_.timeouts;
+  erase(s, t.expired, false);
+}
+
+void SessionTable::apply_activity(const SessionKey& key, std::chrono::seconds idle, Clock::time_point now) {
+  auto it = sessions_.find(key);
+  if (it == sessions_.end()) return;
+  const auto seen = now - idle;
+  if (seen > it->second.last_active) it->second.last_active = seen;
+}
+
+std::vector<SessionKey> SessionTable::take_active() {
+  std::vector<SessionKey> keys;
+  for (auto& [key, s] : sessions_) {
+    if (!s.active) continue;
+    s.active = false;
+    keys.push_back(key);
+  }
+  return keys;
 }
 
 }  // namespace anyrtpproxy

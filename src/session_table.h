@@ -12,6 +12,7 @@
 #include "session.h"
 
 #include <array>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -34,7 +35,28 @@ struct TableConfig {
   std::chrono::seconds ttl{60};
   std::chrono::seconds setup_ttl{60};
   LatchPolicy policy = LatchPolicy::once;
+  std::string instance = "local";  // this instance's name in the cluster
 };
+
+// What a deleted or expired session leaves behind, so that a peer that missed
+// the deletion (a partition, a restart) cannot bring the session back.
+struct Tombstone {
+  std::string call_id, from_tag;
+  std::uint64_t version = 0;
+  std::string changed_by;
+  bool expired = false;  // by timeout: a peer that still sees media keeps the session
+};
+
+// Local changes not yet told to the peers.
+struct Changes {
+  std::vector<const Session*> upserts;  // valid until the table next changes
+  std::vector<Tombstone> removals;
+};
+
+constexpr std::size_t max_tombstones = 65536;
+constexpr std::chrono::minutes tombstone_lifetime{10};
+// A peer's expiry removes a session here only if it is this close to expiring here too.
+constexpr std::chrono::seconds expiry_slack{3};
 
 struct SessionKey {
   std::string call_id, from_tag;
@@ -46,6 +68,7 @@ struct SessionKey {
 struct TableStats {
   std::uint64_t created = 0, destroyed = 0, timeouts = 0, completed = 0;
   std::uint64_t packets_received = 0, packets_relayed = 0, packets_dropped = 0;
+  std::uint64_t sync_applied = 0, sync_stale = 0, sync_port_conflicts = 0, sync_bind_failures = 0;
 };
 
 struct UlResult {
@@ -63,7 +86,7 @@ struct Route {
   int in_side = 0;
 };
 
-struct Expired { std::string call_id, from_tag, notify_target, notify_tag; };
+struct Expired { std::string call_id, from_tag, notify_target, notify_tag, origin; };
 
 class SessionTable {
 public:
@@ -80,7 +103,7 @@ public:
   std::variant<UlResult, Error> update(const UpdateLookup& ul, Clock::time_point now);
   // D: the number of sessions matched (destroyed or kept by a weak flag).
   std::size_t remove(const Delete& d);
-  void destroy(Session& s);
+  void destroy(Session& s);  // deleted by a command: the peers are told
   std::size_t clear();
   std::vector<Expired> expire(Clock::time_point now);
 
@@ -90,6 +113,18 @@ public:
   // Counts a packet that route() passed but the socket refused.
   void send_failed(const Route& r);
 
+  // Cluster sync. Local changes are collected (versions bumped) by take_changes();
+  // the apply_* functions merge what a peer published and never mark anything
+  // for publishing again, except a session kept alive against a peer's expiry.
+  Changes take_changes();
+  std::vector<std::string> apply_upsert(Session incoming, Clock::time_point now);
+  void apply_removal(const Tombstone& t, Clock::time_point now);
+  void apply_activity(const SessionKey& key, std::chrono::seconds idle, Clock::time_point now);
+  // Sessions with local packets since the last call; clears their flag.
+  std::vector<SessionKey> take_active();
+  struct Buried { Tombstone tomb; Clock::time_point at; };
+  const std::map<SessionKey, Buried>& tombstones() const { return tombstones_; }
+  const TableConfig& config() const { return config_; }
   std::chrono::seconds ttl_left(const Session& s, Clock::time_point now) const;
   const std::map<SessionKey, Session>& sessions() const { return sessions_; }
   const TableStats& stats() const { return stats_; }
@@ -101,6 +136,10 @@ private:
   bool allocate(Session& s, int side);
   void release(Session& s, int side);
   PortRef* lookup(Family family, std::uint16_t port, Kind& kind);
+  void mark_dirty(Session& s);
+  void erase(Session& s, bool expired, bool publish);
+  void remember(Tombstone t, Clock::time_point now);
+  std::string bind_remote(Session& s, int side);
 
   TableConfig config_;
   std::array<PortAllocator, 2> pools_;
@@ -108,6 +147,11 @@ private:
   std::map<SessionKey, Session> sessions_;
   std::array<std::unordered_map<std::uint16_t, PortRef>, 2> ports_;  // by RTP port, per family
   TableStats stats_;
+  std::vector<SessionKey> dirty_;
+  std::vector<Tombstone> removals_;
+  std::map<SessionKey, Buried> tombstones_;
+  std::deque<std::pair<Clock::time_point, SessionKey>> tombstone_order_;
+  Clock::time_point now_{};  // the time of the latest call that passed one
 };
 
 }  // namespace anyrtpproxy

@@ -197,3 +197,159 @@ BOOST_AUTO_TEST_CASE(clear_frees_everything) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+struct Cluster {
+  FakeBinder binder;
+  SessionTable table{TableConfig{60s, 60s, LatchPolicy::once, "me:30000"}, pools(30000, 30019), binder};
+  Session peer_session(const char* call, std::uint16_t p, std::uint16_t q, std::uint64_t version,
+                       const char* owner = "peer:40000") {
+    Session s;
+    s.call_id = call;
+    s.from_tag = "A;1";
+    s.legs[0].port = p;
+    s.legs[0].owner = owner;
+    s.legs[1].port = q;
+    s.legs[1].owner = owner;
+    s.legs[0].rtp = Stream{ep("192.0.2.20", 5000), true, false};
+    s.legs[1].rtp = Stream{ep("192.0.2.10", 4000), true, true};
+    s.version = version;
+    s.changed_by = owner;
+    s.origin = owner;
+    s.created = t0;
+    s.last_active = t0;
+    return s;
+  }
+};
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(session_table_sync, Cluster)
+
+BOOST_AUTO_TEST_CASE(peer_sessions_are_bound_here_and_never_republished) {
+  BOOST_TEST(table.apply_upsert(peer_session("c", 40000, 40002, 1), t0).empty());
+  BOOST_TEST(binder.open_ports.count({Family::v4, 40000}) == 1u);
+  BOOST_TEST(binder.open_ports.count({Family::v4, 40002}) == 1u);
+  BOOST_TEST(table.take_changes().upserts.empty());
+  // the learned address came along: a third party cannot re-open learning here
+  std::array<unsigned char, 20> pkt{0x80};
+  auto r = table.route(Family::v4, 40002, ep("203.0.113.66", 1), pkt.data(), pkt.size(), t0);
+  BOOST_TEST(!r.forward);
+  r = table.route(Family::v4, 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0);
+  BOOST_TEST(r.forward);
+  BOOST_TEST(r.dest == ep("192.0.2.20", 5000));
+}
+
+BOOST_AUTO_TEST_CASE(versions_order_changes) {
+  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
+  auto older = peer_session("c", 40000, 40004, 4);
+  table.apply_upsert(older, t0);
+  BOOST_TEST(table.sessions().begin()->second.legs[1].port == 40002);
+  BOOST_TEST(table.stats().sync_stale == 1u);
+  table.apply_upsert(peer_session("c", 40000, 40004, 6), t0);  // a new port pair for leg 1
+  BOOST_TEST(table.sessions().begin()->second.legs[1].port == 40004);
+  BOOST_TEST(binder.open_ports.count({Family::v4, 40002}) == 0u);
+  BOOST_TEST(binder.open_ports.count({Family::v4, 40004}) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(local_changes_bump_the_version_once_per_flush) {
+  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
+  UpdateLookup u;
+  u.call_id = "c";
+  u.from_tag = "A;1";
+  table.update(u, t0);
+  table.update(u, t0);
+  auto c = table.take_changes();
+  BOOST_REQUIRE(c.upserts.size() == 1u);
+  BOOST_TEST(c.upserts[0]->version == 6u);
+  BOOST_TEST(c.upserts[0]->changed_by == "me:30000");
+  BOOST_TEST(table.take_changes().upserts.empty());
+}
+
+BOOST_AUTO_TEST_CASE(deleted_sessions_do_not_come_back) {
+  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
+  BOOST_TEST(table.remove(Delete{false, "c", "A", ""}) == 1u);
+  auto c = table.take_changes();
+  BOOST_REQUIRE(c.removals.size() == 1u);
+  BOOST_TEST(c.removals[0].version == 6u);
+  BOOST_TEST(binder.open_ports.empty());
+  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0 + 1s);  // a peer's dump from before the delete
+  BOOST_TEST(table.sessions().empty());
+  table.apply_upsert(peer_session("c", 40000, 40002, 7), t0 + 2s);  // a real later change: a new dialog
+  BOOST_TEST(table.sessions().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(removals_from_peers) {
+  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
+  table.apply_removal(Tombstone{"c", "A;1", 4, "peer:40000", false}, t0);  // older than what we hold
+  BOOST_TEST(table.sessions().size() == 1u);
+  table.apply_removal(Tombstone{"c", "A;1", 6, "peer:40000", false}, t0);
+  BOOST_TEST(table.sessions().empty());
+  BOOST_TEST(binder.open_ports.empty());
+  BOOST_TEST(table.take_changes().removals.empty());  // not echoed back
+  BOOST_TEST(table.tombstones().count(SessionKey{"c", "A;1"}) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_peers_expiry_does_not_kill_a_session_with_media_here) {
+  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
+  std::array<unsigned char, 20> pkt{0x80};
+  table.route(Family::v4, 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0 + 59s);
+  table.apply_removal(Tombstone{"c", "A;1", 6, "peer:40000", true}, t0 + 60s);
+  BOOST_TEST(table.sessions().size() == 1u);
+  auto c = table.take_changes();
+  BOOST_REQUIRE(c.upserts.size() == 1u);
+  BOOST_TEST(c.upserts[0]->version == 7u);  // newer than the peer's tombstone: it comes back there
+  // idle here too: the expiry stands
+  table.apply_removal(Tombstone{"c", "A;1", 8, "peer:40000", true}, t0 + 59s + 58s);
+  BOOST_TEST(table.sessions().empty());
+}
+
+BOOST_AUTO_TEST_CASE(activity_from_peers_keeps_a_session_alive) {
+  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
+  table.apply_activity(SessionKey{"c", "A;1"}, 0s, t0 + 50s);
+  BOOST_TEST(table.expire(t0 + 100s).empty());
+  BOOST_TEST(table.expire(t0 + 110s).size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(ports_of_our_range_from_a_peer_are_refused_unless_ours) {
+  auto foreign = peer_session("c", 30000, 40002, 1, "peer:40000");
+  foreign.legs[1].owner = "peer:40000";
+  const auto problems = table.apply_upsert(foreign, t0);
+  BOOST_REQUIRE(problems.size() == 1u);
+  BOOST_TEST(problems[0].find("overlap") != std::string::npos);
+  BOOST_TEST(binder.open_ports.count({Family::v4, 30000}) == 0u);
+  BOOST_TEST(table.stats().sync_port_conflicts == 1u);
+  // after a restart, our own session comes back from a peer: its port is claimed from our pool
+  auto mine = peer_session("d", 30002, 40004, 1, "me:30000");
+  mine.legs[1].owner = "peer:40000";
+  BOOST_TEST(table.apply_upsert(mine, t0).empty());
+  BOOST_TEST(binder.open_ports.count({Family::v4, 30002}) == 1u);
+  BOOST_TEST(table.pool(Family::v4).available() == 9u);
+  table.clear();
+  BOOST_TEST(table.pool(Family::v4).available() == 10u);
+}
+
+BOOST_AUTO_TEST_CASE(a_port_that_cannot_be_bound_is_counted_and_the_rest_applied) {
+  binder.busy.insert(40002);
+  const auto problems = table.apply_upsert(peer_session("c", 40000, 40002, 1), t0);
+  BOOST_TEST(problems.size() == 1u);
+  BOOST_TEST(table.stats().sync_bind_failures == 1u);
+  BOOST_TEST(table.sessions().size() == 1u);
+  BOOST_TEST(binder.open_ports.count({Family::v4, 40000}) == 1u);
+  table.clear();
+  BOOST_TEST(binder.open_ports.empty());
+}
+
+BOOST_AUTO_TEST_CASE(learning_is_published) {
+  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
+  std::array<unsigned char, 20> pkt{0x80};
+  auto r = table.route(Family::v4, 40000, ep("198.51.100.9", 7000), pkt.data(), pkt.size(), t0);  // S0 not learned yet
+  BOOST_TEST(r.learned);
+  auto c = table.take_changes();
+  BOOST_REQUIRE(c.upserts.size() == 1u);
+  BOOST_TEST(c.upserts[0]->legs[0].rtp.remote == ep("198.51.100.9", 7000));
+  BOOST_TEST(c.upserts[0]->legs[0].rtp.learned);
+  BOOST_TEST(table.take_active().size() == 1u);
+  BOOST_TEST(table.take_active().empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

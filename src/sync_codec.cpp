@@ -1,0 +1,363 @@
+// sync_codec: see sync_codec.h.
+#include "sync_codec.h"
+
+#include <boost/archive/archive_exception.hpp>
+#include <boost/archive/text_iarchive.hpp>
+#include <boost/archive/text_oarchive.hpp>
+#include <boost/serialization/string.hpp>
+
+#include <charconv>
+#include <sstream>
+
+namespace anyrtpproxy {
+namespace {
+
+namespace ip = boost::asio::ip;
+constexpr unsigned archive_flags = boost::archive::no_header | boost::archive::no_codecvt | boost::archive::no_tracking;
+
+struct Limit : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Writing and reading share one field list per type (serialize below), as
+// Boost.Serialization's free functions do; these helpers keep every field a
+// primitive or a checked string.
+struct Out {
+  boost::archive::text_oarchive& ar;
+  Clock::time_point now;
+  template <class T> void num(const T& v) { ar << v; }
+  void flag(const bool& v) { ar << v; }
+  void str(const std::string& s) { ar << s; }  // Boost writes "<size> <bytes>": readable on the sync port
+  void age(const Clock::time_point& t) {  // milliseconds before now; -1 for "never"
+    const std::int64_t ms = t == Clock::time_point{} ? -1
+        : std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(now - t).count());
+    ar << ms;
+  }
+  void until(const Clock::time_point& t) {  // milliseconds from now; 0 for "passed"
+    const std::int64_t ms = t <= now ? 0 : std::chrono::duration_cast<std::chrono::milliseconds>(t - now).count();
+    ar << ms;
+  }
+};
+
+struct In {
+  boost::archive::text_iarchive& ar;
+  std::istream& is;  // the archive's stream
+  Clock::time_point now;
+  template <class T> void num(T& v) { ar >> v; }
+  void flag(bool& v) { ar >> v; }
+  // Boost's own string loader resizes to whatever size the input claims before
+  // reading a byte: a crafted "4000000000" would allocate gigabytes. This reads
+  // the same "<size> <bytes>" layout, checking the size first.
+  void str(std::string& s) {
+    std::size_t n = 0;
+    ar >> n;
+    if (n > sync_max_string) throw Limit("a string of " + std::to_string(n) + " bytes");
+    is.get();  // the separating space
+    s.assign(n, '\0');
+    if (n && !is.read(s.data(), static_cast<std::streamsize>(n))) throw Limit("a truncated string");
+  }
+  void age(Clock::time_point& t) {
+    std::int64_t ms = 0;
+    ar >> ms;
+    if (ms < -1 || ms > 10LL * 365 * 24 * 3600 * 1000) throw Limit("an age of " + std::to_string(ms) + " ms");
+    t = ms < 0 ? Clock::time_point{} : now - std::chrono::milliseconds(ms);
+  }
+  void until(Clock::time_point& t) {
+    std::int64_t ms = 0;
+    ar >> ms;
+    if (ms < 0 || ms > 3600 * 1000) throw Limit("a window of " + std::to_string(ms) + " ms");
+    t = ms == 0 ? Clock::time_point{} : now + std::chrono::milliseconds(ms);
+  }
+};
+
+template <class IO, class E>
+void endpoint(IO& io, E& ep) {
+  std::string addr;
+  std::uint16_t port = ep.port();
+  if constexpr (std::is_same_v<IO, Out>) addr = ep.address().to_string();
+  io.str(addr);
+  io.num(port);
+  if constexpr (std::is_same_v<IO, In>) {
+    if (addr.size() > 64) throw Limit("an address of " + std::to_string(addr.size()) + " bytes");
+    boost::system::error_code ec;
+    const auto a = ip::make_address(addr, ec);
+    if (ec) throw Limit("a bad address");
+    ep = udp::endpoint(a, port);
+  }
+}
+
+template <class IO, class StreamT>
+void serialize(IO& io, StreamT& s) {
+  endpoint(io, s.remote);
+  io.flag(s.known);
+  io.flag(s.learned);
+}
+
+template <class IO, class LegT>
+void serialize_leg(IO& io, LegT& leg) {
+  io.num(leg.port);
+  serialize(io, leg.rtp);
+  serialize(io, leg.rtcp);
+  io.flag(leg.asymmetric);
+  io.flag(leg.hold);
+  io.flag(leg.weak);
+  io.str(leg.codecs);
+  io.flag(leg.have_ssrc);
+  io.num(leg.ssrc);
+  io.num(leg.seq);
+  io.until(leg.relatch_until);
+  io.str(leg.owner);
+}
+
+template <class IO, class SessionT>
+void serialize_session(IO& io, SessionT& s) {
+  io.str(s.call_id);
+  io.str(s.from_tag);
+  io.str(s.to_tag);
+  std::uint16_t family = static_cast<std::uint16_t>(s.family);
+  io.num(family);
+  if constexpr (std::is_same_v<IO, In>) {
+    if (family > 1) throw Limit("an unknown address family");
+    s.family = static_cast<Family>(family);
+  }
+  serialize_leg(io, s.legs[0]);
+  serialize_leg(io, s.legs[1]);
+  io.age(s.created);
+  io.age(s.last_active);
+  io.flag(s.strong);
+  io.str(s.notify_target);
+  io.str(s.notify_tag);
+  io.str(s.origin);
+  io.num(s.version);
+  io.str(s.changed_by);
+}
+
+std::string frame(std::string_view kind, const std::string& payload, const std::string& summary) {
+  std::string out = "F " + std::to_string(sync_wire_version) + " " + std::string(kind) + " " +
+                    std::to_string(payload.size()) + " " + summary + "\n";
+  out += payload;
+  out += "\n";
+  return out;
+}
+
+// Readable, bounded, one line: control characters and overlong strings are cut.
+std::string shown(const std::string& s, std::size_t max = 200) {
+  std::string out;
+  for (char c : s.substr(0, max)) out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c;
+  if (s.size() > max) out += "...";
+  return out.empty() ? "-" : out;
+}
+
+std::string where(const Stream& st) {
+  if (!st.known) return "-";
+  const auto& a = st.remote.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(st.remote.port()) +
+         (st.learned ? "(learned)" : "");
+}
+
+template <class Write>
+std::string archive(Write&& write) {
+  std::ostringstream os;
+  {
+    boost::archive::text_oarchive ar(os, archive_flags);
+    write(ar);
+  }
+  return os.str();
+}
+
+template <class T>
+bool to_num(std::string_view s, T& out) {
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return !s.empty() && ec == std::errc() && p == s.data() + s.size();
+}
+
+}  // namespace
+
+std::string printable(const std::string& s, std::size_t max) { return shown(s, max); }
+
+std::string encode(const SyncHello& h) {
+  const auto payload = archive([&](auto& ar) {
+    Out io{ar, {}};
+    io.str(h.instance);
+    io.num(h.port_min);
+    io.num(h.port_max);
+    io.num(h.sessions);
+  });
+  return frame("hello", payload, "instance=" + shown(h.instance) + " ports=" + std::to_string(h.port_min) + "-" +
+                                     std::to_string(h.port_max) + " sessions=" + std::to_string(h.sessions));
+}
+
+std::string encode(const Session& s, Clock::time_point now) {
+  const auto payload = archive([&](auto& ar) {
+    Out io{ar, now};
+    serialize_session(io, s);
+  });
+  return frame("upsert", payload, "call-id=" + shown(s.call_id) + " tag=" + shown(s.from_tag) + " version=" +
+                                      std::to_string(s.version) + " by=" + shown(s.changed_by));
+}
+
+std::string encode(const Tombstone& t) {
+  const auto payload = archive([&](auto& ar) {
+    Out io{ar, {}};
+    io.str(t.call_id);
+    io.str(t.from_tag);
+    io.num(t.version);
+    io.str(t.changed_by);
+    io.flag(t.expired);
+  });
+  return frame("remove", payload, "call-id=" + shown(t.call_id) + " tag=" + shown(t.from_tag) +
+                                      (t.expired ? " expired" : " deleted") + " by=" + shown(t.changed_by));
+}
+
+std::string encode(const SyncActivity& a) {
+  const auto payload = archive([&](auto& ar) {
+    Out io{ar, {}};
+    std::uint32_t n = static_cast<std::uint32_t>(a.entries.size());
+    io.num(n);
+    for (const auto& [key, idle] : a.entries) {
+      io.str(key.call_id);
+      io.str(key.from_tag);
+      io.num(idle);
+    }
+  });
+  return frame("activity", payload, "sessions=" + std::to_string(a.entries.size()));
+}
+
+std::string listing_line(const Session& s, Clock::time_point now, std::chrono::seconds ttl_left) {
+  using std::chrono::duration_cast;
+  using std::chrono::seconds;
+  const auto semi = s.from_tag.rfind(';');
+  const std::string media = semi == std::string::npos ? "1" : s.from_tag.substr(semi + 1);
+  auto leg = [&](const char* name, const Leg& l) {
+    return std::string(" ") + name + "=" + (l.port ? std::to_string(l.port) : "-") + (l.port && !l.bound ? "(unbound)" : "") +
+           " " + name + "-remote=" + where(l.rtp) + " " + name + "-pkts=" + std::to_string(l.counters.received) + "/" +
+           std::to_string(l.counters.relayed) + "/" + std::to_string(l.counters.dropped);
+  };
+  return "S call-id=" + shown(s.call_id) + " media=" + shown(media) + " from-tag=" + shown(s.from_tag) +
+         " to-tag=" + shown(s.to_tag) + " state=" + (s.complete() ? "answered" : "offered") +
+         " age=" + std::to_string(duration_cast<seconds>(now - s.created).count()) + "s idle=" +
+         std::to_string(duration_cast<seconds>(now - s.last_active).count()) + "s ttl=" +
+         std::to_string(ttl_left.count()) + "s" + leg("callee", s.legs[0]) + leg("caller", s.legs[1]) +
+         " origin=" + shown(s.origin) + "\n";
+}
+
+std::variant<SyncMessage, SyncError> decode(unsigned version, std::string_view kind, std::string_view payload,
+                                            Clock::time_point now) {
+  if (version > sync_wire_version)
+    return SyncError{"a frame of sync wire version " + std::to_string(version) + ", newer than ours (" +
+                     std::to_string(sync_wire_version) + "); upgrade this instance"};
+  if (version == 0) return SyncError{"a frame of sync wire version 0"};
+  try {
+    std::istringstream is{std::string(payload)};
+    boost::archive::text_iarchive ar(is, archive_flags);
+    In io{ar, is, now};
+    if (kind == "hello") {
+      SyncHello h;
+      io.str(h.instance);
+      io.num(h.port_min);
+      io.num(h.port_max);
+      io.num(h.sessions);
+      return SyncMessage{std::move(h)};
+    }
+    if (kind == "upsert") {
+      Session s;
+      serialize_session(io, s);
+      if (s.call_id.empty() || s.from_tag.empty()) return SyncError{"a session without call-id or tag"};
+      return SyncMessage{std::move(s)};
+    }
+    if (kind == "remove") {
+      Tombstone t;
+      io.str(t.call_id);
+      io.str(t.from_tag);
+      io.num(t.version);
+      io.str(t.changed_by);
+      io.flag(t.expired);
+      return SyncMessage{std::move(t)};
+    }
+    if (kind == "activity") {
+      SyncActivity a;
+      std::uint32_t n = 0;
+      io.num(n);
+      if (n > sync_max_activity) return SyncError{"an activity frame of " + std::to_string(n) + " entries"};
+      a.entries.reserve(n);
+      for (std::uint32_t i = 0; i < n; ++i) {
+        std::pair<SessionKey, std::uint32_t> e;
+        io.str(e.first.call_id);
+        io.str(e.first.from_tag);
+        io.num(e.second);
+        a.entries.push_back(std::move(e));
+      }
+      return SyncMessage{std::move(a)};
+    }
+    return SyncError{"an unknown frame kind '" + shown(std::string(kind), 32) + "'"};
+  } catch (const Limit& e) {
+    return SyncError{std::string("a frame with ") + e.what()};
+  } catch (const boost::archive::archive_exception& e) {
+    return SyncError{std::string("an undecodable frame: ") + e.what()};
+  } catch (const std::bad_alloc&) {
+    return SyncError{"a frame that asked for too much memory"};
+  } catch (const std::exception& e) {  // length_error, ios failures: hostile or broken input
+    return SyncError{std::string("an undecodable frame: ") + e.what()};
+  }
+}
+
+bool FrameReader::feed(std::string_view bytes) {
+  if (!error_.empty()) return false;
+  if (used_ > 0) {  // drop what was consumed before growing
+    buffer_.erase(0, used_);
+    used_ = 0;
+  }
+  // The caller drains next() after every feed, so more than one maximal frame
+  // of unparsed bytes means a peer that is not speaking our protocol.
+  if (buffer_.size() + bytes.size() > sync_max_payload + 2 * sync_max_line) {
+    error_ = "more than a maximal frame of unparsed data";
+    return false;
+  }
+  buffer_.append(bytes);
+  return true;
+}
+
+std::optional<std::variant<SyncMessage, SyncError>> FrameReader::next(Clock::time_point now) {
+  auto fail = [&](std::string what) -> std::optional<std::variant<SyncMessage, SyncError>> {
+    if (error_.empty()) error_ = std::move(what);
+    return std::variant<SyncMessage, SyncError>(SyncError{error_});
+  };
+  if (!error_.empty()) return fail(error_);
+  for (;;) {
+    const std::string_view rest = std::string_view(buffer_).substr(used_);
+    const auto eol = rest.find('\n');
+    if (eol == std::string_view::npos) {
+      if (rest.size() > sync_max_line) return fail("a line longer than " + std::to_string(sync_max_line) + " bytes");
+      return std::nullopt;
+    }
+    if (eol > sync_max_line) return fail("a line longer than " + std::to_string(sync_max_line) + " bytes");
+    const std::string_view line = rest.substr(0, eol);
+    if (line.empty() || line[0] == '#' || line.substr(0, 2) == "S ") {  // the listing: for people
+      used_ += eol + 1;
+      continue;
+    }
+    if (line.substr(0, 2) != "F ") return fail("a line that is neither listing nor frame");
+    // F <version> <kind> <length> <summary>
+    std::string_view f = line.substr(2);
+    std::string_view fields[3];
+    for (auto& field : fields) {
+      const auto sp = f.find(' ');
+      field = f.substr(0, sp);
+      f = sp == std::string_view::npos ? std::string_view() : f.substr(sp + 1);
+    }
+    unsigned version = 0;
+    std::size_t length = 0;
+    if (!to_num(fields[0], version) || fields[1].empty() || !to_num(fields[2], length))
+      return fail("a malformed frame header");
+    if (length > sync_max_payload) return fail("a frame of " + std::to_string(length) + " bytes");
+    if (rest.size() < eol + 1 + length + 1) return std::nullopt;  // wait for the payload
+    const std::string_view payload = rest.substr(eol + 1, length);
+    if (rest[eol + 1 + length] != '\n') return fail("a frame whose length does not match its payload");
+    used_ += eol + 1 + length + 1;
+    auto decoded = decode(version, fields[1], payload, now);
+    if (auto* e = std::get_if<SyncError>(&decoded)) return fail(e->what);
+    return decoded;
+  }
+}
+
+}  // namespace anyrtpproxy

@@ -1,0 +1,76 @@
+// sync_codec: the wire format of session synchronisation between instances,
+// and the listing an operator sees on the sync port. Pure: no sockets, no
+// clock reads, no logging; times travel as ages relative to the sender's now.
+//
+// The stream a sync server writes is text lines. Lines that start with '#'
+// or 'S ' are the human-readable listing and are skipped by peers. A frame is
+//
+//   F <wire-version> <kind> <length> <readable summary>\n<length bytes>\n
+//
+// where the payload is a Boost.Serialization text archive written without the
+// archive header (no_header), holding primitives only in a fixed order: its
+// bytes depend on our wire version alone, not on the peers' Boost versions.
+// Strings and collections are length-checked before anything is allocated.
+#pragma once
+
+#include "session_table.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace anyrtpproxy {
+
+constexpr unsigned sync_wire_version = 1;
+constexpr std::size_t sync_max_line = 4096;         // a frame header or a listing line
+constexpr std::size_t sync_max_payload = 256 * 1024;
+constexpr std::size_t sync_max_string = 8192;       // call-ids, tags: the control protocol's own bound
+constexpr std::size_t sync_max_activity = 512;      // entries per activity frame
+
+struct SyncHello {
+  std::string instance;
+  std::uint16_t port_min = 0, port_max = 0;
+  std::uint64_t sessions = 0;
+};
+
+struct SyncActivity { std::vector<std::pair<SessionKey, std::uint32_t>> entries; };  // key, idle seconds
+
+using SyncMessage = std::variant<SyncHello, Session, Tombstone, SyncActivity>;
+
+std::string encode(const SyncHello& h);
+std::string encode(const Session& s, Clock::time_point now);
+std::string encode(const Tombstone& t);
+std::string encode(const SyncActivity& a);
+
+// A network string made safe for one line of a terminal: no control characters, bounded.
+std::string printable(const std::string& s, std::size_t max = 200);
+
+// One session as one listing line ("S call-id=... ...\n").
+std::string listing_line(const Session& s, Clock::time_point now, std::chrono::seconds ttl_left);
+
+struct SyncError { std::string what; };
+
+// Splits a byte stream into frames; skips listing lines; bounded memory.
+class FrameReader {
+public:
+  // Appends bytes; false (and error()) once the stream is unusable.
+  bool feed(std::string_view bytes);
+  // The next complete message, decoded; nullopt when more bytes are needed.
+  // After an error it returns a SyncError forever.
+  std::optional<std::variant<SyncMessage, SyncError>> next(Clock::time_point now);
+  const std::string& error() const { return error_; }
+
+private:
+  std::string buffer_;
+  std::size_t used_ = 0;
+  std::string error_;
+};
+
+// Decodes one frame's payload (exposed for tests).
+std::variant<SyncMessage, SyncError> decode(unsigned version, std::string_view kind, std::string_view payload,
+                                            Clock::time_point now);
+
+}  // namespace anyrtpproxy

@@ -1,0 +1,224 @@
+#include "fakes.h"
+#include "sync_codec.h"
+
+#include <boost/test/unit_test.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+using namespace anyrtpproxy;
+using namespace std::chrono_literals;
+namespace ip = boost::asio::ip;
+
+namespace {
+const Clock::time_point now = Clock::time_point() + std::chrono::hours(10);
+udp::endpoint ep(const char* a, unsigned short p) { return udp::endpoint(ip::make_address(a), p); }
+
+Session sample() {
+  Session s;
+  s.call_id = "a84b4c76e66710@pc33.example.com";
+  s.from_tag = "1928301774;1";
+  s.to_tag = "a6c85cf;1";
+  s.family = Family::v4;
+  s.legs[0].port = 35002;
+  s.legs[0].owner = "relay1:35000";
+  s.legs[0].rtp = Stream{ep("198.51.100.20", 61002), true, true};
+  s.legs[0].rtcp = Stream{ep("198.51.100.20", 61003), true, false};
+  s.legs[0].have_ssrc = true;
+  s.legs[0].ssrc = 0xdeadbeef;
+  s.legs[0].seq = 4711;
+  s.legs[0].relatch_until = now + 4s;
+  s.legs[1].port = 40000;
+  s.legs[1].owner = "relay2:40000";
+  s.legs[1].rtp = Stream{ep("192.0.2.10", 49170), true, false};
+  s.legs[1].asymmetric = true;
+  s.legs[1].codecs = "0,8,101";
+  s.created = now - 12s;
+  s.last_active = now - 3s;
+  s.strong = true;
+  s.notify_target = "tcp:127.0.0.1:9999";
+  s.notify_tag = "dialog 42";
+  s.origin = "relay1:35000";
+  s.version = 7;
+  s.changed_by = "relay2:40000";
+  return s;
+}
+
+std::vector<std::variant<SyncMessage, SyncError>> read_all(const std::string& stream, std::size_t chunk = 1 << 20) {
+  FrameReader r;
+  std::vector<std::variant<SyncMessage, SyncError>> out;
+  for (std::size_t i = 0; i < stream.size(); i += chunk) {
+    r.feed(std::string_view(stream).substr(i, chunk));
+    while (auto m = r.next(now)) {
+      out.push_back(std::move(*m));
+      if (std::holds_alternative<SyncError>(out.back())) return out;
+    }
+  }
+  return out;
+}
+
+std::string error_of(const std::string& stream) {
+  auto all = read_all(stream);
+  BOOST_REQUIRE(!all.empty());
+  BOOST_REQUIRE(std::holds_alternative<SyncError>(all.back()));
+  return std::get<SyncError>(all.back()).what;
+}
+
+std::string frame(const std::string& kind, const std::string& payload, unsigned version = 1) {
+  return "F " + std::to_string(version) + " " + kind + " " + std::to_string(payload.size()) + " x\n" + payload + "\n";
+}
+
+void check_same(const Session& a, const Session& b) {
+  BOOST_TEST(a.call_id == b.call_id);
+  BOOST_TEST(a.from_tag == b.from_tag);
+  BOOST_TEST(a.to_tag == b.to_tag);
+  BOOST_TEST((a.family == b.family));
+  for (int i = 0; i < 2; ++i) {
+    BOOST_TEST(a.legs[i].port == b.legs[i].port);
+    BOOST_TEST(a.legs[i].owner == b.legs[i].owner);
+    BOOST_TEST(a.legs[i].rtp.remote == b.legs[i].rtp.remote);
+    BOOST_TEST(a.legs[i].rtp.learned == b.legs[i].rtp.learned);
+    BOOST_TEST(a.legs[i].rtcp.remote == b.legs[i].rtcp.remote);
+    BOOST_TEST(a.legs[i].asymmetric == b.legs[i].asymmetric);
+    BOOST_TEST(a.legs[i].codecs == b.legs[i].codecs);
+    BOOST_TEST(a.legs[i].ssrc == b.legs[i].ssrc);
+    BOOST_TEST(a.legs[i].seq == b.legs[i].seq);
+    BOOST_TEST((a.legs[i].relatch_until == b.legs[i].relatch_until));
+  }
+  BOOST_TEST((a.created == b.created));
+  BOOST_TEST((a.last_active == b.last_active));
+  BOOST_TEST(a.notify_target == b.notify_target);
+  BOOST_TEST(a.notify_tag == b.notify_tag);
+  BOOST_TEST(a.origin == b.origin);
+  BOOST_TEST(a.version == b.version);
+  BOOST_TEST(a.changed_by == b.changed_by);
+}
+
+std::string golden_path() {
+  const char* dir = std::getenv("ANYRTPPROXY_GOLDEN");
+  return std::string(dir ? dir : "tests/golden") + "/sync-v1.frames";
+}
+
+std::string golden_stream() {
+  Session v6 = sample();
+  v6.call_id = "v6-call";
+  v6.family = Family::v6;
+  v6.legs[0].rtp = Stream{ep("2001:db8::20", 5004), true, false};
+  v6.legs[0].rtcp = Stream{ep("2001:db8::20", 5005), true, false};
+  v6.legs[1] = Leg{};
+  v6.legs[0].relatch_until = {};
+  return encode(SyncHello{"relay1:35000", 35000, 39999, 2}) + encode(sample(), now) + encode(v6, now) +
+         encode(Tombstone{"gone-call", "A;1", 3, "relay3:45000", true}) +
+         encode(SyncActivity{{{SessionKey{"a84b4c76e66710@pc33.example.com", "1928301774;1"}, 0},
+                              {SessionKey{"v6-call", "1928301774;1"}, 2}}});
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(sync_codec)
+
+BOOST_AUTO_TEST_CASE(session_round_trip) {
+  auto all = read_all(encode(sample(), now));
+  BOOST_REQUIRE(all.size() == 1u);
+  const auto& msg = std::get<SyncMessage>(all[0]);
+  check_same(std::get<Session>(msg), sample());
+}
+
+BOOST_AUTO_TEST_CASE(other_messages_round_trip_in_one_stream_fed_byte_by_byte) {
+  const std::string stream = "# listing header\nS call-id=x ...\n" + encode(SyncHello{"me:1", 10, 20, 5}) +
+                             encode(Tombstone{"c", "t;1", 9, "other:2", true}) +
+                             encode(SyncActivity{{{SessionKey{"c", "t;1"}, 4}}});
+  auto all = read_all(stream, 1);
+  BOOST_REQUIRE(all.size() == 3u);
+  const auto& h = std::get<SyncHello>(std::get<SyncMessage>(all[0]));
+  BOOST_TEST(h.instance == "me:1");
+  BOOST_TEST(h.port_max == 20);
+  BOOST_TEST(h.sessions == 5u);
+  const auto& t = std::get<Tombstone>(std::get<SyncMessage>(all[1]));
+  BOOST_TEST(t.version == 9u);
+  BOOST_TEST(t.expired);
+  const auto& a = std::get<SyncActivity>(std::get<SyncMessage>(all[2]));
+  BOOST_TEST(a.entries.at(0).first.from_tag == "t;1");
+  BOOST_TEST(a.entries.at(0).second == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_1) {
+  const std::string path = golden_path();
+  if (std::getenv("ANYRTPPROXY_WRITE_GOLDEN")) std::ofstream(path) << golden_stream();
+  std::ifstream in(path);
+  BOOST_REQUIRE_MESSAGE(in, "cannot open " << path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  // the committed bytes are what version 1 writes, whatever Boost version builds us
+  BOOST_TEST(ss.str() == golden_stream());
+  auto all = read_all(ss.str());
+  BOOST_REQUIRE(all.size() == 5u);
+  check_same(std::get<Session>(std::get<SyncMessage>(all[1])), sample());
+  BOOST_TEST(std::get<Session>(std::get<SyncMessage>(all[2])).legs[0].rtp.remote == ep("2001:db8::20", 5004));
+}
+
+BOOST_AUTO_TEST_CASE(a_newer_version_is_refused_not_misread) {
+  const std::string payload = encode(SyncHello{"x", 1, 2, 0});
+  const std::string body = payload.substr(payload.find('\n') + 1);
+  auto e = error_of(frame("hello", body.substr(0, body.size() - 1), 2));
+  BOOST_TEST(e.find("version 2") != std::string::npos);
+  BOOST_TEST(e.find("newer") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(hostile_frames_are_errors_without_big_allocations) {
+  // a string that claims 4 GB: refused before anything is allocated
+  BOOST_TEST(error_of(frame("remove", "4000000000 abc 3 t;1 1 1 x 0")).find("4000000000") != std::string::npos);
+  // Boost's own archive header, as a crafted client would send it
+  BOOST_TEST(!error_of(frame("upsert", "22 serialization::archive 17 0 0 4294967295")).empty());
+  BOOST_TEST(!error_of(frame("upsert", "")).empty());
+  BOOST_TEST(!error_of(frame("upsert", "2 c")).empty());  // truncated
+  BOOST_TEST(!error_of(frame("activity", "99999999")).empty());  // too many entries
+  BOOST_TEST(error_of(frame("bogus", "1")).find("unknown frame kind") != std::string::npos);
+  BOOST_TEST(error_of("F 1 upsert 999999999 x\n").find("999999999") != std::string::npos);
+  BOOST_TEST(error_of("F 1 upsert 3 x\nabcdef\n").find("length") != std::string::npos);
+  BOOST_TEST(error_of("F one upsert 3 x\nabc\n").find("malformed") != std::string::npos);
+  BOOST_TEST(error_of("GET / HTTP/1.0\n").find("neither") != std::string::npos);
+  BOOST_TEST(error_of(std::string(sync_max_line + 10, 'x')).find("longer") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(random_garbage_never_crashes) {
+  std::mt19937 rng(7);
+  const std::string good = encode(sample(), now);
+  for (int i = 0; i < 2000; ++i) {
+    std::string s = good;
+    const int flips = 1 + static_cast<int>(rng() % 8);
+    for (int k = 0; k < flips; ++k) s[rng() % s.size()] = static_cast<char>(rng() % 256);
+    auto all = read_all(s, 1 + rng() % 64);
+    for (const auto& m : all)
+      if (auto* msg = std::get_if<SyncMessage>(&m))
+        if (auto* sess = std::get_if<Session>(msg)) BOOST_TEST(sess->call_id.size() <= sync_max_string);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(feed_is_bounded) {
+  FrameReader r;
+  std::string junk(64 * 1024, 'x');
+  bool ok = true;
+  for (int i = 0; i < 10 && ok; ++i) ok = r.feed(junk);
+  BOOST_TEST(!ok);
+  BOOST_TEST(!r.error().empty());
+}
+
+BOOST_AUTO_TEST_CASE(listing_line_is_one_readable_line) {
+  Session s = sample();
+  s.call_id = "evil\x1b[2Jcall";
+  s.legs[0].bound = true;
+  const auto line = listing_line(s, now, 57s);
+  BOOST_TEST(line.find('\x1b') == std::string::npos);
+  BOOST_TEST(line.back() == '\n');
+  BOOST_TEST(std::count(line.begin(), line.end(), '\n') == 1);
+  BOOST_TEST(line.find("state=answered") != std::string::npos);
+  BOOST_TEST(line.find("callee=35002 ") != std::string::npos);
+  BOOST_TEST(line.find("caller=40000(unbound)") != std::string::npos);
+  BOOST_TEST(line.find("callee-remote=198.51.100.20:61002(learned)") != std::string::npos);
+  BOOST_TEST(line.find("age=12s idle=3s ttl=57s") != std::string::npos);
+  BOOST_TEST(line.find("origin=relay1:35000") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
