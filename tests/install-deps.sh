@@ -6,7 +6,7 @@ set -eu
 want="g++ make libboost-dev libboost-system-dev libboost-thread-dev libboost-serialization-dev libboost-program-options-dev"
 case "${1:-build}" in
   build) ;;
-  test) want="$want libboost-test-dev python3 kamailio sip-tester iproute2 procps util-linux debhelper dpkg-dev lintian" ;;
+  test) want="$want libboost-test-dev python3 kamailio sip-tester iproute2 procps util-linux debhelper dpkg-dev lintian nftables" ;;
   *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
 missing=

@@ -72,27 +72,28 @@ def port_is_free(port, host="127.0.0.1", family=socket.AF_INET):
         s.close()
 
 
-def wait_until(cond, timeout=5.0, what="condition"):
+def wait_until(cond, timeout=5.0, what="condition", debug=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         v = cond()
         if v:
             return v
         time.sleep(0.02)
-    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+    raise AssertionError("timed out after %.1fs waiting for %s%s" % (timeout, what, ": %r" % (debug(),) if debug else ""))
 
 
 class Daemon:
     """anyrtpproxy -D on loopback with a UDP control socket and its own port range."""
 
-    def __init__(self, *args, control=None, ports=None, media="127.0.0.1", extra_control=(), start=True):
+    def __init__(self, *args, control=None, ports=None, media="127.0.0.1", extra_control=(), start=True,
+                 host="127.0.0.1", level="debug"):
         self.control_port = control or free_port()
-        self.control = ("127.0.0.1", self.control_port)
+        self.control = (host, self.control_port)
         if ports is None:
             base = free_port(pair=True)
             ports = (base, base + 7)
         self.ports = ports
-        self.argv = [BINARY, "-D", "-d", "debug", "-s", "udp:127.0.0.1:%d" % self.control_port]
+        self.argv = [BINARY, "-D", "-d", level, "-s", "udp:%s:%d" % (host, self.control_port)]
         for c in extra_control:
             self.argv += ["-s", c]
         if media:
@@ -100,12 +101,14 @@ class Daemon:
         self.argv += ["-p", str(ports[0]), str(ports[1])] + list(args)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.settimeout(2)
-        self.log = open(os.path.join(os.environ.get("TEST_LOGDIR", "/tmp"), "anyrtpproxy-%d.log" % self.control_port), "w+")
+        self.log = open(os.path.join(os.environ.get("TEST_LOGDIR", "/tmp"), "anyrtpproxy-%s-%d.log" % (host, self.control_port)), "w+")
         self.proc = None
         if start:
             self.start()
 
     def start(self):
+        self.log.seek(0)
+        self.log.truncate()
         self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(self._answers, 5, "the daemon to answer V")
 
@@ -140,6 +143,11 @@ class Daemon:
             if reply.startswith(cookie + " "):
                 assert reply.endswith("\n"), "reply without final newline: %r" % reply
                 return reply[len(cookie) + 1:-1]
+
+    def kill(self):
+        """SIGKILL: the instance dies without a word to its peers."""
+        self.proc.kill()
+        self.proc.wait()
 
     def stop(self, expect_status=0):
         if self.proc and self.proc.poll() is None:

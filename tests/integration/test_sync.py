@@ -1,0 +1,357 @@
+"""Anycast cluster semantics on loopback: three instances on 127.0.0.2, .3 and
+.4, each relaying on its own address with its own port range, synchronised
+over TCP. The partition test runs inside a network namespace of its own (root)."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from harness import BINARY, Daemon, Peer, Skip, free_port, rtp, run_all, test, wait_until
+
+HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+
+class Cluster:
+    def __init__(self, *args, hosts=HOSTS, base=None):
+        self.hosts = hosts
+        self.sync_port = free_port(socket.SOCK_STREAM)
+        base = base or (free_port(pair=True) // 1000 % 20 + 20) * 1000  # three disjoint ranges of 200 ports
+        self.ranges = [(base + 300 * i, base + 300 * i + 199) for i in range(len(hosts))]
+        self.nodes = []
+        for i, h in enumerate(hosts):
+            peers = ",".join("%s:%d" % (o, self.sync_port) for o in hosts if o != h)
+            self.nodes.append(Daemon("-S", str(self.sync_port), "-I", h, "-M", peers, *args, host=h, media=h,
+                                     ports=self.ranges[i], control=free_port(), start=False, level="info"))
+        for n in self.nodes:
+            n.start()
+        wait_until(self.connected, 5, "every instance to connect to its peers")
+
+    def connected(self):
+        return all(n.logtext().count("sync: connected to") >= len(self.hosts) - 1 for n in self.nodes if n.proc.poll() is None)
+
+    def stop(self):
+        for n in self.nodes:
+            try:
+                n.stop()
+            except Exception:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, e, tb):
+        if et is not None:
+            for n in self.nodes:
+                print("--- %s ---\n%s" % (n.control[0], n.logtext()[-3000:]))
+        self.stop()
+        return False
+
+
+def listing(host, port, timeout=2):
+    """What an operator sees with telnet HOST SYNCPORT: the listing, read until its end marker."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    data = b""
+    deadline = time.monotonic() + timeout
+    while b"# end of listing" not in data and time.monotonic() < deadline:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    text = data.decode(errors="replace")
+    assert text.startswith("# anyrtpproxy sync: instance "), text[:200]
+    return [l for l in text.split("# end of listing")[0].splitlines() if l.startswith("S ")]
+
+
+def stable(lines):
+    """The listing without what differs per instance (ages, counters)."""
+    return sorted(re.sub(r" (age|idle|ttl)=\d+s| (callee|caller)-pkts=\S+", "", l) for l in lines)
+
+
+def tables_equal(c):
+    views = [stable(listing(h, c.sync_port)) for h in c.hosts]
+    return views if all(v == views[0] for v in views) else None
+
+
+def ports_of(reply):
+    return int(reply.split()[0])
+
+
+@test
+def any_instance_answers_any_command():
+    with Cluster() as c:
+        a, b, cc = c.nodes
+        start = time.monotonic()
+        p = a.cmd("U call1 192.0.2.10 4000 A;1")
+        assert p.endswith(" 127.0.0.2") and c.ranges[0][0] <= ports_of(p) <= c.ranges[0][1]
+        wait_until(lambda: b.cmd("Q call1 A;1") != "E50", 2, "the offer to reach B")
+        assert time.monotonic() - start < 1.0
+        q = b.cmd("L call1 192.0.2.20 5000 A;1 B;1")
+        assert q.endswith(" 127.0.0.3") and c.ranges[1][0] <= ports_of(q) <= c.ranges[1][1], q
+        wait_until(lambda: cc.cmd("Q call1 A;1 B;1").startswith("60 "), 2, "the answer to reach C")
+        assert a.cmd("U call1 192.0.2.10 4000 A;1 B;1").split()[0] == p.split()[0], "A still answers the same port"
+        views = wait_until(lambda: tables_equal(c), 2, "equal listings")
+        assert len(views[0]) == 1 and "state=answered" in views[0][0]
+        assert "callee=%d " % ports_of(p) in views[0][0] and "caller=%d " % ports_of(q) in views[0][0]
+        assert cc.cmd("D call1 A B") == "0"
+        wait_until(lambda: all(n.cmd("Q call1 A;1") == "E50" for n in c.nodes), 2, "the delete to reach everyone")
+        assert all(listing(h, c.sync_port) == [] for h in c.hosts)
+
+
+@test
+def media_through_any_instance_and_split_legs():
+    with Cluster() as c:
+        caller, callee = Peer(), Peer()
+        a = c.nodes[0]
+        p = ports_of(a.cmd("U m1 127.0.0.1 %d A;1" % caller.port))
+        q = ports_of(c.nodes[1].cmd("L m1 127.0.0.1 %d A;1 B;1" % callee.port))
+        wait_until(lambda: tables_equal(c) and "caller=%d " % q in listing(HOSTS[2], c.sync_port)[0], 2,
+                   "the session everywhere", debug=lambda: listing(HOSTS[2], c.sync_port))
+        for i, h in enumerate(HOSTS):  # each instance relays both ways on its own address
+            caller.send(rtp(10 * i, ssrc=1), (h, q))
+            data, src = callee.recv()
+            assert data == rtp(10 * i, ssrc=1) and src == (h, p), (h, src)
+            callee.send(rtp(10 * i, ssrc=2), (h, p))
+            data, src = caller.recv()
+            assert data == rtp(10 * i, ssrc=2) and src == (h, q), (h, src)
+        # split: the caller's packets reach A, the callee's reach C, at the same time
+        caller.send(rtp(100, ssrc=1), (HOSTS[0], q))
+        callee.send(rtp(100, ssrc=2), (HOSTS[2], p))
+        assert callee.recv()[0] == rtp(100, ssrc=1)
+        assert caller.recv()[0] == rtp(100, ssrc=2)
+
+
+@test
+def a_latched_address_is_synced_and_learning_stays_closed():
+    with Cluster() as c:
+        signalled, nat, callee, third = Peer(), Peer(), Peer(), Peer()
+        p = ports_of(c.nodes[0].cmd("U l1 127.0.0.1 %d A;1" % signalled.port))
+        q = ports_of(c.nodes[0].cmd("L l1 127.0.0.1 %d A;1 B;1" % callee.port))
+        wait_until(lambda: tables_equal(c), 2, "the session everywhere")
+        nat.send(rtp(1, ssrc=1), (HOSTS[0], q))  # the caller, behind NAT, latches on A
+        assert callee.recv()[0] == rtp(1, ssrc=1)
+        wait_until(lambda: all("caller-remote=127.0.0.1:%d(learned)" % nat.port in listing(h, c.sync_port)[0]
+                               for h in HOSTS), 2, "the learned address on every instance")
+        third.send(rtp(1, ssrc=66), (HOSTS[2], q))  # C must not open learning again
+        assert callee.nothing()
+        callee.send(rtp(2, ssrc=2), (HOSTS[2], p))
+        data, src = nat.recv()
+        assert data == rtp(2, ssrc=2), "C relays to the address A learned"
+        assert signalled.nothing() and third.nothing()
+
+
+@test
+def expiry_follows_activity_anywhere():
+    with Cluster("-T", "3") as c:
+        caller, callee = Peer(), Peer()
+        p = ports_of(c.nodes[0].cmd("U e1 127.0.0.1 %d A;1" % caller.port))
+        q = ports_of(c.nodes[0].cmd("L e1 127.0.0.1 %d A;1 B;1" % callee.port))
+        wait_until(lambda: tables_equal(c), 2, "the session everywhere")
+        end = time.monotonic() + 6
+        seq = 0
+        while time.monotonic() < end:  # media only through C, for twice the timeout
+            caller.send(rtp(seq, ssrc=1), (HOSTS[2], q))
+            seq += 1
+            time.sleep(0.1)
+        assert all(n.cmd("Q e1 A;1") != "E50" for n in c.nodes), "media through C kept it alive on A and B"
+        wait_until(lambda: all(n.cmd("Q e1 A;1") == "E50" for n in c.nodes), 8, "idle expiry everywhere")
+        for n in c.nodes:
+            assert n.proc.poll() is None
+
+
+@test
+def a_killed_instance_resyncs_and_its_calls_survive():
+    with Cluster() as c:
+        a, b, cc = c.nodes
+        caller, callee = Peer(), Peer()
+        p = ports_of(a.cmd("U k1 127.0.0.1 %d A;1" % caller.port))
+        q = ports_of(a.cmd("L k1 127.0.0.1 %d A;1 B;1" % callee.port))
+        b.cmd("U k2 192.0.2.1 4000 A;1")
+        wait_until(lambda: tables_equal(c) and len(listing(HOSTS[2], c.sync_port)) == 2, 2, "two sessions everywhere")
+        a.kill()  # the instance that created k1
+        caller.send(rtp(1, ssrc=1), (HOSTS[1], q))
+        assert callee.recv()[0] == rtp(1, ssrc=1), "B relays A's call"
+        assert b.cmd("Q k1 A;1 B;1").split()[0] != "E50"
+        cc.cmd("D k2 A")  # changes while A is down
+        cc.cmd("U k3 192.0.2.1 4000 A;1")
+        a.start()
+        views = wait_until(lambda: tables_equal(c), 3, "the restarted instance to resync")
+        assert sorted(re.search(r"call-id=(\S+)", l).group(1) for l in views[0]) == ["k1", "k3"]
+        # A holds its own old call again, on its own ports
+        caller.send(rtp(2, ssrc=1), (HOSTS[0], q))
+        assert callee.recv()[0] == rtp(2, ssrc=1)
+        callee.send(rtp(3, ssrc=2), (HOSTS[0], p))
+        assert caller.recv()[0] == rtp(3, ssrc=2)
+        assert "not bound" not in a.logtext()
+
+
+@test
+def overlapping_ranges_are_refused():
+    sync_port = free_port(socket.SOCK_STREAM)
+    base = free_port(pair=True)
+    one = Daemon("-S", str(sync_port), "-I", HOSTS[0], "-M", "%s:%d" % (HOSTS[1], sync_port), host=HOSTS[0],
+                 media=HOSTS[0], ports=(base, base + 99), level="info")
+    two = Daemon("-S", str(sync_port), "-I", HOSTS[1], "-M", "%s:%d" % (HOSTS[0], sync_port), host=HOSTS[1],
+                 media=HOSTS[1], ports=(base + 50, base + 149), level="info")
+    try:
+        one.cmd("U o1 192.0.2.1 4000 A;1")
+        wait_until(lambda: "overlap ours" in one.logtext() and "overlap ours" in two.logtext(), 3, "both to refuse")
+        assert two.cmd("Q o1 A;1") == "E50", "the other's sessions are not taken over"
+    finally:
+        one.stop()
+        two.stop()
+
+
+@test
+def the_listing_shows_changes_as_they_happen():
+    with Cluster() as c:
+        s = socket.create_connection((HOSTS[1], c.sync_port), timeout=2)
+        got = b""
+        while b"# end of listing" not in got:
+            got += s.recv(65536)
+        c.nodes[1].cmd("U w1 192.0.2.1 4000 A;1")  # a change on this instance: an F line
+        c.nodes[0].cmd("U w2 192.0.2.1 4000 A;1")  # a change that came from a peer: an S line
+        wait_until(lambda: c.nodes[2].cmd("Q w2 A;1") != "E50", 2, "w2 to reach C")
+        assert c.nodes[2].cmd("D w2 A") == "0"
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not (b"call-id=w1" in got and b"S call-id=w2" in got and b"deleted call-id=w2" in got):
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                got += s.recv(65536)
+            except socket.timeout:
+                break
+        text = got.decode()
+        assert re.search(r"^F 1 upsert \d+ call-id=w1 tag=A;1", text, re.M), text
+        assert re.search(r"^S call-id=w2 media=1 from-tag=A;1", text, re.M), text
+        assert re.search(r"^# deleted call-id=w2 tag=A;1 by ", text, re.M), text
+
+
+@test
+def hostile_sync_input_does_not_hurt():
+    """A fake peer that speaks garbage, oversize frames, a newer version; 200 idle
+    connections to the sync port; media keeps flowing and memory stays bounded."""
+    fake = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    fake.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    fake.bind((HOSTS[1], 0))
+    fake.listen(16)
+    fake.settimeout(5)
+    fake_port = fake.getsockname()[1]
+    sync_port = free_port(socket.SOCK_STREAM)
+    caller, callee = Peer(), Peer()
+    with Daemon("-S", str(sync_port), "-I", HOSTS[0], "-M", "%s:%d" % (HOSTS[1], fake_port), host=HOSTS[0],
+                media=HOSTS[0], level="info") as d:
+        p = ports_of(d.cmd("U h1 127.0.0.1 %d A;1" % caller.port))
+        q = ports_of(d.cmd("L h1 127.0.0.1 %d A;1 B;1" % callee.port))
+        attacks = [
+            b"F 1 upsert 20 x\n4000000000 abcdefghi\n",          # a string claiming 4 GB
+            b"F 1 upsert 40 x\n22 serialization::archive 17 0 0 4\n" + b" " * 6 + b"\n",
+            b"F 9 upsert 3 x\nabc\n",                              # a newer wire version
+            b"F 1 upsert 99999999 x\n",                            # oversized
+            b"F 1 upsert 100 x\nshort",                            # truncated, then closed
+            os.urandom(5000),
+            b"x" * 100000,                                         # a line without end
+        ]
+        rss = []
+        for attack in attacks:
+            conn, _ = fake.accept()
+            conn.sendall(attack)
+            time.sleep(0.05)
+            conn.close()
+            caller.send(rtp(len(rss), ssrc=1), (HOSTS[0], q))
+            assert callee.recv()[0] == rtp(len(rss), ssrc=1), "media keeps flowing"
+            rss.append(int(open("/proc/%d/status" % d.proc.pid).read().split("VmRSS:")[1].split()[0]))
+        assert max(rss) < 64 * 1024, "RSS stayed bounded: %s KiB" % rss
+        log = d.logtext()
+        assert "newer than ours" in log and "4000000000" in log, log[-2000:]
+        idle = []
+        for _ in range(200):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex((HOSTS[0], sync_port))
+            idle.append(s)
+        time.sleep(0.3)
+        for i in range(20):
+            caller.send(rtp(100 + i, ssrc=1), (HOSTS[0], q))
+            assert callee.recv()[0] == rtp(100 + i, ssrc=1)
+        assert d.cmd("V") == "20040107"
+        assert "connections open; refusing more" in d.logtext()
+        for s in idle:
+            s.close()
+        assert len(listing(HOSTS[0], sync_port)) == 1, "the sync port still serves after the flood"
+    fake.close()
+
+
+def in_namespace(name):
+    """Runs one test of this file inside a new network namespace; its loopback is its own."""
+    if os.geteuid() != 0 or not os.path.exists("/usr/sbin/nft"):
+        raise Skip("needs root and nftables (tests/install-deps.sh test)")
+    ns = "arp-sync-%d" % os.getpid()
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, os.path.abspath(__file__), "--inside", name],
+                           capture_output=True, text=True, timeout=120)
+        assert "PASS " + name in r.stdout, r.stdout[-4000:] + r.stderr[-2000:]
+    finally:
+        subprocess.run(["ip", "netns", "del", ns])
+
+
+def partition(node_host, peer_host, port, on):
+    """Drops the sync traffic between two instances (inside the test's own namespace)."""
+    if on:
+        rules = ("table inet anyrtp_partition {\n chain out {\n  type filter hook output priority 0;\n"
+                 "  ip saddr %s ip daddr %s tcp dport %d drop\n  ip saddr %s ip daddr %s tcp sport %d drop\n"
+                 "  ip saddr %s ip daddr %s tcp dport %d drop\n  ip saddr %s ip daddr %s tcp sport %d drop\n }\n}\n"
+                 % (node_host, peer_host, port, peer_host, node_host, port,
+                    peer_host, node_host, port, node_host, peer_host, port))
+        subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
+        # connections already open would linger: cut them now
+        subprocess.run(["ss", "-K", "dst", peer_host, "dport", "=", ":%d" % port, "src", node_host], capture_output=True)
+        subprocess.run(["ss", "-K", "dst", node_host, "dport", "=", ":%d" % port, "src", peer_host], capture_output=True)
+    else:
+        subprocess.run(["nft", "delete", "table", "inet", "anyrtp_partition"], check=True)
+
+
+def partition_heals_inside():
+    with Cluster() as c:
+        a, b, cc = c.nodes
+        a.cmd("U before 192.0.2.1 4000 A;1")
+        b.cmd("U doomed 192.0.2.1 4000 A;1")
+        wait_until(lambda: tables_equal(c) and len(listing(HOSTS[0], c.sync_port)) == 2, 2, "two sessions everywhere")
+        partition(HOSTS[0], HOSTS[1], c.sync_port, True)  # A and B cannot sync; C still talks to both
+        time.sleep(0.3)
+        a.cmd("U during-a 192.0.2.1 4000 A;1")
+        b.cmd("U during-b 192.0.2.1 4000 A;1")
+        a.cmd("D doomed A")
+        b.cmd("L before 192.0.2.2 5000 A;1 B;1")
+        time.sleep(0.5)
+        partition(HOSTS[0], HOSTS[1], c.sync_port, False)
+        healed = time.monotonic()
+        views = wait_until(lambda: tables_equal(c), 4, "the tables to converge")
+        took = time.monotonic() - healed
+        names = sorted(re.search(r"call-id=(\S+)", l).group(1) for l in views[0])
+        assert names == ["before", "during-a", "during-b"], names
+        assert "state=answered" in [l for l in views[0] if "call-id=before" in l][0]
+        assert took < 2.0, "converged in %.2f s" % took
+
+
+@test
+def partition_heals():
+    in_namespace("partition_heals")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--inside":
+        try:
+            globals()[sys.argv[2] + "_inside"]()
+            print("PASS " + sys.argv[2])
+        except Exception:
+            import traceback
+            traceback.print_exc(file=sys.stdout)
+            print("FAIL " + sys.argv[2])
+        sys.exit(0)
+    run_all()
