@@ -244,6 +244,12 @@ Route SessionTable::route(Family family, std::uint16_t local_port, const udp::en
     return r;
   }
   Stream& stream = in.stream(kind);
+  if (v == Verdict::forward && info.valid && !stream.learned && !in.asymmetric) {
+    // The signalled address sent a real RTP/RTCP packet: the leg is latched now, and
+    // every instance must know, or another could still learn a third party (§6.3).
+    stream.learned = true;
+    mark_dirty(s);
+  }
   if (v == Verdict::learn && !(stream.known && stream.remote == from)) {
     stream.remote = from;
     stream.known = true;

@@ -108,7 +108,9 @@ def media_through_any_instance_and_split_legs():
         caller, callee = Peer(), Peer()
         a = c.nodes[0]
         p = ports_of(a.cmd("U m1 127.0.0.1 %d A;1" % caller.port))
+        wait_until(lambda: c.nodes[1].cmd("Q m1 A;1") != "E50", 2, "the offer to reach B")
         q = ports_of(c.nodes[1].cmd("L m1 127.0.0.1 %d A;1 B;1" % callee.port))
+        assert q > 0
         wait_until(lambda: tables_equal(c) and "caller=%d " % q in listing(HOSTS[2], c.sync_port)[0], 2,
                    "the session everywhere", debug=lambda: listing(HOSTS[2], c.sync_port))
         for i, h in enumerate(HOSTS):  # each instance relays both ways on its own address
