@@ -192,6 +192,39 @@ def a_killed_instance_resyncs_and_its_calls_survive():
 
 
 @test
+def calls_of_a_dead_instance_expire_when_idle():
+    with Cluster("-T", "2") as c:
+        c.nodes[0].cmd("U orphan 192.0.2.1 4000 A;1")
+        wait_until(lambda: all(n.cmd("Q orphan A;1") != "E50" for n in c.nodes[1:]), 2, "the call everywhere")
+        c.nodes[0].kill()
+        wait_until(lambda: all(n.cmd("Q orphan A;1") == "E50" for n in c.nodes[1:]), 6, "the idle call to expire")
+        assert all("expired call-id=orphan" in n.logtext() for n in c.nodes[1:])
+
+
+@test
+def sync_over_ipv6():
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        raise Skip("no IPv6 loopback")
+    p1, p2 = free_port(socket.SOCK_STREAM, "::1", socket.AF_INET6), free_port(socket.SOCK_STREAM, "::1", socket.AF_INET6)
+    base = free_port(pair=True)
+    one = Daemon("-S", str(p1), "-I", "::1", "-M", "[::1]:%d" % p2, host=HOSTS[0], media=HOSTS[0],
+                 ports=(base, base + 49), level="info")
+    two = Daemon("-S", str(p2), "-I", "::1", "-M", "[::1]:%d" % p1, host=HOSTS[1], media=HOSTS[1],
+                 ports=(base + 100, base + 149), level="info")
+    try:
+        one.cmd("U six 192.0.2.1 4000 A;1")
+        wait_until(lambda: two.cmd("Q six A;1") != "E50", 3, "the session over IPv6 sync")
+        assert len(listing("::1", p2)) == 1
+    finally:
+        one.stop()
+        two.stop()
+
+
+@test
 def overlapping_ranges_are_refused():
     sync_port = free_port(socket.SOCK_STREAM)
     base = free_port(pair=True)
