@@ -203,7 +203,11 @@ void SyncClient::fail(const std::string& why, std::chrono::milliseconds delay) {
   if (closed_) return;
   boost::system::error_code ec;
   socket_.close(ec);
-  if (connected_ || !complained_) log_.warning("sync: " + name_ + ": " + why + "; reconnecting");
+  if ((connected_ || !complained_) && why != last_error_)
+    log_.warning("sync: " + name_ + ": " + why + "; reconnecting");
+  else
+    log_.debug("sync: " + name_ + ": " + why + " (again)");
+  last_error_ = why;
   complained_ = true;
   connected_ = false;
   if (delay.count() == 0) {
@@ -251,6 +255,7 @@ void SyncClient::read() {
                       std::chrono::seconds(10));
       }
       handler_(msg, name_);
+      last_error_.clear();  // a healthy stream: the next failure is news again
       if (closed_ || !socket_.is_open()) return;
     }
     read();

@@ -92,6 +92,7 @@ private:
   bool connected_ = false;
   bool closed_ = false;
   bool complained_ = false;  // one log line per outage, not one per attempt
+  std::string last_error_;   // a peer that keeps sending the same bad frame is logged once
 };
 
 }  // namespace anyrtpproxy
