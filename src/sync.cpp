@@ -51,11 +51,11 @@ public:
     if (!writing) write();
   }
 
+  // Closes and leaves the server's list. The queue stays: the buffer of a write
+  // still in flight lives in it until that write's handler has run.
   void shut() {
     boost::system::error_code ec;
     socket_.close(ec);
-    queue_.clear();
-    queued_ = 0;
     owner_.forget(this);
   }
 
@@ -63,7 +63,7 @@ private:
   void write() {
     boost::asio::async_write(socket_, boost::asio::buffer(*queue_.front()),
                              [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                               if (ec) return self->shut();
+                               if (ec || !self->socket_.is_open()) return self->shut();
                                self->queued_ -= self->queue_.front()->size();
                                self->queue_.pop_front();
                                if (!self->queue_.empty()) self->write();

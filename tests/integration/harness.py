@@ -112,6 +112,10 @@ class Daemon:
         self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(self._answers, 5, "the daemon to answer V")
 
+    def exit_status(self):
+        """None while running; else the exit status (negative: the signal that killed it)."""
+        return self.proc.poll() if self.proc else None
+
     def _answers(self):
         if self.proc.poll() is not None:
             raise AssertionError("daemon exited with %s: %s" % (self.proc.returncode, self.logtext()))
