@@ -221,6 +221,7 @@ void Proxy::dump_stats() {
               std::to_string(sync_server_ ? sync_server_->connections() : 0) + " applied=" +
               std::to_string(t.sync_applied) + " stale=" + std::to_string(t.sync_stale) + " port-conflicts=" +
               std::to_string(t.sync_port_conflicts) + " bind-failures=" + std::to_string(t.sync_bind_failures) +
+              " refused-full=" + std::to_string(t.sync_refused_full) +
               " bad-streams=" + std::to_string(sync_stats_.bad_streams) + " refused=" +
               std::to_string(sync_stats_.connections_refused));
 }

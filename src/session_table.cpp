@@ -386,6 +386,13 @@ std::vector<std::string> SessionTable::apply_upsert(Session incoming, Clock::tim
     mine = std::move(incoming);
     s = &mine;
   } else {
+    if (sessions_.size() >= config_.max_sessions) {
+      if (++stats_.sync_refused_full % 1000 == 1)  // once per thousand: a flood must not flood the log
+        problems.push_back("sync: the table is full (" + std::to_string(config_.max_sessions) +
+                           " sessions); refused call-id=" + incoming.call_id + " and " +
+                           std::to_string(stats_.sync_refused_full - 1) + " before it");
+      return problems;
+    }
     auto [pos, inserted] = sessions_.emplace(key, std::move(incoming));
     (void)inserted;
     s = &pos->second;

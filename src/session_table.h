@@ -36,6 +36,9 @@ struct TableConfig {
   std::chrono::seconds setup_ttl{60};
   LatchPolicy policy = LatchPolicy::once;
   std::string instance = "local";  // this instance's name in the cluster
+  // No cluster can hold more: every session owns an even port of some instance's
+  // range, per family. Sessions a peer sends beyond this are refused (counted).
+  std::size_t max_sessions = 65536;
 };
 
 // What a deleted or expired session leaves behind, so that a peer that missed
@@ -54,6 +57,7 @@ struct Changes {
 };
 
 constexpr std::size_t max_tombstones = 65536;
+
 constexpr std::chrono::minutes tombstone_lifetime{10};
 // A peer's expiry removes a session here only if it is this close to expiring here too.
 constexpr std::chrono::seconds expiry_slack{3};
@@ -69,6 +73,7 @@ struct TableStats {
   std::uint64_t created = 0, destroyed = 0, timeouts = 0, completed = 0;
   std::uint64_t packets_received = 0, packets_relayed = 0, packets_dropped = 0;
   std::uint64_t sync_applied = 0, sync_stale = 0, sync_port_conflicts = 0, sync_bind_failures = 0;
+  std::uint64_t sync_refused_full = 0;
 };
 
 struct UlResult {

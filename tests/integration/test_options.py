@@ -58,6 +58,17 @@ def taken_control_port_is_a_startup_error():
 
 
 @test
+def taken_sync_port_is_a_startup_error():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    line = refused("-s", "127.0.0.1:%d" % free_port(), "-S", str(port), "-I", "127.0.0.1")
+    assert "cannot listen on sync port 127.0.0.1:%d" % port in line, line
+    s.close()
+
+
+@test
 def help_and_version():
     r = subprocess.run([BINARY, "--help"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and "--port-range" in r.stdout and "--control" in r.stdout

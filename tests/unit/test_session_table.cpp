@@ -339,6 +339,16 @@ BOOST_AUTO_TEST_CASE(a_port_that_cannot_be_bound_is_counted_and_the_rest_applied
   BOOST_TEST(binder.open_ports.empty());
 }
 
+BOOST_AUTO_TEST_CASE(a_peer_cannot_grow_the_table_without_bound) {
+  SessionTable small{TableConfig{60s, 60s, LatchPolicy::once, "me:30000", 3}, pools(30000, 30019), binder};
+  for (int i = 0; i < 5; ++i)
+    small.apply_upsert(peer_session(("f" + std::to_string(i)).c_str(), static_cast<std::uint16_t>(40000 + 4 * i),
+                                    static_cast<std::uint16_t>(40002 + 4 * i), 1),
+                       t0);
+  BOOST_TEST(small.sessions().size() == 3u);
+  BOOST_TEST(small.stats().sync_refused_full == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(learning_is_published) {
   table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
   std::array<unsigned char, 20> pkt{0x80};
