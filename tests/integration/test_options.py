@@ -63,7 +63,7 @@ def taken_sync_port_is_a_startup_error():
     s.bind(("127.0.0.1", 0))
     s.listen(1)
     port = s.getsockname()[1]
-    line = refused("-s", "127.0.0.1:%d" % free_port(), "-S", str(port), "-I", "127.0.0.1")
+    line = refused("-s", "127.0.0.1:%d" % free_port(), "-p", "40000", "40099", "-S", str(port), "-I", "127.0.0.1")
     assert "cannot listen on sync port 127.0.0.1:%d" % port in line, line
     s.close()
 
