@@ -248,6 +248,7 @@ Route SessionTable::route(Family family, std::uint16_t local_port, const udp::en
     // The signalled address sent a real RTP/RTCP packet: the leg is latched now, and
     // every instance must know, or another could still learn a third party (§6.3).
     stream.learned = true;
+    r.learned = true;
     mark_dirty(s);
   }
   if (v == Verdict::learn && !(stream.known && stream.remote == from)) {
