@@ -112,6 +112,7 @@ void Proxy::on_sync(SyncMessage& msg, const std::string& peer) {
     const SessionKey key{t->call_id, t->from_tag};
     const bool had = table_.sessions().count(key) != 0;
     table_.apply_removal(*t, now);
+    if (sync_server_) sync_server_->note("");  // the tombstones changed
     if (had && !table_.sessions().count(key)) {
       const std::string line = std::string(t->expired ? "expired" : "deleted") + " call-id=" + t->call_id +
                                " tag=" + t->from_tag + " by " + t->changed_by;

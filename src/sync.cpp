@@ -137,7 +137,12 @@ void SyncServer::accept() {
       } else {
         auto c = std::make_shared<Connection>(std::move(socket), *this);
         connections_.push_back(c);
-        c->start(std::make_shared<const std::string>(snapshot(Clock::now())));
+        const auto now = Clock::now();
+        if (!snapshot_ || now - snapshot_at_ > std::chrono::seconds(1)) {
+          snapshot_ = std::make_shared<const std::string>(snapshot(now));
+          snapshot_at_ = now;
+        }
+        c->start(snapshot_);
       }
     }
     accept();
@@ -156,7 +161,9 @@ void SyncServer::deliver(std::shared_ptr<const std::string> bytes) {
 }
 
 void SyncServer::publish(const Changes& changes, Clock::time_point now) {
-  if (connections_.empty() || (changes.upserts.empty() && changes.removals.empty())) return;
+  if (changes.upserts.empty() && changes.removals.empty()) return;
+  snapshot_.reset();  // the table changed: the next connection needs a new snapshot
+  if (connections_.empty()) return;
   std::string out;
   for (const Session* s : changes.upserts) out += encode(*s, now);
   for (const auto& t : changes.removals) out += encode(t);
@@ -164,7 +171,8 @@ void SyncServer::publish(const Changes& changes, Clock::time_point now) {
 }
 
 void SyncServer::note(std::string line) {
-  if (connections_.empty()) return;
+  snapshot_.reset();  // the table changed: the next connection needs a new snapshot
+  if (connections_.empty() || line.empty()) return;
   deliver(std::make_shared<const std::string>(std::move(line)));
 }
 

@@ -44,7 +44,7 @@ public:
   std::size_t connections() const { return connections_.size(); }
 
   static constexpr std::size_t max_connections = 64;
-  static constexpr std::size_t max_queued_bytes = 32 * 1024 * 1024;
+  static constexpr std::size_t max_queued_bytes = 64 * 1024 * 1024;  // a full table is about 30 MiB
 
 private:
   class Connection;
@@ -59,6 +59,10 @@ private:
   Logger& log_;
   SyncStats& stats_;
   std::vector<std::shared_ptr<Connection>> connections_;
+  // The snapshot new connections start with, shared while the table is unchanged
+  // (at most a second, for the listing's ages): a connection flood costs one copy.
+  std::shared_ptr<const std::string> snapshot_;
+  Clock::time_point snapshot_at_{};
 };
 
 class SyncClient {
