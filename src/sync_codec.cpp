@@ -132,6 +132,38 @@ void serialize_session(IO& io, SessionT& s) {
   io.str(s.changed_by);
 }
 
+template <class IO, class HelloT>
+void serialize_hello(IO& io, HelloT& h) {
+  io.str(h.instance);
+  io.num(h.port_min);
+  io.num(h.port_max);
+  io.num(h.sessions);
+}
+
+template <class IO, class TombstoneT>
+void serialize_tombstone(IO& io, TombstoneT& t) {
+  io.str(t.call_id);
+  io.str(t.from_tag);
+  io.num(t.version);
+  io.str(t.changed_by);
+  io.flag(t.expired);
+}
+
+template <class IO, class ActivityT>
+void serialize_activity(IO& io, ActivityT& a) {
+  std::uint32_t n = static_cast<std::uint32_t>(a.entries.size());
+  io.num(n);
+  if constexpr (std::is_same_v<IO, In>) {
+    if (n > sync_max_activity) throw Limit("an activity list of " + std::to_string(n) + " entries");
+    a.entries.resize(n);
+  }
+  for (auto& [key, idle] : a.entries) {
+    io.str(key.call_id);
+    io.str(key.from_tag);
+    io.num(idle);
+  }
+}
+
 std::string frame(std::string_view kind, const std::string& payload, const std::string& summary) {
   std::string out = "F " + std::to_string(sync_wire_version) + " " + std::string(kind) + " " +
                     std::to_string(payload.size()) + " " + summary + "\n";
@@ -178,10 +210,7 @@ std::string printable(const std::string& s, std::size_t max) { return shown(s, m
 std::string encode(const SyncHello& h) {
   const auto payload = archive([&](auto& ar) {
     Out io{ar, {}};
-    io.str(h.instance);
-    io.num(h.port_min);
-    io.num(h.port_max);
-    io.num(h.sessions);
+    serialize_hello(io, h);
   });
   return frame("hello", payload, "instance=" + shown(h.instance) + " ports=" + std::to_string(h.port_min) + "-" +
                                      std::to_string(h.port_max) + " sessions=" + std::to_string(h.sessions));
@@ -199,11 +228,7 @@ std::string encode(const Session& s, Clock::time_point now) {
 std::string encode(const Tombstone& t) {
   const auto payload = archive([&](auto& ar) {
     Out io{ar, {}};
-    io.str(t.call_id);
-    io.str(t.from_tag);
-    io.num(t.version);
-    io.str(t.changed_by);
-    io.flag(t.expired);
+    serialize_tombstone(io, t);
   });
   return frame("remove", payload, "call-id=" + shown(t.call_id) + " tag=" + shown(t.from_tag) +
                                       (t.expired ? " expired" : " deleted") + " by=" + shown(t.changed_by));
@@ -212,13 +237,7 @@ std::string encode(const Tombstone& t) {
 std::string encode(const SyncActivity& a) {
   const auto payload = archive([&](auto& ar) {
     Out io{ar, {}};
-    std::uint32_t n = static_cast<std::uint32_t>(a.entries.size());
-    io.num(n);
-    for (const auto& [key, idle] : a.entries) {
-      io.str(key.call_id);
-      io.str(key.from_tag);
-      io.num(idle);
-    }
+    serialize_activity(io, a);
   });
   return frame("activity", payload, "sessions=" + std::to_string(a.entries.size()));
 }
@@ -253,10 +272,7 @@ std::variant<SyncMessage, SyncError> decode(unsigned version, std::string_view k
     In io{ar, is, now};
     if (kind == "hello") {
       SyncHello h;
-      io.str(h.instance);
-      io.num(h.port_min);
-      io.num(h.port_max);
-      io.num(h.sessions);
+      serialize_hello(io, h);
       return SyncMessage{std::move(h)};
     }
     if (kind == "upsert") {
@@ -267,26 +283,12 @@ std::variant<SyncMessage, SyncError> decode(unsigned version, std::string_view k
     }
     if (kind == "remove") {
       Tombstone t;
-      io.str(t.call_id);
-      io.str(t.from_tag);
-      io.num(t.version);
-      io.str(t.changed_by);
-      io.flag(t.expired);
+      serialize_tombstone(io, t);
       return SyncMessage{std::move(t)};
     }
     if (kind == "activity") {
       SyncActivity a;
-      std::uint32_t n = 0;
-      io.num(n);
-      if (n > sync_max_activity) return SyncError{"an activity frame of " + std::to_string(n) + " entries"};
-      a.entries.reserve(n);
-      for (std::uint32_t i = 0; i < n; ++i) {
-        std::pair<SessionKey, std::uint32_t> e;
-        io.str(e.first.call_id);
-        io.str(e.first.from_tag);
-        io.num(e.second);
-        a.entries.push_back(std::move(e));
-      }
+      serialize_activity(io, a);
       return SyncMessage{std::move(a)};
     }
     return SyncError{"an unknown frame kind '" + shown(std::string(kind), 32) + "'"};
