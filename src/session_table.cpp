@@ -92,18 +92,19 @@ std::variant<UlResult, Error> SessionTable::update(const UpdateLookup& ul, Clock
   if (leg.port == 0 || ul.mods.new_port) {
     const bool was_complete = s.complete();
     const auto old_port = leg.port;
+    const bool old_bound = leg.bound;  // a synced leg we could not bind holds no index entry here
     if (old_port != 0) {  // n modifier: keep the old pair until the new one is bound
-      ports_[index(s.family)].erase(old_port);
+      if (old_bound) ports_[index(s.family)].erase(old_port);
       leg.port = 0;
+      leg.bound = false;
     }
     if (!allocate(s, side)) {
-      if (old_port != 0) {
-        leg.port = old_port;
-        ports_[index(s.family)][old_port] = PortRef{&s, side};
-      }
+      leg.port = old_port;
+      leg.bound = old_bound;
+      if (old_bound) ports_[index(s.family)][old_port] = PortRef{&s, side};
       return Error::no_ports_leg;
     }
-    if (old_port != 0) {
+    if (old_port != 0 && old_bound) {
       binder_.close(s.family, old_port);
       pools_[index(s.family)].give_back(old_port);
     }
