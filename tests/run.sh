@@ -27,6 +27,16 @@ count < <(sed -n 's/^ *Test case "\([^"]*\)" has passed.*/PASS unit:\1/p; s/^ *T
 if grep -q 'failed\|aborted' "$unit_log"; then grep -v '^ *Test' "$unit_log" | head -40; fi
 if ! grep -q 'Test case' "$unit_log"; then echo "FAIL unit: the unit test binary did not run"; cat "$unit_log"; failed=$((failed + 1)); fi
 
+echo "== layers"
+# The core is pure (architecture notes, 2.3): no I/O module, logging, clock reads or Asio I/O objects.
+core="protocol port_allocator session session_table controller sync_codec"
+bad=""
+for m in $core; do
+  hits=$(grep -nE '#include "(log|relay|control_server|sync|proxy|daemon|options|notify|fd)\.h"|<iostream>|io_context|udp::socket|tcp::socket|steady_timer|async_|syslog|Clock::now' "src/$m.h" "src/$m.cpp")
+  [ -n "$hits" ] && bad="$bad$hits"$'\n'
+done
+if [ -z "$bad" ]; then echo "PASS layers: the core includes no I/O"; passed=$((passed + 1)); else printf 'FAIL layers:\n%s' "$bad"; failed=$((failed + 1)); fi
+
 for suite in tests/integration/test_*.py tests/e2e/test_*.py; do
   echo "== $suite"
   status_file="$TEST_LOGDIR/status"
