@@ -7,6 +7,7 @@
 #include <boost/asio/write.hpp>
 
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -193,6 +194,7 @@ UnixControl::UnixControl(boost::asio::io_context& io, const std::string& path, C
   if (!ec) acceptor_.bind(stream_protocol::endpoint(path), ec);
   if (!ec) acceptor_.listen(boost::asio::socket_base::max_listen_connections, ec);
   if (ec) throw std::runtime_error("cannot listen on control socket unix:" + path + ": " + ec.message());
+  ::chmod(path.c_str(), 0660);  // the daemon's user and group may connect, nobody else
   file_ = RemoveAtExit(path);
 }
 

@@ -93,7 +93,7 @@ PidFile::PidFile(const std::string& path) {
   file_ = RemoveAtExit(path);
 }
 
-void chroot_and_drop(const std::string& dir, const std::string& user) {
+void chroot_and_drop(const std::string& dir, const std::string& user, const std::vector<std::string>& hand_over) {
   const passwd* pw = nullptr;
   if (!user.empty()) {
     errno = 0;
@@ -102,6 +102,9 @@ void chroot_and_drop(const std::string& dir, const std::string& user) {
   }
   const uid_t uid = pw ? pw->pw_uid : 0;
   const gid_t gid = pw ? pw->pw_gid : 0;
+  if (pw)
+    for (const auto& path : hand_over)
+      if (::chown(path.c_str(), uid, gid) != 0) sys_fail("cannot give " + path + " to " + user);
   if (!dir.empty()) {
     if (::chroot(dir.c_str()) != 0) sys_fail("cannot chroot to " + dir);
     if (::chdir("/") != 0) sys_fail("chdir / in " + dir);

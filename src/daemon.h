@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <string>
+#include <vector>
 
 namespace anyrtpproxy {
 
@@ -36,7 +37,8 @@ private:
 };
 
 // chroot(dir) if dir is not empty, then drop to user (its primary group, no
-// supplementary groups). Verifies that root cannot be regained.
-void chroot_and_drop(const std::string& dir, const std::string& user);
+// supplementary groups). Verifies that root cannot be regained. The files in
+// `hand_over` (unix control sockets) are given to that user and group first.
+void chroot_and_drop(const std::string& dir, const std::string& user, const std::vector<std::string>& hand_over);
 
 }  // namespace anyrtpproxy

@@ -41,7 +41,10 @@ int main(int argc, char* argv[]) {
     std::optional<PidFile> pid;
     if (!options.pid_file.empty()) pid.emplace(options.pid_file);  // still root
     if (options.chroot || !options.user.empty()) {
-      chroot_and_drop(options.chroot ? options.chroot_dir : "", options.user);
+      std::vector<std::string> sockets;  // the SIP proxy talks to them as the daemon's user or group
+      for (const auto& c : options.control)
+        if (c.kind == ControlSpec::Kind::unix_stream) sockets.push_back(c.path);
+      chroot_and_drop(options.chroot ? options.chroot_dir : "", options.user, sockets);
       if (options.chroot) log.chrooted();
     }
     proxy.start();

@@ -124,10 +124,17 @@ def chroot_and_drop_privileges():
 def user_without_chroot_drops_privileges_only():
     need_root()
     nobody = pwd.getpwnam("nobody")
-    with Daemon("-u", "nobody") as d:
+    run = tempfile.mkdtemp(prefix="arp-run-")
+    os.chown(run, nobody.pw_uid, nobody.pw_gid)  # as the package's /run/anyrtpproxy
+    path = os.path.join(run, "ctl.sock")
+    with Daemon("-u", "nobody", extra_control=["unix:" + path]) as d:
         assert status_field(d.proc.pid, "Uid") == [str(nobody.pw_uid)] * 4
         assert os.readlink("/proc/%d/root" % d.proc.pid) == "/"
         assert d.cmd("V") == "20040107"
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (nobody.pw_uid, nobody.pw_gid, 0o660), st
+    assert not os.path.exists(path), "the dropped daemon removes its unix socket"
+    shutil.rmtree(run)
 
 
 @test
