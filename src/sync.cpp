@@ -69,19 +69,30 @@ private:
                                if (!self->queue_.empty()) self->write();
                              });
   }
+  // Reads only to notice the close; a client that keeps talking to a read-only
+  // port is cut off before it can cost the media path any time.
   void discard() {
-    socket_.async_read_some(boost::asio::buffer(sink_), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+    socket_.async_read_some(boost::asio::buffer(sink_), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
       if (ec) return self->shut();
+      self->ignored_ += n;
+      if (self->ignored_ > max_ignored_bytes) {
+        self->owner_.log_.notice("sync: " + self->peer_ + " sent " + std::to_string(self->ignored_) +
+                                 " bytes to the read-only sync port; closing it");
+        return self->shut();
+      }
       self->discard();
     });
   }
+
+  static constexpr std::size_t max_ignored_bytes = 64 * 1024;
 
   tcp::socket socket_;
   SyncServer& owner_;
   std::string peer_;
   std::deque<std::shared_ptr<const std::string>> queue_;
   std::size_t queued_ = 0;
-  std::array<char, 512> sink_{};
+  std::size_t ignored_ = 0;
+  std::array<char, 4096> sink_{};
 };
 
 SyncServer::SyncServer(boost::asio::io_context& io, const tcp::endpoint& at, const SessionTable& table,

@@ -317,6 +317,14 @@ def hostile_sync_input_does_not_hurt():
         for s in idle:
             s.close()
         assert len(listing(HOSTS[0], sync_port)) == 1, "the sync port still serves after the flood"
+        chatty = socket.create_connection((HOSTS[0], sync_port), timeout=2)
+        try:
+            for _ in range(100):  # 100 KiB to a read-only port: it hangs up
+                chatty.sendall(b"x" * 1024)
+        except OSError:
+            pass
+        wait_until(lambda: "bytes to the read-only sync port; closing it" in d.logtext(), 2, "the chatty client to be cut off")
+        chatty.close()
     fake.close()
 
 
