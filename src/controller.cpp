@@ -10,6 +10,7 @@ namespace {
 namespace ip = boost::asio::ip;
 
 constexpr std::size_t max_reply = 1024;  // rtpproxy's reply buffer; G/Q answer E25/E26 beyond
+constexpr std::size_t max_cached_cookie = 128;
 
 // Capability dates answered 1 (§5): what anyrtpproxy implements, nothing more.
 constexpr std::array<std::string_view, 7> features = {
@@ -60,13 +61,18 @@ std::string Controller::handle_datagram(std::string_view datagram, const std::st
     ++stats_.errors;
     return format_error(Error::syntax) + "\n";
   }
-  std::string key = source + ' ' + std::string(cookie);
-  if (const std::string* reply = cached(key)) {
-    ++stats_.duplicates;
-    return *reply;
+  // Clients use short cookies (Kamailio: "%u_%u"); a long one is answered but not
+  // cached, so that the cache stays small whatever a client sends.
+  const bool cacheable = cookie.size() <= max_cached_cookie;
+  std::string key = cacheable ? source + ' ' + std::string(cookie) : std::string();
+  if (cacheable) {
+    if (const std::string* reply = cached(key)) {
+      ++stats_.duplicates;
+      return *reply;
+    }
   }
   std::string reply = std::string(cookie) + " " + execute(rest, now, effects);
-  remember(std::move(key), reply, now);
+  if (cacheable) remember(std::move(key), reply, now);
   return reply;
 }
 

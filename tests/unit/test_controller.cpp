@@ -133,6 +133,16 @@ BOOST_AUTO_TEST_CASE(reply_cache_is_bounded_and_ages) {
   BOOST_TEST(controller.stats().duplicates == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(long_cookies_are_answered_but_not_cached) {
+  Controller controller(table, config());
+  Effects e;
+  const std::string cookie(200, 'k');
+  BOOST_TEST(controller.handle_datagram(cookie + " V", "s", t0, e) == cookie + " 20040107\n");
+  BOOST_TEST(controller.handle_datagram(cookie + " V", "s", t0, e) == cookie + " 20040107\n");
+  BOOST_TEST(controller.stats().duplicates == 0u);
+  BOOST_TEST(controller.stats().received == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(ipv6_replies_carry_the_address_and_family) {
   auto c = config();
   c.local[1] = ip::make_address("::1");
