@@ -3,7 +3,9 @@
 
 #include "log.h"
 
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 
 #include <netinet/in.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <deque>
 #include <cstring>
 #include <stdexcept>
 
@@ -225,5 +228,129 @@ void UnixControl::accept() {
     accept();
   });
 }
+
+template <class Protocol>
+class StreamControl<Protocol>::Connection : public std::enable_shared_from_this<Connection> {
+public:
+  Connection(typename Protocol::socket socket, StreamControl& owner)
+      : socket_(std::move(socket)), owner_(owner), open_(owner.open_), input_(max_command_bytes + 1) {
+    ++*open_;
+  }
+  ~Connection() { --*open_; }
+
+  void read() {
+    boost::asio::async_read_until(socket_, input_, '\n',
+                                  [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                                    if (ec == boost::asio::error::not_found) {  // no newline in 8 KiB
+                                      self->reply(format_error(Error::syntax) + "\n");
+                                      self->closing_ = true;
+                                      return;
+                                    }
+                                    if (ec) return self->shut();
+                                    self->answer(n);
+                                    self->read();
+                                  });
+  }
+
+private:
+  void answer(std::size_t n) {
+    std::string line(boost::asio::buffers_begin(input_.data()), boost::asio::buffers_begin(input_.data()) + n);
+    input_.consume(n);
+    Effects effects;
+    std::string out = guarded(
+        owner_.log_, [&] { return owner_.controller_.handle_text(line, Clock::now(), effects); },
+        [&] { return format_error(Error::internal) + "\n"; });
+    if (owner_.apply_) owner_.apply_(effects);
+    reply(std::move(out));
+  }
+
+  void reply(std::string text) {
+    queued_ += text.size();
+    if (queued_ > max_queued) return shut();  // it does not read its replies
+    const bool writing = !queue_.empty();
+    queue_.push_back(std::move(text));
+    if (!writing) write();
+  }
+
+  void write() {
+    boost::asio::async_write(socket_, boost::asio::buffer(queue_.front()),
+                             [self = this->shared_from_this()](boost::system::error_code ec, std::size_t) {
+                               if (ec) return self->shut();
+                               self->queued_ -= self->queue_.front().size();
+                               self->queue_.pop_front();
+                               if (!self->queue_.empty()) return self->write();
+                               if (self->closing_) self->shut();
+                             });
+  }
+
+  void shut() {
+    boost::system::error_code ec;
+    socket_.close(ec);
+  }
+
+  typename Protocol::socket socket_;
+  StreamControl& owner_;
+  std::shared_ptr<std::size_t> open_;
+  boost::asio::streambuf input_;
+  std::deque<std::string> queue_;  // a write's buffer stays here until its handler has run
+  std::size_t queued_ = 0;
+  bool closing_ = false;
+};
+
+template <class Protocol>
+StreamControl<Protocol>::StreamControl(boost::asio::io_context& io, const typename Protocol::endpoint& at,
+                                       std::string name, Controller& controller, ApplyEffects apply, Logger& log)
+    : acceptor_(io), name_(std::move(name)), controller_(controller), apply_(std::move(apply)), log_(log),
+      open_(std::make_shared<std::size_t>(0)) {
+  boost::system::error_code ec;
+  if constexpr (std::is_same_v<Protocol, stream_protocol>) ::unlink(at.path().c_str());
+  acceptor_.open(at.protocol(), ec);
+  if constexpr (std::is_same_v<Protocol, ip::tcp>) {
+    if (!ec) acceptor_.set_option(typename Protocol::acceptor::reuse_address(true), ec);
+    if (!ec && at.address().is_v6()) {
+      const int on = 1;
+      ::setsockopt(acceptor_.native_handle(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    }
+  }
+  if (!ec) acceptor_.bind(at, ec);
+  if (!ec) acceptor_.listen(boost::asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error("cannot listen on control socket " + name_ + ": " + ec.message());
+  if constexpr (std::is_same_v<Protocol, stream_protocol>) {
+    ::chmod(at.path().c_str(), 0660);
+    file_ = RemoveAtExit(at.path());
+  }
+}
+
+template <class Protocol>
+StreamControl<Protocol>::~StreamControl() { close(); }
+
+template <class Protocol>
+void StreamControl<Protocol>::start() { accept(); }
+
+template <class Protocol>
+void StreamControl<Protocol>::close() {
+  if (!acceptor_.is_open()) return;
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  file_.remove();
+}
+
+template <class Protocol>
+void StreamControl<Protocol>::accept() {
+  acceptor_.async_accept([this](boost::system::error_code ec, typename Protocol::socket socket) {
+    if (ec == boost::asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (!ec) {
+      if (*open_ >= max_connections)
+        log_.warning("control: more than " + std::to_string(max_connections) + " connections on " + name_ +
+                     "; closing a new one");
+      else
+        std::make_shared<Connection>(std::move(socket), *this)->read();
+    }
+    accept();
+  });
+}
+
+template class StreamControl<ip::tcp>;
+template class StreamControl<stream_protocol>;
 
 }  // namespace anyrtpproxy

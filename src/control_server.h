@@ -3,7 +3,8 @@
 // UdpControl: one datagram is one command, the reply goes back from the very
 // address the request reached (IP_PKTINFO when bound to a wildcard), so the
 // clients' connected UDP sockets accept it. UnixControl: rtpproxy's one-shot
-// stream mode (one read, one reply, close). Both hand the text to the
+// stream mode (one read, one reply, close). StreamControl: the persistent
+// stream modes OpenSIPS uses (tcp:, tcp6:, cunix:), one command per line. Both hand the text to the
 // Controller and catch at the request boundary: a bad command never stops
 // the loop.
 #pragma once
@@ -12,6 +13,7 @@
 #include "fd.h"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
@@ -69,5 +71,36 @@ private:
   Logger& log_;
   std::shared_ptr<std::size_t> open_;  // connections in flight, shared with them
 };
+
+// Persistent stream control: newline-terminated commands, no cookie, many per
+// connection, answered in order. Lines over 8191 bytes get E5 and a close;
+// a client that does not read its replies is cut off at 1 MiB queued.
+template <class Protocol>
+class StreamControl {
+public:
+  StreamControl(boost::asio::io_context& io, const typename Protocol::endpoint& at, std::string name,
+                Controller& controller, ApplyEffects apply, Logger& log);
+  ~StreamControl();
+  void start();
+  void close();
+
+  static constexpr std::size_t max_connections = 100;  // rtpproxy's RTPC_MAX_CONNECTIONS
+  static constexpr std::size_t max_queued = 1024 * 1024;
+
+private:
+  class Connection;
+  void accept();
+
+  typename Protocol::acceptor acceptor_;
+  std::string name_;
+  Controller& controller_;
+  ApplyEffects apply_;
+  Logger& log_;
+  RemoveAtExit file_;  // cunix: the socket file
+  std::shared_ptr<std::size_t> open_;
+};
+
+using TcpControl = StreamControl<boost::asio::ip::tcp>;
+using UnixStreamControl = StreamControl<boost::asio::local::stream_protocol>;
 
 }  // namespace anyrtpproxy

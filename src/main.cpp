@@ -43,7 +43,8 @@ int main(int argc, char* argv[]) {
     if (options.chroot || !options.user.empty()) {
       std::vector<std::string> sockets;  // the SIP proxy talks to them as the daemon's user or group
       for (const auto& c : options.control)
-        if (c.kind == ControlSpec::Kind::unix_stream) sockets.push_back(c.path);
+        if (c.kind == ControlSpec::Kind::unix_stream || c.kind == ControlSpec::Kind::unix_persistent)
+          sockets.push_back(c.path);
       chroot_and_drop(options.chroot ? options.chroot_dir : "", options.user, sockets);
       if (options.chroot) log.chrooted();
     }

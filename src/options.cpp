@@ -72,14 +72,17 @@ ControlSpec parse_control(const std::string& text) {
     if (v6 != addr.is_v6()) fail(opt, "'" + host + "' is not an " + (v6 ? "IPv6" : "IPv4") + " address");
     return ip::udp::endpoint(addr, port.empty() ? default_control_port : port_number(opt, port));
   };
-  if (text.rfind("unix:", 0) == 0 || (!text.empty() && text[0] == '/')) {
-    spec.kind = ControlSpec::Kind::unix_stream;
-    spec.path = text[0] == '/' ? text : text.substr(5);
+  const bool persistent_unix = text.rfind("cunix:", 0) == 0;
+  if (persistent_unix || text.rfind("unix:", 0) == 0 || (!text.empty() && text[0] == '/')) {
+    spec.kind = persistent_unix ? ControlSpec::Kind::unix_persistent : ControlSpec::Kind::unix_stream;
+    spec.path = text[0] == '/' ? text : text.substr(text.find(':') + 1);
     if (spec.path.empty() || spec.path[0] != '/') fail(opt, "'" + text + "' needs an absolute path");
     if (spec.path.size() >= 100) fail(opt, "the socket path '" + spec.path + "' is too long");
     return spec;
   }
-  if (text.rfind("udp6:", 0) == 0) {
+  for (const char* v6_prefix : {"udp6:", "tcp6:"}) {
+    if (text.rfind(v6_prefix, 0) != 0) continue;
+    spec.kind = v6_prefix[0] == 't' ? ControlSpec::Kind::tcp : ControlSpec::Kind::udp;
     const std::string rest = text.substr(5);
     boost::system::error_code ec;
     ip::make_address_v6(rest, ec);  // "udp6:::1" has no port; else the port follows the last ':'
@@ -90,7 +93,9 @@ ControlSpec parse_control(const std::string& text) {
       spec.endpoint = endpoint_of(rest.substr(0, c), rest.substr(c + 1), true);
     return spec;
   }
-  if (text.rfind("udp:", 0) == 0) {
+  for (const char* v4_prefix : {"udp:", "tcp:"}) {
+    if (text.rfind(v4_prefix, 0) != 0) continue;
+    spec.kind = v4_prefix[0] == 't' ? ControlSpec::Kind::tcp : ControlSpec::Kind::udp;
     auto [host, port] = split_host_port(text.substr(4));
     spec.endpoint = endpoint_of(host, port, false);
     return spec;
@@ -98,8 +103,8 @@ ControlSpec parse_control(const std::string& text) {
   const auto scheme = text.find(':');
   if (scheme != std::string::npos && text.find("://") == std::string::npos) {
     const std::string prefix = text.substr(0, scheme);
-    if (prefix == "tcp" || prefix == "tcp6" || prefix == "cunix" || prefix == "stdio" || prefix == "systemd")
-      fail(opt, "'" + prefix + ":' control sockets are not supported (use udp:, udp6: or unix:)");
+    if (prefix == "stdio" || prefix == "stdioc" || prefix == "systemd")
+      fail(opt, "'" + prefix + ":' control sockets are not supported (use udp:, udp6:, tcp:, tcp6:, unix: or cunix:)");
   }
   auto [host, port] = split_host_port(text);
   boost::system::error_code ec;
@@ -163,7 +168,8 @@ Options parse_options(int argc, const char* const argv[]) {
     ("interface,i", po::value<std::vector<std::string>>()->value_name("ADDR"),
        "relay RTP on this address; once per family (default 0.0.0.0)")
     ("control,s", po::value<std::vector<std::string>>()->value_name("SOCKET"),
-       "control socket: host[:port], udp:host:port, udp6:host:port or unix:/path (default 127.0.0.1:22222)")
+       "control socket: host[:port], udp:host:port, udp6:host:port, tcp:host:port, tcp6:host:port, "
+       "unix:/path or cunix:/path (default 127.0.0.1:22222)")
     ("port-range,p", po::value<std::vector<std::string>>()->multitoken()->value_name("START END"),
        "RTP/RTCP ports to allocate from (default 35000 65000)")
     ("nat,n", "learn a new remote address from every new source (clients behind NAT)")

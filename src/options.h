@@ -23,8 +23,10 @@ struct OptionError : std::runtime_error {
 };
 
 struct ControlSpec {
-  enum class Kind { udp, unix_stream } kind = Kind::udp;
-  boost::asio::ip::udp::endpoint endpoint;  // udp
+  // udp: datagrams with cookies; tcp and unix_persistent (cunix:): newline-framed
+  // commands, many per connection; unix_stream: rtpproxy's one-shot unix mode.
+  enum class Kind { udp, tcp, unix_stream, unix_persistent } kind = Kind::udp;
+  boost::asio::ip::udp::endpoint endpoint;  // udp, tcp (the protocol part is unused)
   std::string path;                         // unix
   std::string text;                         // as given, for messages
 };

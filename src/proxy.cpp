@@ -18,7 +18,7 @@ std::array<PortAllocator, 2> make_pools(const Options& o) {
   std::array<PortAllocator, 2> pools{PortAllocator(o.port_min, o.port_max, rd()),
                                      PortAllocator(o.port_min, o.port_max, rd())};
   for (const auto& c : o.control) {  // never hand out the control port as media (nor its pair)
-    if (c.kind != ControlSpec::Kind::udp) continue;
+    if (c.kind != ControlSpec::Kind::udp) continue;  // media is UDP: a TCP control port does not collide
     for (auto& pool : pools) pool.reserve(c.endpoint.port());
   }
   return pools;
@@ -75,10 +75,22 @@ Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
   });
   auto apply = [this](Effects& e) { this->apply(e); };
   for (const auto& c : options.control) {
-    if (c.kind == ControlSpec::Kind::udp)
-      udp_.push_back(std::make_unique<UdpControl>(io, c.endpoint, controller_, apply, log));
-    else
-      unix_.push_back(std::make_unique<UnixControl>(io, c.path, controller_, apply, log));
+    switch (c.kind) {
+      case ControlSpec::Kind::udp:
+        udp_.push_back(std::make_unique<UdpControl>(io, c.endpoint, controller_, apply, log));
+        break;
+      case ControlSpec::Kind::tcp:
+        tcp_.push_back(std::make_unique<TcpControl>(
+            io, boost::asio::ip::tcp::endpoint(c.endpoint.address(), c.endpoint.port()), c.text, controller_, apply, log));
+        break;
+      case ControlSpec::Kind::unix_stream:
+        unix_.push_back(std::make_unique<UnixControl>(io, c.path, controller_, apply, log));
+        break;
+      case ControlSpec::Kind::unix_persistent:
+        cunix_.push_back(std::make_unique<UnixStreamControl>(io, boost::asio::local::stream_protocol::endpoint(c.path),
+                                                            c.text, controller_, apply, log));
+        break;
+    }
   }
   check_file_limit();
   if (options.sync_port) {
@@ -160,6 +172,8 @@ void Proxy::check_file_limit() {
 void Proxy::start() {
   for (auto& u : udp_) u->start();
   for (auto& u : unix_) u->start();
+  for (auto& t : tcp_) t->start();
+  for (auto& u : cunix_) u->start();
   if (sync_server_) sync_server_->start();
   for (auto& p : peers_) p->start();
   sweep();
@@ -174,6 +188,8 @@ void Proxy::stop() {
   boost::system::error_code ec;
   for (auto& u : udp_) u->close();
   for (auto& u : unix_) u->close();
+  for (auto& t : tcp_) t->close();
+  for (auto& u : cunix_) u->close();
   if (sync_server_) sync_server_->close();
   for (auto& p : peers_) p->close();
   flush_timer_.cancel();

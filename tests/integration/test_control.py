@@ -136,5 +136,44 @@ def unix_one_shot_mode():
     assert not os.path.exists(path), "the unix socket is removed at exit"
 
 
+def read_lines(s, count, timeout=2):
+    s.settimeout(timeout)
+    data = b""
+    while data.count(b"\n") < count:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@test
+def persistent_stream_modes_for_opensips():
+    path = os.path.join(tempfile.mkdtemp(prefix="arp-"), "c.sock")
+    tcp_port = free_port(socket.SOCK_STREAM)
+    with Daemon(extra_control=["cunix:" + path, "tcp:127.0.0.1:%d" % tcp_port]) as d:
+        u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        u.connect(path)
+        u.sendall(b"V\nVF 20050322\n")  # §9 example 70
+        assert read_lines(u, 2) == b"20040107\n1\n"
+        t = socket.create_connection(("127.0.0.1", tcp_port), timeout=2)
+        t.sendall(b"U tc 192.0.2.1 4000 A;1\nQ tc A;1\r\nD tc A\n")
+        lines = read_lines(t, 3).decode().split("\n")
+        assert re.fullmatch(r"\d+ 127\.0\.0\.1", lines[0]) and lines[1].startswith("60 ") and lines[2] == "0", lines
+        t.sendall(b"V\n")
+        assert read_lines(t, 1) == b"20040107\n", "the connection stays open for more commands"
+        t.sendall(b"X" * 9000)  # no newline within the 8 KiB limit
+        assert read_lines(t, 1) == b"E5\n"
+        try:
+            closed = t.recv(100) == b""
+        except ConnectionResetError:  # closed with the rest of the line unread
+            closed = True
+        assert closed, "and then it is closed"
+        assert d.cmd("V") == "20040107"
+        u.close()
+        t.close()
+    assert not os.path.exists(path)
+
+
 if __name__ == "__main__":
     run_all()
