@@ -3,6 +3,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <random>
+
 using namespace anyrtpproxy;
 using namespace anyrtpproxy::test;
 using namespace std::chrono_literals;
@@ -360,6 +362,55 @@ BOOST_AUTO_TEST_CASE(learning_is_published) {
   BOOST_TEST(c.upserts[0]->legs[0].rtp.learned);
   BOOST_TEST(table.take_active().size() == 1u);
   BOOST_TEST(table.take_active().empty());
+}
+
+BOOST_AUTO_TEST_CASE(random_merges_keep_ports_and_pool_consistent) {
+  // Local commands, peers' upserts (some into our range, some conflicting),
+  // removals, activity and expiry in random order: bound legs are exactly the
+  // open ports, and our pool accounts for every pair of our range in use.
+  std::mt19937 rng(99);
+  const char* calls[] = {"a", "b", "c", "d", "e"};
+  const char* owners[] = {"peer:40000", "me:30000", "other:50000"};
+  for (int i = 0; i < 5000; ++i) {
+    const auto now = t0 + std::chrono::seconds(i / 50);
+    const char* call = calls[rng() % 5];
+    switch (rng() % 6) {
+      case 0: {
+        const char* owner = owners[rng() % 3];
+        const std::uint16_t base = owner[0] == 'm' ? 30000 : owner[0] == 'p' ? 40000 : 50000;
+        auto s = peer_session(call, static_cast<std::uint16_t>(base + 2 * (rng() % 10)),
+                              static_cast<std::uint16_t>(base + 2 * (rng() % 10)), rng() % 20, owner);
+        table.apply_upsert(s, now);
+        break;
+      }
+      case 1:
+        table.apply_removal(Tombstone{call, "A;1", rng() % 20, owners[rng() % 3], rng() % 2 == 0}, now);
+        break;
+      case 2: {
+        UpdateLookup u;
+        u.create = rng() % 2 == 0;
+        u.call_id = call;
+        u.from_tag = "A;1";
+        u.to_tag = "B;1";
+        u.mods.new_port = rng() % 4 == 0;
+        table.update(u, now);
+        break;
+      }
+      case 3: table.remove(Delete{false, call, "A", ""}); break;
+      case 4: table.expire(now + std::chrono::seconds(rng() % 120)); break;
+      case 5: table.take_changes(); break;
+    }
+    std::size_t bound = 0, mine = 0;
+    for (const auto& [key, s] : table.sessions())
+      for (const auto& leg : s.legs) {
+        if (!leg.bound) continue;
+        ++bound;
+        BOOST_REQUIRE(binder.open_ports.count({s.family, leg.port}) == 1u);
+        if (table.pool(Family::v4).owns(leg.port)) ++mine;
+      }
+    BOOST_REQUIRE(binder.open_ports.size() == bound);
+    BOOST_REQUIRE(table.pool(Family::v4).available() + mine == table.pool(Family::v4).capacity());
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
