@@ -207,8 +207,7 @@ void Proxy::apply(Effects& effects) {
 void Proxy::sweep() {
   for (const auto& e : table_.expire(Clock::now())) {
     log_.info("expired call-id=" + e.call_id + " tag=" + e.from_tag);
-    // Every instance expires the session; the one that created it tells the SIP proxy.
-    if (!e.notify_target.empty() && e.origin == table_.config().instance) notifier_.send(e.notify_target, e.notify_tag);
+    if (!e.notify_target.empty() && notifies_for(e.origin)) notifier_.send(e.notify_target, e.notify_tag);
   }
   flush_changes();
   if (++sweeps_ % 2 == 0) {  // coarse activity: media here keeps the session alive everywhere
@@ -223,6 +222,21 @@ void Proxy::sweep() {
   sweep_.async_wait([this](boost::system::error_code ec) {
     if (!ec) sweep();
   });
+}
+
+// Every instance expires the session; one of them tells the SIP proxy: the one that
+// created it, or, when that one is out of reach, the smallest name among this
+// instance and the peers it reaches (so a dead creator's calls are reported once).
+bool Proxy::notifies_for(const std::string& origin) const {
+  const std::string& me = table_.config().instance;
+  if (origin == me || origin.empty()) return true;
+  std::string smallest = me;
+  for (const auto& p : peers_) {
+    if (!p->connected() || p->peer_instance().empty()) continue;
+    if (p->peer_instance() == origin) return false;  // the creator is alive: its duty
+    smallest = std::min(smallest, p->peer_instance());
+  }
+  return smallest == me;
 }
 
 void Proxy::dump_stats() {

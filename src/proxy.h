@@ -36,6 +36,7 @@ private:
   void flush_soon();
   void on_sync(SyncMessage& msg, const std::string& peer);
   void sweep();
+  bool notifies_for(const std::string& origin) const;
   void wait_signal();
   void check_file_limit();
   void dump_stats();

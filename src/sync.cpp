@@ -229,6 +229,7 @@ void SyncClient::fail(const std::string& why, std::chrono::milliseconds delay) {
   last_error_ = why;
   complained_ = true;
   connected_ = false;
+  peer_instance_.clear();
   if (delay.count() == 0) {
     delay = backoff_;
     backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(1000));
@@ -273,6 +274,7 @@ void SyncClient::read() {
                           "-" + std::to_string(self_.port_max) + "): its sessions are refused; fix -p",
                       std::chrono::seconds(10));
       }
+      if (auto* h = std::get_if<SyncHello>(&msg)) peer_instance_ = h->instance;
       handler_(msg, name_);
       last_error_.clear();  // a healthy stream: the next failure is news again
       if (closed_ || !socket_.is_open()) return;

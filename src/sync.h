@@ -75,6 +75,8 @@ public:
   void close();
   bool connected() const { return connected_; }
   const std::string& name() const { return name_; }
+  // The instance at the other end, once its hello arrived on the current connection.
+  const std::string& peer_instance() const { return peer_instance_; }
 
 private:
   void connect();
@@ -97,6 +99,7 @@ private:
   bool closed_ = false;
   bool complained_ = false;  // one log line per outage, not one per attempt
   std::string last_error_;   // a peer that keeps sending the same bad frame is logged once
+  std::string peer_instance_;
 };
 
 }  // namespace anyrtpproxy

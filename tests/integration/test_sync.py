@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 from harness import BINARY, Daemon, Peer, Skip, free_port, rtp, run_all, test, wait_until
@@ -199,6 +200,40 @@ def calls_of_a_dead_instance_expire_when_idle():
         c.nodes[0].kill()
         wait_until(lambda: all(n.cmd("Q orphan A;1") == "E50" for n in c.nodes[1:]), 6, "the idle call to expire")
         assert all("expired call-id=orphan" in n.logtext() for n in c.nodes[1:])
+
+
+@test
+def one_timeout_notification_even_when_the_creator_died():
+    path = os.path.join(tempfile.mkdtemp(prefix="arp-"), "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(8)
+    listener.settimeout(0.2)
+
+    def notifications(seconds):
+        got, end = [], time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            conn.settimeout(2)
+            got.append(conn.recv(100))
+            conn.close()
+        return got
+
+    with Cluster("-T", "2", "--notify", "unix:" + path) as c:
+        c.nodes[0].cmd("U alive 192.0.2.1 4000 A;1 unix:%s alive" % path)
+        c.nodes[0].cmd("U orphan 192.0.2.1 4000 A;1 unix:%s orphan" % path)
+        wait_until(lambda: all(n.cmd("Q orphan A;1") != "E50" for n in c.nodes), 2, "the calls everywhere")
+        got = sorted(notifications(4))  # both expire while A lives: A alone tells, once per call
+        assert got == [b"alive\n", b"orphan\n"], got
+        c.nodes[0].cmd("U orphan2 192.0.2.1 4000 A;1 unix:%s orphan2" % path)
+        wait_until(lambda: all(n.cmd("Q orphan2 A;1") != "E50" for n in c.nodes), 2, "the call everywhere")
+        c.nodes[0].kill()
+        got = notifications(5)
+        assert got == [b"orphan2\n"], "exactly one instance reports the dead creator's call: %r" % got
+    listener.close()
 
 
 @test
