@@ -202,8 +202,8 @@ std::string Controller::on(const Query& q, Clock::time_point now, Session*& targ
   const Session& s = *m->session;
   target = m->session;
   const int side = 1 - m->side;
-  const auto& in = s.legs[side].counters;
-  const auto& other = s.legs[1 - side].counters;
+  const Counters in = s.cluster_counters(side);  // what every instance that relayed it reported
+  const Counters other = s.cluster_counters(1 - side);
   auto value = [&](std::string_view name) -> std::string {
     if (name == "ttl") return std::to_string(table_.ttl_left(s, now).count());
     if (name == "npkts_ina") return std::to_string(in.received);

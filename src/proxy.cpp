@@ -132,7 +132,8 @@ void Proxy::on_sync(SyncMessage& msg, const std::string& peer) {
       if (sync_server_) sync_server_->note("# " + printable(line, 1000) + "\n");
     }
   } else if (auto* a = std::get_if<SyncActivity>(&msg)) {
-    for (const auto& [key, idle] : a->entries) table_.apply_activity(key, std::chrono::seconds(idle), now);
+    for (const auto& e : a->entries)
+      table_.apply_activity(e.key, std::chrono::seconds(e.idle), a->instance, e.counters, now);
   } else if (auto* h = std::get_if<SyncHello>(&msg)) {
     log_.notice("sync: " + peer + " is instance " + h->instance + " (ports " + std::to_string(h->port_min) + "-" +
                 std::to_string(h->port_max) + ", " + std::to_string(h->sessions) + " sessions)");
@@ -212,10 +213,13 @@ void Proxy::sweep() {
   flush_changes();
   if (++sweeps_ % 2 == 0) {  // coarse activity: media here keeps the session alive everywhere
     const auto active = table_.take_active();
-    for (std::size_t i = 0; i < active.size(); i += sync_max_activity) {
-      SyncActivity a;
-      for (std::size_t j = i; j < std::min(active.size(), i + sync_max_activity); ++j) a.entries.emplace_back(active[j], 0);
-      if (sync_server_) sync_server_->publish(a);
+    for (std::size_t i = 0; sync_server_ && i < active.size(); i += sync_max_activity) {
+      SyncActivity a{table_.config().instance, {}};
+      for (std::size_t j = i; j < std::min(active.size(), i + sync_max_activity); ++j) {
+        const Session& s = *active[j];
+        a.entries.push_back(ActivityEntry{{s.call_id, s.from_tag}, 0, {s.legs[0].counters, s.legs[1].counters}});
+      }
+      sync_server_->publish(a);
     }
   }
   sweep_.expires_after(std::chrono::seconds(1));

@@ -55,6 +55,16 @@ Verdict judge_source(const Leg& leg, Kind kind, const udp::endpoint& from, const
   return Verdict::drop;
 }
 
+Counters Session::cluster_counters(int side) const {
+  Counters c = legs[side].counters;
+  for (const auto& p : peer_counters) {
+    c.received += p.legs[side].received;
+    c.relayed += p.legs[side].relayed;
+    c.dropped += p.legs[side].dropped;
+  }
+  return c;
+}
+
 bool tag_matches(const std::string& stored, const std::string& tag) {
   if (stored.size() < tag.size() || stored.compare(0, tag.size(), tag) != 0) return false;
   return stored.size() == tag.size() || stored[tag.size()] == ';';

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace anyrtpproxy {
 
@@ -69,6 +70,13 @@ struct Leg {
   void prefill(const udp::endpoint& remote_rtp, Clock::time_point now);
 };
 
+// Packet counters another instance reported for a session (activity frames).
+struct PeerCounters {
+  std::string instance;
+  std::array<Counters, 2> legs;
+};
+constexpr std::size_t max_peer_counters = 64;
+
 struct Session {
   std::string call_id;
   std::string from_tag;  // as sent by the creating U, with its ";N" media index
@@ -88,6 +96,10 @@ struct Session {
   std::string changed_by;
   bool dirty = false;   // local: changed here, not yet published
   bool active = false;  // local: packets relayed here since the last activity report
+  std::vector<PeerCounters> peer_counters;  // local knowledge, not synced as such
+
+  // This instance's counters plus what the peers reported, per leg.
+  Counters cluster_counters(int side) const;
 
   bool complete() const { return legs[0].port != 0 && legs[1].port != 0; }
 };

@@ -1,6 +1,7 @@
 // session_table: see session_table.h.
 #include "session_table.h"
 
+#include <algorithm>
 #include <tuple>
 
 namespace anyrtpproxy {
@@ -359,6 +360,7 @@ std::vector<std::string> SessionTable::apply_upsert(Session incoming, Clock::tim
   }
   incoming.dirty = false;
   incoming.active = false;
+  incoming.peer_counters.clear();
   for (auto& leg : incoming.legs) {
     leg.bound = false;
     leg.counters = Counters{};
@@ -384,6 +386,7 @@ std::vector<std::string> SessionTable::apply_upsert(Session incoming, Clock::tim
     incoming.last_active = std::max(incoming.last_active, mine.last_active);
     incoming.created = std::min(incoming.created, mine.created);
     incoming.active = mine.active;
+    incoming.peer_counters = std::move(mine.peer_counters);
     if (mine.dirty) incoming.dirty = false;  // the newer change wins; our pending one is superseded
     mine = std::move(incoming);
     s = &mine;
@@ -430,21 +433,30 @@ void SessionTable::apply_removal(const Tombstone& t, Clock::time_point now) {
   erase(s, t.expired, false);
 }
 
-void SessionTable::apply_activity(const SessionKey& key, std::chrono::seconds idle, Clock::time_point now) {
+void SessionTable::apply_activity(const SessionKey& key, std::chrono::seconds idle, const std::string& instance,
+                                  const std::array<Counters, 2>& counters, Clock::time_point now) {
   auto it = sessions_.find(key);
   if (it == sessions_.end()) return;
+  Session& s = it->second;
   const auto seen = now - idle;
-  if (seen > it->second.last_active) it->second.last_active = seen;
+  if (seen > s.last_active) s.last_active = seen;
+  if (instance.empty() || instance == config_.instance) return;
+  auto p = std::find_if(s.peer_counters.begin(), s.peer_counters.end(),
+                        [&](const PeerCounters& c) { return c.instance == instance; });
+  if (p != s.peer_counters.end())
+    p->legs = counters;
+  else if (s.peer_counters.size() < max_peer_counters)
+    s.peer_counters.push_back(PeerCounters{instance, counters});
 }
 
-std::vector<SessionKey> SessionTable::take_active() {
-  std::vector<SessionKey> keys;
+std::vector<const Session*> SessionTable::take_active() {
+  std::vector<const Session*> active;
   for (auto& [key, s] : sessions_) {
     if (!s.active) continue;
     s.active = false;
-    keys.push_back(key);
+    active.push_back(&s);
   }
-  return keys;
+  return active;
 }
 
 }  // namespace anyrtpproxy

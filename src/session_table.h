@@ -124,9 +124,11 @@ public:
   Changes take_changes();
   std::vector<std::string> apply_upsert(Session incoming, Clock::time_point now);
   void apply_removal(const Tombstone& t, Clock::time_point now);
-  void apply_activity(const SessionKey& key, std::chrono::seconds idle, Clock::time_point now);
-  // Sessions with local packets since the last call; clears their flag.
-  std::vector<SessionKey> take_active();
+  void apply_activity(const SessionKey& key, std::chrono::seconds idle, const std::string& instance,
+                      const std::array<Counters, 2>& counters, Clock::time_point now);
+  // Sessions with local packets since the last call (valid until the table next
+  // changes); clears their flag.
+  std::vector<const Session*> take_active();
   struct Buried { Tombstone tomb; Clock::time_point at; };
   const std::map<SessionKey, Buried>& tombstones() const { return tombstones_; }
   const TableConfig& config() const { return config_; }

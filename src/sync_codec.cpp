@@ -149,18 +149,28 @@ void serialize_tombstone(IO& io, TombstoneT& t) {
   io.flag(t.expired);
 }
 
+template <class IO, class CountersT>
+void serialize_counters(IO& io, CountersT& c) {
+  io.num(c.received);
+  io.num(c.relayed);
+  io.num(c.dropped);
+}
+
 template <class IO, class ActivityT>
 void serialize_activity(IO& io, ActivityT& a) {
+  io.str(a.instance);
   std::uint32_t n = static_cast<std::uint32_t>(a.entries.size());
   io.num(n);
   if constexpr (std::is_same_v<IO, In>) {
     if (n > sync_max_activity) throw Limit("an activity list of " + std::to_string(n) + " entries");
     a.entries.resize(n);
   }
-  for (auto& [key, idle] : a.entries) {
-    io.str(key.call_id);
-    io.str(key.from_tag);
-    io.num(idle);
+  for (auto& e : a.entries) {
+    io.str(e.key.call_id);
+    io.str(e.key.from_tag);
+    io.num(e.idle);
+    serialize_counters(io, e.counters[0]);
+    serialize_counters(io, e.counters[1]);
   }
 }
 
@@ -239,7 +249,7 @@ std::string encode(const SyncActivity& a) {
     Out io{ar, {}};
     serialize_activity(io, a);
   });
-  return frame("activity", payload, "sessions=" + std::to_string(a.entries.size()));
+  return frame("activity", payload, "instance=" + shown(a.instance) + " sessions=" + std::to_string(a.entries.size()));
 }
 
 std::string listing_line(const Session& s, Clock::time_point now, std::chrono::seconds ttl_left) {

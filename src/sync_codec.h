@@ -36,7 +36,16 @@ struct SyncHello {
   std::uint64_t sessions = 0;
 };
 
-struct SyncActivity { std::vector<std::pair<SessionKey, std::uint32_t>> entries; };  // key, idle seconds
+// Sessions that had media on the sending instance, with its packet counters.
+struct ActivityEntry {
+  SessionKey key;
+  std::uint32_t idle = 0;  // seconds
+  std::array<Counters, 2> counters{};
+};
+struct SyncActivity {
+  std::string instance;
+  std::vector<ActivityEntry> entries;
+};
 
 using SyncMessage = std::variant<SyncHello, Session, Tombstone, SyncActivity>;
 

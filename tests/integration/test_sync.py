@@ -161,6 +161,8 @@ def expiry_follows_activity_anywhere():
             seq += 1
             time.sleep(0.1)
         assert all(n.cmd("Q e1 A;1") != "E50" for n in c.nodes), "media through C kept it alive on A and B"
+        ttl, from_caller, from_callee, relayed, dropped = map(int, c.nodes[0].cmd("Q e1 A;1 B;1").split())
+        assert from_caller >= seq - 25 and relayed >= seq - 25, "Q on A counts the media C relayed: %d of %d" % (from_caller, seq)
         wait_until(lambda: all(n.cmd("Q e1 A;1") == "E50" for n in c.nodes), 8, "idle expiry everywhere")
         for n in c.nodes:
             assert n.proc.poll() is None

@@ -307,7 +307,13 @@ BOOST_AUTO_TEST_CASE(a_peers_expiry_does_not_kill_a_session_with_media_here) {
 
 BOOST_AUTO_TEST_CASE(activity_from_peers_keeps_a_session_alive) {
   table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
-  table.apply_activity(SessionKey{"c", "A;1"}, 0s, t0 + 50s);
+  table.apply_activity(SessionKey{"c", "A;1"}, 0s, "peer:40000", {Counters{7, 6, 1}, Counters{3, 3, 0}}, t0 + 50s);
+  const Session& s = table.sessions().begin()->second;
+  BOOST_TEST(s.cluster_counters(0).received == 7u);  // Q on any instance sees the media relayed anywhere
+  BOOST_TEST(s.cluster_counters(1).relayed == 3u);
+  table.apply_activity(SessionKey{"c", "A;1"}, 0s, "peer:40000", {Counters{9, 8, 1}, Counters{3, 3, 0}}, t0 + 50s);
+  BOOST_TEST(s.cluster_counters(0).received == 9u);  // a report replaces that peer's last one
+  BOOST_TEST(s.peer_counters.size() == 1u);
   BOOST_TEST(table.expire(t0 + 100s).empty());
   BOOST_TEST(table.expire(t0 + 110s).size() == 1u);
 }

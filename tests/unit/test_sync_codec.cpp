@@ -111,8 +111,10 @@ std::string golden_stream() {
   v6.legs[0].relatch_until = {};
   return encode(SyncHello{"relay1:35000", 35000, 39999, 2}) + encode(sample(), now) + encode(v6, now) +
          encode(Tombstone{"gone-call", "A;1", 3, "relay3:45000", true}) +
-         encode(SyncActivity{{{SessionKey{"a84b4c76e66710@pc33.example.com", "1928301774;1"}, 0},
-                              {SessionKey{"v6-call", "1928301774;1"}, 2}}});
+         encode(SyncActivity{"relay1:35000",
+                             {ActivityEntry{SessionKey{"a84b4c76e66710@pc33.example.com", "1928301774;1"}, 0,
+                                            {Counters{500, 499, 1}, Counters{480, 480, 0}}},
+                              ActivityEntry{SessionKey{"v6-call", "1928301774;1"}, 2, {}}}});
 }
 }  // namespace
 
@@ -128,7 +130,7 @@ BOOST_AUTO_TEST_CASE(session_round_trip) {
 BOOST_AUTO_TEST_CASE(other_messages_round_trip_in_one_stream_fed_byte_by_byte) {
   const std::string stream = "# listing header\nS call-id=x ...\n" + encode(SyncHello{"me:1", 10, 20, 5}) +
                              encode(Tombstone{"c", "t;1", 9, "other:2", true}) +
-                             encode(SyncActivity{{{SessionKey{"c", "t;1"}, 4}}});
+                             encode(SyncActivity{"other:2", {ActivityEntry{SessionKey{"c", "t;1"}, 4, {Counters{10, 9, 1}, Counters{20, 20, 0}}}}});
   auto all = read_all(stream, 1);
   BOOST_REQUIRE(all.size() == 3u);
   const auto& h = std::get<SyncHello>(std::get<SyncMessage>(all[0]));
@@ -139,8 +141,11 @@ BOOST_AUTO_TEST_CASE(other_messages_round_trip_in_one_stream_fed_byte_by_byte) {
   BOOST_TEST(t.version == 9u);
   BOOST_TEST(t.expired);
   const auto& a = std::get<SyncActivity>(std::get<SyncMessage>(all[2]));
-  BOOST_TEST(a.entries.at(0).first.from_tag == "t;1");
-  BOOST_TEST(a.entries.at(0).second == 4u);
+  BOOST_TEST(a.instance == "other:2");
+  BOOST_TEST(a.entries.at(0).key.from_tag == "t;1");
+  BOOST_TEST(a.entries.at(0).idle == 4u);
+  BOOST_TEST(a.entries.at(0).counters[0].received == 10u);
+  BOOST_TEST(a.entries.at(0).counters[1].relayed == 20u);
 }
 
 BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_1) {
