@@ -190,6 +190,34 @@ def rtcp(ssrc=0x1234):
     return struct.pack("!BBHI", 0x80, 200, 6, ssrc) + b"\0" * 20
 
 
+class NotifyListener:
+    """A unix stream socket that --notify can point at; collects what arrives."""
+
+    def __init__(self):
+        import tempfile
+        self.path = os.path.join(tempfile.mkdtemp(prefix="arp-"), "notify.sock")
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.bind(self.path)
+        self.s.listen(8)
+
+    def collect(self, seconds, count=None):
+        """Every message received within `seconds` (or until `count` arrived)."""
+        got, end = [], time.monotonic() + seconds
+        while time.monotonic() < end and (count is None or len(got) < count):
+            self.s.settimeout(max(0.01, min(0.2, end - time.monotonic())))
+            try:
+                conn, _ = self.s.accept()
+            except socket.timeout:
+                continue
+            conn.settimeout(2)
+            got.append(conn.recv(100))
+            conn.close()
+        return got
+
+    def close(self):
+        self.s.close()
+
+
 class Peer:
     """A UDP endpoint playing caller or callee."""
 

@@ -3,10 +3,9 @@ three policies, expiry and deletion freeing ports, IPv6, notifications."""
 
 import os
 import socket
-import tempfile
 import time
 
-from harness import Daemon, Peer, Skip, free_port, port_is_free, rtcp, rtp, run_all, test, wait_until
+from harness import Daemon, NotifyListener, Peer, Skip, free_port, port_is_free, rtcp, rtp, run_all, test, wait_until
 
 LO = "127.0.0.1"
 
@@ -178,21 +177,13 @@ def ipv6_session_on_loopback():
 
 @test
 def timeout_notification_is_sent():
-    path = os.path.join(tempfile.mkdtemp(prefix="arp-"), "notify.sock")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(4)
-    listener.settimeout(6)
+    listener = NotifyListener()
+    path = listener.path
     with Daemon("-T", "1", "--notify", "unix:" + path) as d:
         assert d.cmd("VF 20081224") == "1"
         d.cmd("U n1 192.0.2.1 4000 A;1 unix:%s tag%%201" % path)
         d.cmd("U n2 192.0.2.1 4000 A;1 unix:%s;glued" % path)  # Kamailio's form
-        got = set()
-        for _ in range(2):
-            conn, _ = listener.accept()
-            conn.settimeout(3)
-            got.add(conn.recv(100))
-            conn.close()
+        got = set(listener.collect(6, count=2))
         assert got == {b"tag 1\n", b"glued\n"}, got
         assert d.cmd("U n3 192.0.2.1 4000 A;1 unix:/nowhere x") != "E75"
     listener.close()

@@ -8,10 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
-from harness import BINARY, Daemon, Peer, Skip, free_port, rtp, run_all, test, wait_until
+from harness import BINARY, Daemon, NotifyListener, Peer, Skip, free_port, rtp, run_all, test, wait_until
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 
@@ -206,24 +205,9 @@ def calls_of_a_dead_instance_expire_when_idle():
 
 @test
 def one_timeout_notification_even_when_the_creator_died():
-    path = os.path.join(tempfile.mkdtemp(prefix="arp-"), "notify.sock")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(8)
-    listener.settimeout(0.2)
-
-    def notifications(seconds):
-        got, end = [], time.monotonic() + seconds
-        while time.monotonic() < end:
-            try:
-                conn, _ = listener.accept()
-            except socket.timeout:
-                continue
-            conn.settimeout(2)
-            got.append(conn.recv(100))
-            conn.close()
-        return got
-
+    listener = NotifyListener()
+    path = listener.path
+    notifications = listener.collect
     with Cluster("-T", "2", "--notify", "unix:" + path) as c:
         c.nodes[0].cmd("U alive 192.0.2.1 4000 A;1 unix:%s alive" % path)
         c.nodes[0].cmd("U orphan 192.0.2.1 4000 A;1 unix:%s orphan" % path)

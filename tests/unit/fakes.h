@@ -8,6 +8,11 @@
 
 namespace anyrtpproxy::test {
 
+inline const Clock::time_point t0 = Clock::time_point() + std::chrono::hours(1);
+inline udp::endpoint ep(const char* a, unsigned short p) {
+  return udp::endpoint(boost::asio::ip::make_address(a), p);
+}
+
 // Records what the table opened; refuses ports listed in `busy` as a taken port would.
 struct FakeBinder : PortBinder {
   std::set<std::pair<Family, std::uint16_t>> open_ports;

@@ -17,7 +17,6 @@ namespace ip = boost::asio::ip;
 
 namespace {
 
-const Clock::time_point t0 = Clock::time_point() + std::chrono::hours(1);
 
 std::string golden_path() {
   const char* dir = std::getenv("ANYRTPPROXY_GOLDEN");

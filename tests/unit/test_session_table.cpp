@@ -11,8 +11,6 @@ using namespace std::chrono_literals;
 namespace ip = boost::asio::ip;
 
 namespace {
-const Clock::time_point t0 = Clock::time_point() + std::chrono::hours(1);
-udp::endpoint ep(const char* a, unsigned short p) { return udp::endpoint(ip::make_address(a), p); }
 
 UpdateLookup ul(bool create, const char* call, const char* addr, std::uint16_t port, const char* from,
                 const char* to = "") {
