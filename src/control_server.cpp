@@ -136,123 +136,46 @@ void UdpControl::on_readable() {
   }
 }
 
-// One-shot unix stream connection: read once, answer, close; idle ones are cut after 5 s.
-class UnixControl::Connection : public std::enable_shared_from_this<Connection> {
+template <class Protocol>
+class StreamControl<Protocol>::Connection : public std::enable_shared_from_this<Connection> {
 public:
-  Connection(stream_protocol::socket socket, UnixControl& owner)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), owner_(owner), open_(owner.open_) {
+  Connection(typename Protocol::socket socket, StreamControl& owner)
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), owner_(owner), open_(owner.open_),
+        input_(max_command_bytes + 1) {
     ++*open_;
   }
   ~Connection() { --*open_; }
 
   void start() {
-    auto self = shared_from_this();
+    if (owner_.mode_ == Mode::persistent) return read_line();
     timer_.expires_after(std::chrono::seconds(5));
-    timer_.async_wait([self](boost::system::error_code ec) {
+    timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
       if (!ec) self->shut();
     });
-    socket_.async_read_some(boost::asio::buffer(buffer_), [self](boost::system::error_code ec, std::size_t n) {
-      if (ec) return self->shut();
-      self->answer(n);
-    });
+    socket_.async_read_some(input_.prepare(max_command_bytes + 1),
+                            [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                              if (ec) return self->shut();
+                              self->input_.commit(n);
+                              self->closing_ = true;
+                              if (n > max_command_bytes) return self->reply(format_error(Error::syntax) + "\n");
+                              self->answer(n);
+                            });
   }
 
 private:
-  void answer(std::size_t n) {
-    Effects effects;
-    const std::string_view text(buffer_.data(), n);
-    reply_ = guarded(
-        owner_.log_,
-        [&] {
-          return n > max_command_bytes ? format_error(Error::syntax) + "\n"
-                                       : owner_.controller_.handle_text(text, Clock::now(), effects);
-        },
-        [&] { return format_error(Error::internal) + "\n"; });
-    if (owner_.apply_) owner_.apply_(effects);
-    auto self = shared_from_this();
-    boost::asio::async_write(socket_, boost::asio::buffer(reply_),
-                             [self](boost::system::error_code, std::size_t) { self->shut(); });
-  }
-  void shut() {
-    boost::system::error_code ec;
-    timer_.cancel();
-    socket_.close(ec);
-  }
-
-  stream_protocol::socket socket_;
-  boost::asio::steady_timer timer_;
-  UnixControl& owner_;
-  std::shared_ptr<std::size_t> open_;
-  std::array<char, max_command_bytes + 1> buffer_{};
-  std::string reply_;
-};
-
-UnixControl::UnixControl(boost::asio::io_context& io, const std::string& path, Controller& controller,
-                         ApplyEffects apply, Logger& log)
-    : io_(io), acceptor_(io), path_(path), controller_(controller), apply_(std::move(apply)), log_(log),
-      open_(std::make_shared<std::size_t>(0)) {
-  ::unlink(path.c_str());  // a stale socket of an earlier run
-  boost::system::error_code ec;
-  acceptor_.open(stream_protocol(), ec);
-  if (!ec) acceptor_.bind(stream_protocol::endpoint(path), ec);
-  if (!ec) acceptor_.listen(boost::asio::socket_base::max_listen_connections, ec);
-  if (ec) throw std::runtime_error("cannot listen on control socket unix:" + path + ": " + ec.message());
-  ::chmod(path.c_str(), 0660);  // the daemon's user and group may connect, nobody else
-  file_ = RemoveAtExit(path);
-}
-
-UnixControl::~UnixControl() {
-  close();
-}
-
-void UnixControl::start() { accept(); }
-
-void UnixControl::close() {
-  if (!acceptor_.is_open()) return;
-  boost::system::error_code ec;
-  acceptor_.close(ec);
-  file_.remove();
-}
-
-void UnixControl::accept() {
-  acceptor_.async_accept([this](boost::system::error_code ec, stream_protocol::socket socket) {
-    if (ec == boost::asio::error::operation_aborted || !acceptor_.is_open()) return;
-    if (!ec) {
-      if (*open_ >= max_connections) {
-        log_.warning("control: more than " + std::to_string(max_connections) +
-                     " unix connections at once; closing a new one");
-      } else {
-        std::make_shared<Connection>(std::move(socket), *this)->start();
-      }
-    }
-    accept();
-  });
-}
-
-template <class Protocol>
-class StreamControl<Protocol>::Connection : public std::enable_shared_from_this<Connection> {
-public:
-  Connection(typename Protocol::socket socket, StreamControl& owner)
-      : socket_(std::move(socket)), owner_(owner), open_(owner.open_), input_(max_command_bytes + 1) {
-    ++*open_;
-  }
-  ~Connection() { --*open_; }
-
-  void read() {
+  void read_line() {
     boost::asio::async_read_until(socket_, input_, '\n',
                                   [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
                                     if (ec == boost::asio::error::not_found) {  // no newline in 8 KiB
-                                      self->reply(format_error(Error::syntax) + "\n");
                                       self->closing_ = true;
-                                      return;
+                                      return self->reply(format_error(Error::syntax) + "\n");
                                     }
                                     if (ec) return self->shut();
                                     self->answer(n);
-                                    self->read();
+                                    self->read_line();
                                   });
   }
 
-private:
   void answer(std::size_t n) {
     std::string line(boost::asio::buffers_begin(input_.data()), boost::asio::buffers_begin(input_.data()) + n);
     input_.consume(n);
@@ -285,10 +208,12 @@ private:
 
   void shut() {
     boost::system::error_code ec;
+    timer_.cancel();
     socket_.close(ec);
   }
 
   typename Protocol::socket socket_;
+  boost::asio::steady_timer timer_;  // one-shot mode: cuts an idle connection
   StreamControl& owner_;
   std::shared_ptr<std::size_t> open_;
   boost::asio::streambuf input_;
@@ -299,11 +224,12 @@ private:
 
 template <class Protocol>
 StreamControl<Protocol>::StreamControl(boost::asio::io_context& io, const typename Protocol::endpoint& at,
-                                       std::string name, Controller& controller, ApplyEffects apply, Logger& log)
-    : acceptor_(io), name_(std::move(name)), controller_(controller), apply_(std::move(apply)), log_(log),
+                                       std::string name, Mode mode, Controller& controller, ApplyEffects apply,
+                                       Logger& log)
+    : acceptor_(io), name_(std::move(name)), mode_(mode), controller_(controller), apply_(std::move(apply)), log_(log),
       open_(std::make_shared<std::size_t>(0)) {
   boost::system::error_code ec;
-  if constexpr (std::is_same_v<Protocol, stream_protocol>) ::unlink(at.path().c_str());
+  if constexpr (std::is_same_v<Protocol, stream_protocol>) ::unlink(at.path().c_str());  // a stale socket
   acceptor_.open(at.protocol(), ec);
   if constexpr (std::is_same_v<Protocol, ip::tcp>) {
     if (!ec) acceptor_.set_option(typename Protocol::acceptor::reuse_address(true), ec);
@@ -316,7 +242,7 @@ StreamControl<Protocol>::StreamControl(boost::asio::io_context& io, const typena
   if (!ec) acceptor_.listen(boost::asio::socket_base::max_listen_connections, ec);
   if (ec) throw std::runtime_error("cannot listen on control socket " + name_ + ": " + ec.message());
   if constexpr (std::is_same_v<Protocol, stream_protocol>) {
-    ::chmod(at.path().c_str(), 0660);
+    ::chmod(at.path().c_str(), 0660);  // the daemon's user and group may connect, nobody else
     file_ = RemoveAtExit(at.path());
   }
 }
@@ -344,7 +270,7 @@ void StreamControl<Protocol>::accept() {
         log_.warning("control: more than " + std::to_string(max_connections) + " connections on " + name_ +
                      "; closing a new one");
       else
-        std::make_shared<Connection>(std::move(socket), *this)->read();
+        std::make_shared<Connection>(std::move(socket), *this)->start();
     }
     accept();
   });

@@ -2,9 +2,9 @@
 //
 // UdpControl: one datagram is one command, the reply goes back from the very
 // address the request reached (IP_PKTINFO when bound to a wildcard), so the
-// clients' connected UDP sockets accept it. UnixControl: rtpproxy's one-shot
-// stream mode (one read, one reply, close). StreamControl: the persistent
-// stream modes OpenSIPS uses (tcp:, tcp6:, cunix:), one command per line. Both hand the text to the
+// clients' connected UDP sockets accept it. StreamControl: the stream modes,
+// rtpproxy's one-shot unix mode (one read, one reply, close; unix:) and the
+// persistent modes OpenSIPS uses (one command per line; tcp:, tcp6:, cunix:). Both hand the text to the
 // Controller and catch at the request boundary: a bad command never stops
 // the loop.
 #pragma once
@@ -48,37 +48,16 @@ private:
   std::vector<char> buffer_;
 };
 
-class UnixControl {
-public:
-  UnixControl(boost::asio::io_context& io, const std::string& path, Controller& controller, ApplyEffects apply,
-              Logger& log);
-  ~UnixControl();
-  void start();
-  void close();
-
-  static constexpr std::size_t max_connections = 100;
-
-private:
-  class Connection;
-  void accept();
-
-  boost::asio::io_context& io_;
-  boost::asio::local::stream_protocol::acceptor acceptor_;
-  std::string path_;
-  RemoveAtExit file_;
-  Controller& controller_;
-  ApplyEffects apply_;
-  Logger& log_;
-  std::shared_ptr<std::size_t> open_;  // connections in flight, shared with them
-};
-
-// Persistent stream control: newline-terminated commands, no cookie, many per
-// connection, answered in order. Lines over 8191 bytes get E5 and a close;
-// a client that does not read its replies is cut off at 1 MiB queued.
+// Stream control, no cookies. Persistent: newline-terminated commands, many per
+// connection, answered in order; lines over 8191 bytes get E5 and a close; a
+// client that does not read its replies is cut off at 1 MiB queued. One-shot:
+// the first read is the command (Kamailio sends no newline, no half-close), the
+// reply is written and the connection closed; an idle one is cut after 5 s.
 template <class Protocol>
 class StreamControl {
 public:
-  StreamControl(boost::asio::io_context& io, const typename Protocol::endpoint& at, std::string name,
+  enum class Mode { one_shot, persistent };
+  StreamControl(boost::asio::io_context& io, const typename Protocol::endpoint& at, std::string name, Mode mode,
                 Controller& controller, ApplyEffects apply, Logger& log);
   ~StreamControl();
   void start();
@@ -93,14 +72,15 @@ private:
 
   typename Protocol::acceptor acceptor_;
   std::string name_;
+  Mode mode_;
   Controller& controller_;
   ApplyEffects apply_;
   Logger& log_;
-  RemoveAtExit file_;  // cunix: the socket file
+  RemoveAtExit file_;  // unix: the socket file
   std::shared_ptr<std::size_t> open_;
 };
 
 using TcpControl = StreamControl<boost::asio::ip::tcp>;
-using UnixStreamControl = StreamControl<boost::asio::local::stream_protocol>;
+using UnixControl = StreamControl<boost::asio::local::stream_protocol>;
 
 }  // namespace anyrtpproxy

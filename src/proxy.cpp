@@ -80,15 +80,15 @@ Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
         udp_.push_back(std::make_unique<UdpControl>(io, c.endpoint, controller_, apply, log));
         break;
       case ControlSpec::Kind::tcp:
-        tcp_.push_back(std::make_unique<TcpControl>(
-            io, boost::asio::ip::tcp::endpoint(c.endpoint.address(), c.endpoint.port()), c.text, controller_, apply, log));
+        tcp_.push_back(std::make_unique<TcpControl>(io, boost::asio::ip::tcp::endpoint(c.endpoint.address(), c.endpoint.port()),
+                                                    c.text, TcpControl::Mode::persistent, controller_, apply, log));
         break;
       case ControlSpec::Kind::unix_stream:
-        unix_.push_back(std::make_unique<UnixControl>(io, c.path, controller_, apply, log));
-        break;
       case ControlSpec::Kind::unix_persistent:
-        cunix_.push_back(std::make_unique<UnixStreamControl>(io, boost::asio::local::stream_protocol::endpoint(c.path),
-                                                            c.text, controller_, apply, log));
+        unix_.push_back(std::make_unique<UnixControl>(
+            io, boost::asio::local::stream_protocol::endpoint(c.path), c.text,
+            c.kind == ControlSpec::Kind::unix_stream ? UnixControl::Mode::one_shot : UnixControl::Mode::persistent,
+            controller_, apply, log));
         break;
     }
   }
@@ -113,19 +113,15 @@ void Proxy::on_sync(SyncMessage& msg, const std::string& peer) {
   const auto now = Clock::now();
   if (auto* s = std::get_if<Session>(&msg)) {
     const SessionKey key{s->call_id, s->from_tag};
-    const auto applied = table_.stats().sync_applied;
-    for (const auto& problem : table_.apply_upsert(std::move(*s), now)) log_.error(problem);
-    if (table_.stats().sync_applied != applied) {
+    const auto applied = table_.apply_upsert(std::move(*s), now);
+    for (const auto& problem : applied.problems) log_.error(problem);
+    if (applied.changed) {
       const Session& mine = table_.sessions().at(key);
       if (log_.enabled(Level::debug)) log_.debug("sync: call-id=" + key.call_id + " tag=" + key.from_tag + " from " + peer);
       if (sync_server_) sync_server_->note(listing_line(mine, now, table_.ttl_left(mine, now)));
     }
   } else if (auto* t = std::get_if<Tombstone>(&msg)) {
-    const SessionKey key{t->call_id, t->from_tag};
-    const bool had = table_.sessions().count(key) != 0;
-    table_.apply_removal(*t, now);
-    if (sync_server_) sync_server_->note("");  // the tombstones changed
-    if (had && !table_.sessions().count(key)) {
+    if (table_.apply_removal(*t, now)) {
       const std::string line = std::string(t->expired ? "expired" : "deleted") + " call-id=" + t->call_id +
                                " tag=" + t->from_tag + " by " + t->changed_by;
       log_.info(line);
@@ -138,6 +134,7 @@ void Proxy::on_sync(SyncMessage& msg, const std::string& peer) {
     log_.notice("sync: " + peer + " is instance " + h->instance + " (ports " + std::to_string(h->port_min) + "-" +
                 std::to_string(h->port_max) + ", " + std::to_string(h->sessions) + " sessions)");
   }
+  if (sync_server_) sync_server_->table_changed();
   flush_changes();  // a session kept alive against a peer's expiry goes back out
 }
 
@@ -172,9 +169,8 @@ void Proxy::check_file_limit() {
 
 void Proxy::start() {
   for (auto& u : udp_) u->start();
-  for (auto& u : unix_) u->start();
   for (auto& t : tcp_) t->start();
-  for (auto& u : cunix_) u->start();
+  for (auto& u : unix_) u->start();
   if (sync_server_) sync_server_->start();
   for (auto& p : peers_) p->start();
   sweep();
@@ -188,9 +184,8 @@ void Proxy::start() {
 void Proxy::stop() {
   boost::system::error_code ec;
   for (auto& u : udp_) u->close();
-  for (auto& u : unix_) u->close();
   for (auto& t : tcp_) t->close();
-  for (auto& u : cunix_) u->close();
+  for (auto& u : unix_) u->close();
   if (sync_server_) sync_server_->close();
   for (auto& p : peers_) p->close();
   flush_timer_.cancel();

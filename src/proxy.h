@@ -49,9 +49,8 @@ private:
   Controller controller_;
   Notifier notifier_;
   std::vector<std::unique_ptr<UdpControl>> udp_;
-  std::vector<std::unique_ptr<UnixControl>> unix_;
   std::vector<std::unique_ptr<TcpControl>> tcp_;
-  std::vector<std::unique_ptr<UnixStreamControl>> cunix_;
+  std::vector<std::unique_ptr<UnixControl>> unix_;  // one-shot (unix:) and persistent (cunix:)
   SyncStats sync_stats_;
   std::unique_ptr<SyncServer> sync_server_;
   std::vector<std::unique_ptr<SyncClient>> peers_;

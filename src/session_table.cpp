@@ -6,6 +6,14 @@
 
 namespace anyrtpproxy {
 
+namespace {
+// Changes are ordered by version, ties by the name of the instance that made them,
+// so every instance picks the same winner.
+bool newer(std::uint64_t version, const std::string& by, std::uint64_t than_version, const std::string& than_by) {
+  return std::tie(version, by) > std::tie(than_version, than_by);
+}
+}  // namespace
+
 SessionTable::SessionTable(TableConfig config, std::array<PortAllocator, 2> pools, PortBinder& binder)
     : config_(config), pools_(std::move(pools)), binder_(binder) {}
 
@@ -148,7 +156,7 @@ void SessionTable::remember(Tombstone t, Clock::time_point now) {
   auto [it, fresh] = tombstones_.try_emplace(key, Buried{t, now});
   if (!fresh) {
     const auto& old = it->second.tomb;
-    if (std::tie(old.version, old.changed_by) >= std::tie(t.version, t.changed_by)) return;
+    if (!newer(t.version, t.changed_by, old.version, old.changed_by)) return;
     it->second = Buried{std::move(t), now};
   }
   tombstone_order_.emplace_back(now, std::move(key));
@@ -297,10 +305,6 @@ void SessionTable::send_failed(const Route& r) {
   ++stats_.packets_dropped;
 }
 
-}  // namespace anyrtpproxy
-
-namespace anyrtpproxy {
-
 Changes SessionTable::take_changes() {
   Changes c;
   for (const auto& key : dirty_) {
@@ -346,15 +350,16 @@ std::string SessionTable::bind_remote(Session& s, int side) {
   return {};
 }
 
-std::vector<std::string> SessionTable::apply_upsert(Session incoming, Clock::time_point now) {
+SessionTable::Applied SessionTable::apply_upsert(Session incoming, Clock::time_point now) {
   now_ = now;
-  std::vector<std::string> problems;
+  Applied result;
+  auto& problems = result.problems;
   SessionKey key{incoming.call_id, incoming.from_tag};
   if (auto t = tombstones_.find(key); t != tombstones_.end()) {
     const auto& tomb = t->second.tomb;
-    if (std::tie(tomb.version, tomb.changed_by) >= std::tie(incoming.version, incoming.changed_by)) {
+    if (!newer(incoming.version, incoming.changed_by, tomb.version, tomb.changed_by)) {
       ++stats_.sync_stale;  // deleted here after that change: it must not come back
-      return problems;
+      return result;
     }
     tombstones_.erase(t);
   }
@@ -369,9 +374,9 @@ std::vector<std::string> SessionTable::apply_upsert(Session incoming, Clock::tim
   Session* s = nullptr;
   if (it != sessions_.end()) {
     Session& mine = it->second;
-    if (std::tie(mine.version, mine.changed_by) >= std::tie(incoming.version, incoming.changed_by)) {
+    if (!newer(incoming.version, incoming.changed_by, mine.version, mine.changed_by)) {
       ++stats_.sync_stale;
-      return problems;
+      return result;
     }
     for (int side = 0; side < 2; ++side) {
       Leg& old = mine.legs[side];
@@ -387,8 +392,7 @@ std::vector<std::string> SessionTable::apply_upsert(Session incoming, Clock::tim
     incoming.created = std::min(incoming.created, mine.created);
     incoming.active = mine.active;
     incoming.peer_counters = std::move(mine.peer_counters);
-    if (mine.dirty) incoming.dirty = false;  // the newer change wins; our pending one is superseded
-    mine = std::move(incoming);
+    mine = std::move(incoming);  // not dirty: a pending local change is superseded
     s = &mine;
   } else {
     if (sessions_.size() >= config_.max_sessions) {
@@ -396,7 +400,7 @@ std::vector<std::string> SessionTable::apply_upsert(Session incoming, Clock::tim
         problems.push_back("sync: the table is full (" + std::to_string(config_.max_sessions) +
                            " sessions); refused call-id=" + incoming.call_id + " and " +
                            std::to_string(stats_.sync_refused_full - 1) + " before it");
-      return problems;
+      return result;
     }
     auto [pos, inserted] = sessions_.emplace(key, std::move(incoming));
     (void)inserted;
@@ -407,30 +411,32 @@ std::vector<std::string> SessionTable::apply_upsert(Session incoming, Clock::tim
     if (s->legs[side].port != 0 && !s->legs[side].bound)
       if (auto problem = bind_remote(*s, side); !problem.empty()) problems.push_back(std::move(problem));
   ++stats_.sync_applied;
-  return problems;
+  result.changed = true;
+  return result;
 }
 
-void SessionTable::apply_removal(const Tombstone& t, Clock::time_point now) {
+bool SessionTable::apply_removal(const Tombstone& t, Clock::time_point now) {
   now_ = now;
   auto it = sessions_.find(SessionKey{t.call_id, t.from_tag});
   if (it == sessions_.end()) {
     remember(t, now);
-    return;
+    return false;
   }
   Session& s = it->second;
-  if (std::tie(t.version, t.changed_by) < std::tie(s.version, s.changed_by)) {
+  if (newer(s.version, s.changed_by, t.version, t.changed_by)) {
     ++stats_.sync_stale;  // the session changed after that deletion
-    return;
+    return false;
   }
   if (t.expired && ttl_left(s, now) > expiry_slack) {
     // It timed out there, but media still flows here: keep it, and tell the peers.
     s.version = std::max(s.version, t.version);
     mark_dirty(s);
-    return;
+    return false;
   }
   remember(t, now);
   if (t.expired) ++stats_.timeouts;
   erase(s, t.expired, false);
+  return true;
 }
 
 void SessionTable::apply_activity(const SessionKey& key, std::chrono::seconds idle, const std::string& instance,

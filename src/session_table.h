@@ -122,8 +122,12 @@ public:
   // the apply_* functions merge what a peer published and never mark anything
   // for publishing again, except a session kept alive against a peer's expiry.
   Changes take_changes();
-  std::vector<std::string> apply_upsert(Session incoming, Clock::time_point now);
-  void apply_removal(const Tombstone& t, Clock::time_point now);
+  struct Applied {
+    bool changed = false;               // the table took the session (it was not stale)
+    std::vector<std::string> problems;  // legs that could not be bound here, a full table
+  };
+  Applied apply_upsert(Session incoming, Clock::time_point now);
+  bool apply_removal(const Tombstone& t, Clock::time_point now);  // true: the session is gone here
   void apply_activity(const SessionKey& key, std::chrono::seconds idle, const std::string& instance,
                       const std::array<Counters, 2>& counters, Clock::time_point now);
   // Sessions with local packets since the last call (valid until the table next

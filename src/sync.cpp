@@ -173,7 +173,7 @@ void SyncServer::deliver(std::shared_ptr<const std::string> bytes) {
 
 void SyncServer::publish(const Changes& changes, Clock::time_point now) {
   if (changes.upserts.empty() && changes.removals.empty()) return;
-  snapshot_.reset();  // the table changed: the next connection needs a new snapshot
+  table_changed();
   if (connections_.empty()) return;
   std::string out;
   for (const Session* s : changes.upserts) out += encode(*s, now);
@@ -182,8 +182,7 @@ void SyncServer::publish(const Changes& changes, Clock::time_point now) {
 }
 
 void SyncServer::note(std::string line) {
-  snapshot_.reset();  // the table changed: the next connection needs a new snapshot
-  if (connections_.empty() || line.empty()) return;
+  if (connections_.empty()) return;
   deliver(std::make_shared<const std::string>(std::move(line)));
 }
 

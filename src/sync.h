@@ -41,6 +41,9 @@ public:
   void publish(const SyncActivity& activity);
   // A line for the people watching (peers skip it): a change that came from a peer.
   void note(std::string line);
+  // The table changed without a publish (a peer's change): the next connection
+  // must not get the shared snapshot taken before.
+  void table_changed() { snapshot_.reset(); }
   std::size_t connections() const { return connections_.size(); }
 
   static constexpr std::size_t max_connections = 64;

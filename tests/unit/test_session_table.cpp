@@ -226,7 +226,7 @@ struct Cluster {
 BOOST_FIXTURE_TEST_SUITE(session_table_sync, Cluster)
 
 BOOST_AUTO_TEST_CASE(peer_sessions_are_bound_here_and_never_republished) {
-  BOOST_TEST(table.apply_upsert(peer_session("c", 40000, 40002, 1), t0).empty());
+  BOOST_TEST(table.apply_upsert(peer_session("c", 40000, 40002, 1), t0).problems.empty());
   BOOST_TEST(binder.open_ports.count({Family::v4, 40000}) == 1u);
   BOOST_TEST(binder.open_ports.count({Family::v4, 40002}) == 1u);
   BOOST_TEST(table.take_changes().upserts.empty());
@@ -242,7 +242,7 @@ BOOST_AUTO_TEST_CASE(peer_sessions_are_bound_here_and_never_republished) {
 BOOST_AUTO_TEST_CASE(versions_order_changes) {
   table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
   auto older = peer_session("c", 40000, 40004, 4);
-  table.apply_upsert(older, t0);
+  BOOST_TEST(!table.apply_upsert(older, t0).changed);
   BOOST_TEST(table.sessions().begin()->second.legs[1].port == 40002);
   BOOST_TEST(table.stats().sync_stale == 1u);
   table.apply_upsert(peer_session("c", 40000, 40004, 6), t0);  // a new port pair for leg 1
@@ -280,9 +280,9 @@ BOOST_AUTO_TEST_CASE(deleted_sessions_do_not_come_back) {
 
 BOOST_AUTO_TEST_CASE(removals_from_peers) {
   table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
-  table.apply_removal(Tombstone{"c", "A;1", 4, "peer:40000", false}, t0);  // older than what we hold
+  BOOST_TEST(!table.apply_removal(Tombstone{"c", "A;1", 4, "peer:40000", false}, t0));  // older than ours
   BOOST_TEST(table.sessions().size() == 1u);
-  table.apply_removal(Tombstone{"c", "A;1", 6, "peer:40000", false}, t0);
+  BOOST_TEST(table.apply_removal(Tombstone{"c", "A;1", 6, "peer:40000", false}, t0));
   BOOST_TEST(table.sessions().empty());
   BOOST_TEST(binder.open_ports.empty());
   BOOST_TEST(table.take_changes().removals.empty());  // not echoed back
@@ -319,7 +319,7 @@ BOOST_AUTO_TEST_CASE(activity_from_peers_keeps_a_session_alive) {
 BOOST_AUTO_TEST_CASE(ports_of_our_range_from_a_peer_are_refused_unless_ours) {
   auto foreign = peer_session("c", 30000, 40002, 1, "peer:40000");
   foreign.legs[1].owner = "peer:40000";
-  const auto problems = table.apply_upsert(foreign, t0);
+  const auto problems = table.apply_upsert(foreign, t0).problems;
   BOOST_REQUIRE(problems.size() == 1u);
   BOOST_TEST(problems[0].find("overlap") != std::string::npos);
   BOOST_TEST(binder.open_ports.count({Family::v4, 30000}) == 0u);
@@ -327,7 +327,7 @@ BOOST_AUTO_TEST_CASE(ports_of_our_range_from_a_peer_are_refused_unless_ours) {
   // after a restart, our own session comes back from a peer: its port is claimed from our pool
   auto mine = peer_session("d", 30002, 40004, 1, "me:30000");
   mine.legs[1].owner = "peer:40000";
-  BOOST_TEST(table.apply_upsert(mine, t0).empty());
+  BOOST_TEST(table.apply_upsert(mine, t0).problems.empty());
   BOOST_TEST(binder.open_ports.count({Family::v4, 30002}) == 1u);
   BOOST_TEST(table.pool(Family::v4).available() == 9u);
   table.clear();
@@ -336,7 +336,7 @@ BOOST_AUTO_TEST_CASE(ports_of_our_range_from_a_peer_are_refused_unless_ours) {
 
 BOOST_AUTO_TEST_CASE(a_port_that_cannot_be_bound_is_counted_and_the_rest_applied) {
   binder.busy.insert(40002);
-  const auto problems = table.apply_upsert(peer_session("c", 40000, 40002, 1), t0);
+  const auto problems = table.apply_upsert(peer_session("c", 40000, 40002, 1), t0).problems;
   BOOST_TEST(problems.size() == 1u);
   BOOST_TEST(table.stats().sync_bind_failures == 1u);
   BOOST_TEST(table.sessions().size() == 1u);
