@@ -247,8 +247,7 @@ Options parse_options(int argc, const char* const argv[]) {
 
   if (vm.count("sync-port")) o.sync_port = port_number("-S/--sync-port", str("sync-port"));
   if (vm.count("sync-interface")) {
-    o.sync_interface = str("sync-interface");
-    resolve("-I/--sync-interface", o.sync_interface);
+    o.sync_interface = resolve("-I/--sync-interface", str("sync-interface"));
   }
   if (vm.count("sync-hosts")) o.sync_hosts = parse_sync_hosts(list("sync-hosts"));
 

@@ -58,7 +58,7 @@ struct Options {
   LatchPolicy policy = LatchPolicy::once;
 
   std::uint16_t sync_port = 0;
-  std::string sync_interface;
+  std::optional<boost::asio::ip::address> sync_interface;  // -I, resolved; none: every address
   std::vector<SyncPeer> sync_hosts;
 
   std::chrono::seconds ttl{60};

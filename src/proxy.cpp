@@ -31,23 +31,9 @@ std::string instance_name(const Options& o) {
   return std::string(host[0] ? host : "anyrtpproxy") + ":" + std::to_string(o.port_min);
 }
 
-SyncHello hello_of(const Options& o) { return SyncHello{instance_name(o), o.port_min, o.port_max, 0}; }
-
 boost::asio::ip::tcp::endpoint sync_endpoint(const Options& o) {
   namespace ip = boost::asio::ip;
-  if (!o.sync_interface.empty()) {
-    boost::system::error_code ec;
-    auto a = ip::make_address(o.sync_interface, ec);
-    if (ec) {
-      boost::asio::io_context io;
-      ip::tcp::resolver r(io);
-      auto res = r.resolve(o.sync_interface, "", ec);
-      if (ec || res.empty()) throw std::runtime_error("cannot resolve sync interface " + o.sync_interface);
-      a = res.begin()->endpoint().address();
-    }
-    return ip::tcp::endpoint(a, o.sync_port);
-  }
-  return ip::tcp::endpoint(ip::address_v6::any(), o.sync_port);  // IPv4 and IPv6
+  return ip::tcp::endpoint(o.sync_interface ? *o.sync_interface : ip::address(ip::address_v6::any()), o.sync_port);
 }
 
 ControllerConfig controller_config(const Options& o) {
@@ -93,19 +79,20 @@ Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
     }
   }
   check_file_limit();
+  const SyncHello hello{table_.config().instance, options.port_min, options.port_max, 0};
   if (options.sync_port) {
-    auto at = sync_endpoint(options);
+    auto at = sync_endpoint(options);  // IPv4 and IPv6 unless -I names one address
     try {
-      sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello_of(options), log, sync_stats_);
+      sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello, log, sync_stats_);
     } catch (const std::runtime_error&) {
-      if (!options.sync_interface.empty()) throw;
+      if (options.sync_interface) throw;
       at = boost::asio::ip::tcp::endpoint(boost::asio::ip::address_v4::any(), options.sync_port);  // no IPv6 here
-      sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello_of(options), log, sync_stats_);
+      sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello, log, sync_stats_);
     }
   }
   for (const auto& peer : options.sync_hosts)
     peers_.push_back(std::make_unique<SyncClient>(
-        io, peer.host, peer.port, hello_of(options),
+        io, peer.host, peer.port, hello,
         [this](SyncMessage& msg, const std::string& from) { on_sync(msg, from); }, log, sync_stats_));
 }
 
