@@ -221,12 +221,11 @@ void SyncClient::fail(const std::string& why, std::chrono::milliseconds delay) {
   if (closed_) return;
   boost::system::error_code ec;
   socket_.close(ec);
-  if ((connected_ || !complained_) && why != last_error_)
+  if (why != last_error_)
     log_.warning("sync: " + name_ + ": " + why + "; reconnecting");
   else
     log_.debug("sync: " + name_ + ": " + why + " (again)");
   last_error_ = why;
-  complained_ = true;
   connected_ = false;
   peer_instance_.clear();
   if (delay.count() == 0) {
@@ -244,7 +243,6 @@ void SyncClient::connect() {
     connected_ = true;
     backoff_ = std::chrono::milliseconds(100);
     log_.notice("sync: connected to " + name_);
-    complained_ = false;
     read();
   });
 }

@@ -100,8 +100,9 @@ private:
   std::chrono::milliseconds backoff_{100};
   bool connected_ = false;
   bool closed_ = false;
-  bool complained_ = false;  // one log line per outage, not one per attempt
-  std::string last_error_;   // a peer that keeps sending the same bad frame is logged once
+  // One log line per kind of failure: an outage, or a peer that keeps sending the
+  // same bad frame, is logged once, until a healthy frame arrives.
+  std::string last_error_;
   std::string peer_instance_;
 };
 
