@@ -2,6 +2,8 @@
 #include "control_server.h"
 
 #include "log.h"
+#include "text.h"
+#include "write_queue.h"
 
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -14,7 +16,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <deque>
 #include <cstring>
 #include <stdexcept>
 
@@ -24,11 +25,6 @@ namespace ip = boost::asio::ip;
 using boost::asio::local::stream_protocol;
 
 namespace {
-
-std::string text_of(const ip::udp::endpoint& ep) {
-  return ep.address().is_v6() ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
-                              : ep.address().to_string() + ":" + std::to_string(ep.port());
-}
 
 std::string guarded(Logger& log, const std::function<std::string()>& run, const std::function<std::string()>& fallback) {
   try {
@@ -52,7 +48,7 @@ UdpControl::UdpControl(boost::asio::io_context& io, const ip::udp::endpoint& at,
     ::setsockopt(socket_.native_handle(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
   }
   if (!ec) socket_.bind(at, ec);
-  if (ec) throw std::runtime_error("cannot bind control socket " + text_of(at) + ": " + ec.message());
+  if (ec) throw std::runtime_error("cannot bind control socket " + endpoint_text(at) + ": " + ec.message());
   const int on = 1;
   if (wildcard_ && at.address().is_v4()) ::setsockopt(socket_.native_handle(), IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
   if (wildcard_ && at.address().is_v6())
@@ -99,7 +95,7 @@ void UdpControl::on_readable() {
     Effects effects;
     const auto now = Clock::now();
     const std::string reply = guarded(
-        log_, [&] { return controller_.handle_datagram(datagram, text_of(from), now, effects); },
+        log_, [&] { return controller_.handle_datagram(datagram, endpoint_text(from), now, effects); },
         [&] { return controller_.error_datagram(datagram, Error::internal); });
     // Reply from the address the request reached: copy its destination back as the source.
     alignas(cmsghdr) char out_control[256];
@@ -131,7 +127,7 @@ void UdpControl::on_readable() {
       }
     }
     if (::sendmsg(fd, &out, MSG_DONTWAIT) < 0)
-      log_.warning("control: cannot reply to " + text_of(from) + ": " + std::strerror(errno));
+      log_.warning("control: cannot reply to " + endpoint_text(from) + ": " + std::strerror(errno));
     if (apply_) apply_(effects);
   }
 }
@@ -141,7 +137,7 @@ class StreamControl<Protocol>::Connection : public std::enable_shared_from_this<
 public:
   Connection(typename Protocol::socket socket, StreamControl& owner)
       : socket_(std::move(socket)), timer_(socket_.get_executor()), owner_(owner), open_(owner.open_),
-        input_(max_command_bytes + 1) {
+        input_(max_command_bytes + 1), queue_(max_queued) {
     ++*open_;
   }
   ~Connection() { --*open_; }
@@ -188,20 +184,18 @@ private:
   }
 
   void reply(std::string text) {
-    queued_ += text.size();
-    if (queued_ > max_queued) return shut();  // it does not read its replies
-    const bool writing = !queue_.empty();
-    queue_.push_back(std::move(text));
-    if (!writing) write();
+    switch (queue_.push(std::make_shared<const std::string>(std::move(text)))) {
+      case WriteQueue::Push::start_writing: return write();
+      case WriteQueue::Push::queued: return;
+      case WriteQueue::Push::over_limit: return shut();  // it does not read its replies
+    }
   }
 
   void write() {
     boost::asio::async_write(socket_, boost::asio::buffer(queue_.front()),
                              [self = this->shared_from_this()](boost::system::error_code ec, std::size_t) {
                                if (ec) return self->shut();
-                               self->queued_ -= self->queue_.front().size();
-                               self->queue_.pop_front();
-                               if (!self->queue_.empty()) return self->write();
+                               if (self->queue_.pop()) return self->write();
                                if (self->closing_) self->shut();
                              });
   }
@@ -217,8 +211,7 @@ private:
   StreamControl& owner_;
   std::shared_ptr<std::size_t> open_;
   boost::asio::streambuf input_;
-  std::deque<std::string> queue_;  // a write's buffer stays here until its handler has run
-  std::size_t queued_ = 0;
+  WriteQueue queue_;
   bool closing_ = false;
 };
 

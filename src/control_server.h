@@ -34,7 +34,6 @@ public:
              ApplyEffects apply, Logger& log);
   void start();
   void close();
-  boost::asio::ip::udp::endpoint local() const { return socket_.local_endpoint(); }
 
 private:
   void arm();

@@ -24,7 +24,7 @@ constexpr std::array<std::string_view, 7> features = {
 };
 constexpr std::string_view feature_notify = "20081224";  // only with --notify
 
-std::string describe(const Session& s) { return "call-id=" + s.call_id + " tag=" + s.from_tag; }
+std::string describe(const SessionKey& k) { return "call-id=" + k.call_id + " tag=" + k.from_tag; }
 
 }  // namespace
 
@@ -88,25 +88,26 @@ std::string Controller::execute(std::string_view text, Clock::time_point now, Ef
     reply = format_error(*e);
   } else {
     auto& request = std::get<Request>(parsed);
-    Session* target = nullptr;  // the session U/L/Q named, for sub-commands
+    std::optional<SessionKey> target;  // the session U/L/Q named, for sub-commands
     reply = std::visit(
         [&](auto& c) -> std::string {
           using T = std::decay_t<decltype(c)>;
           if constexpr (std::is_same_v<T, UpdateLookup>) return on(c, now, effects, target);
           if constexpr (std::is_same_v<T, Query>) return on(c, now, target);
-          if constexpr (std::is_same_v<T, Delete>) return on(c, effects);
+          if constexpr (std::is_same_v<T, Delete>) return on(c, now, effects);
           if constexpr (std::is_same_v<T, Stats>) return on(c);
           if constexpr (std::is_same_v<T, Feature>) return on(c);
           if constexpr (std::is_same_v<T, Version>) return "20040107";
           if constexpr (std::is_same_v<T, Info>) return info();
           if constexpr (std::is_same_v<T, DeleteAll>) {
-            if (const auto n = table_.clear()) effects.events.push_back("X: deleted all " + std::to_string(n) + " sessions");
+            if (const auto n = table_.clear(now))
+              effects.events.push_back({Level::info, "X: deleted all " + std::to_string(n) + " sessions"});
             return "0";
           }
           if constexpr (std::is_same_v<T, Play>) {  // playback is not implemented
             auto m = table_.find(c.call_id, c.from_tag, c.to_tag);
             if (!m) return format_error(Error::no_session);
-            if (c.codecs == "session" && m->session->legs[1 - m->side].codecs.empty())
+            if (c.codecs == "session" && m->entry->session.legs[1 - m->side].codecs.empty())
               return format_error(Error::ul_modifier);
             return format_error(Error::play_failed);
           }
@@ -122,8 +123,8 @@ std::string Controller::execute(std::string_view text, Clock::time_point now, Ef
         request.command);
     if (reply[0] != 'E' && target && !request.subcommands.empty()) {
       // "&& D" (or Dw): the session the main command named goes; a second D has nothing left.
-      effects.events.push_back("deleted by sub-command " + describe(*target));
-      table_.destroy(*target);
+      effects.events.push_back({Level::info, "deleted by sub-command " + describe(*target)});
+      table_.destroy(*target, now);
       for (std::size_t i = 1; i < request.subcommands.size(); ++i) reply += " && -1";
     } else if (reply[0] != 'E' && !request.subcommands.empty()) {
       reply += " && -1";  // L found nothing: there is no session to delete
@@ -166,44 +167,56 @@ std::optional<Error> Controller::resolve_notify(UpdateLookup& ul) const {
   return std::nullopt;
 }
 
-std::string Controller::on(UpdateLookup& ul, Clock::time_point now, Effects& effects, Session*& target) {
+std::string Controller::on(UpdateLookup& ul, Clock::time_point now, Effects& effects,
+                           std::optional<SessionKey>& target) {
   if (auto e = check_addresses(ul.mods)) return format_error(*e);
   if (ul.create) {
     if (auto e = resolve_notify(ul)) return format_error(*e);
   }
-  auto result = table_.update(ul, now);
-  if (auto* e = std::get_if<Error>(&result)) return format_error(*e);
-  auto& r = std::get<UlResult>(result);
-  if (!r.session) return "0";  // L on an unknown call
-  Session& s = *r.session;
-  target = &s;
-  if (ul.create) {
-    s.notify_target.clear();
-    s.notify_tag.clear();
-    if (ul.notify_socket) {
-      const auto& t = config_.notify_targets;
-      if (std::find(t.begin(), t.end(), *ul.notify_socket) != t.end()) {
-        s.notify_target = *ul.notify_socket;
-        s.notify_tag = ul.notify_tag;
-      } else {
-        effects.events.push_back("notify socket " + *ul.notify_socket + " is not a --notify target; " +
-                                 describe(s) + " will expire silently");
-      }
+  Offer offer;
+  offer.create = ul.create;
+  offer.call_id = ul.call_id;
+  offer.from_tag = ul.from_tag;
+  offer.to_tag = ul.to_tag;
+  offer.family = ul.mods.ipv6 ? Family::v6 : Family::v4;
+  if (ul.address) offer.remote = udp::endpoint(*ul.address, ul.port);
+  offer.hold = ul.hold;
+  offer.asymmetric = ul.mods.asymmetric;
+  offer.weak = ul.mods.weak;
+  offer.new_port = ul.mods.new_port;
+  offer.codecs = ul.mods.codecs;
+  bool notify_refused = false;
+  if (ul.create && ul.notify_socket) {
+    const auto& t = config_.notify_targets;
+    if (std::find(t.begin(), t.end(), *ul.notify_socket) != t.end()) {
+      offer.notify_target = *ul.notify_socket;
+      offer.notify_tag = ul.notify_tag;
+    } else {
+      notify_refused = true;
     }
   }
+  auto result = table_.update(offer, now);
+  if (auto* e = std::get_if<OfferError>(&result))
+    return format_error(*e == OfferError::no_ports_session ? Error::no_ports_session : Error::no_ports_leg);
+  auto& r = std::get<OfferResult>(result);
+  if (!r.found) return "0";  // L on an unknown call
+  target = r.key;
+  if (notify_refused)
+    effects.events.push_back({Level::info, "notify socket " + *ul.notify_socket + " is not a --notify target; " +
+                                               describe(r.key) + " will expire silently"});
   const char* what = r.created ? "created " : ul.create ? "updated " : "answered ";
-  effects.events.push_back(what + describe(s) + " port=" + std::to_string(r.port));
-  return format_port(r.port, config_.local[static_cast<std::size_t>(s.family)]);
+  effects.events.push_back({Level::info, what + describe(r.key) + " port=" + std::to_string(r.port)});
+  return format_port(r.port, config_.local[static_cast<std::size_t>(r.family)]);
 }
 
-std::string Controller::on(const Query& q, Clock::time_point now, Session*& target) {
+std::string Controller::on(const Query& q, Clock::time_point now, std::optional<SessionKey>& target) {
   auto m = table_.find(q.call_id, q.from_tag, q.to_tag);
   if (!m) return format_error(Error::no_session);
-  const Session& s = *m->session;
-  target = m->session;
+  const Session& s = m->entry->session;
+  target = s.key();
   const int side = 1 - m->side;
-  const Counters in = s.cluster_counters(side);  // what every instance that relayed it reported
-  const Counters other = s.cluster_counters(1 - side);
+  const Counters in = m->entry->local.cluster_counters(side);  // what every instance that relayed it reported
+  const Counters other = m->entry->local.cluster_counters(1 - side);
   auto value = [&](std::string_view name) -> std::string {
     if (name == "ttl") return std::to_string(table_.ttl_left(s, now).count());
     if (name == "npkts_ina") return std::to_string(in.received);
@@ -227,11 +240,11 @@ std::string Controller::on(const Query& q, Clock::time_point now, Session*& targ
   return out;
 }
 
-std::string Controller::on(const Delete& d, Effects& effects) {
-  const auto n = table_.remove(d);
+std::string Controller::on(const Delete& d, Clock::time_point now, Effects& effects) {
+  const auto n = table_.remove(d.call_id, d.from_tag, d.to_tag, d.weak, now);
   if (n == 0) return format_error(Error::no_session);
-  effects.events.push_back("deleted call-id=" + d.call_id + " tag=" + d.from_tag + " (" + std::to_string(n) +
-                           " media line" + (n == 1 ? "" : "s") + ")");
+  effects.events.push_back({Level::info, "deleted call-id=" + d.call_id + " tag=" + d.from_tag + " (" +
+                                             std::to_string(n) + " media line" + (n == 1 ? "" : "s") + ")"});
   return "0";
 }
 

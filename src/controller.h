@@ -6,6 +6,7 @@
 // returned as text in Effects; the I/O layer decides where it goes.
 #pragma once
 
+#include "event.h"
 #include "protocol.h"
 #include "session_table.h"
 
@@ -30,7 +31,7 @@ struct ControllerConfig {
 };
 
 struct Effects {
-  std::vector<std::string> events;  // one line per session event, for the log
+  std::vector<Event> events;  // one line per session event, for the log
 };
 
 struct CommandStats {
@@ -54,9 +55,9 @@ public:
 
 private:
   std::string execute(std::string_view text, Clock::time_point now, Effects& effects);
-  std::string on(UpdateLookup& ul, Clock::time_point now, Effects& effects, Session*& target);
-  std::string on(const Query& q, Clock::time_point now, Session*& target);
-  std::string on(const Delete& d, Effects& effects);
+  std::string on(UpdateLookup& ul, Clock::time_point now, Effects& effects, std::optional<SessionKey>& target);
+  std::string on(const Query& q, Clock::time_point now, std::optional<SessionKey>& target);
+  std::string on(const Delete& d, Clock::time_point now, Effects& effects);
   std::string on(const Stats& g) const;
   std::string on(const Feature& f) const;
   std::string info() const;

@@ -1,6 +1,8 @@
 // log: see log.h.
 #include "log.h"
 
+#include "text.h"
+
 #include <algorithm>
 #include <array>
 #include <string>
@@ -42,9 +44,7 @@ void Logger::reopen() {
 void Logger::log(Level l, std::string_view message) {
   if (!enabled(l)) return;
   // Call-ids and tags come from the network: no control characters reach a terminal or syslog.
-  std::string clean(message.substr(0, 4096));
-  for (char& c : clean)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  const std::string clean = one_line(message, 4096);
   const int len = static_cast<int>(clean.size());
   if (syslog_) {
     ::syslog(static_cast<int>(l), "%.*s", len, clean.data());

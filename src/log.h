@@ -3,12 +3,13 @@
 // anyrtpproxy) once detached. Session events are logged, packets never are.
 #pragma once
 
+#include "event.h"
+
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace anyrtpproxy {
-
-enum class Level : int { error = 3, warning = 4, notice = 5, info = 6, debug = 7 };  // syslog priorities
 
 // "error", "warning", "notice", "info", "debug"; false if unknown.
 bool parse_level(std::string_view name, Level& out);
@@ -30,6 +31,9 @@ public:
   void notice(std::string_view m) { log(Level::notice, m); }
   void info(std::string_view m) { log(Level::info, m); }
   void debug(std::string_view m) { log(Level::debug, m); }
+  void log(const std::vector<Event>& events) {
+    for (const auto& e : events) log(e.level, e.text);
+  }
 
 private:
   Level threshold_;

@@ -13,12 +13,6 @@ namespace anyrtpproxy {
 Notifier::Notifier(boost::asio::io_context& io, std::vector<NotifyTarget> targets, Logger& log)
     : io_(io), targets_(std::move(targets)), log_(log), pending_(std::make_shared<std::size_t>(0)) {}
 
-std::vector<std::string> Notifier::names() const {
-  std::vector<std::string> out;
-  for (const auto& t : targets_) out.push_back(t.text);
-  return out;
-}
-
 template <class Protocol>
 void Notifier::deliver(const typename Protocol::endpoint& to, const std::string& what, std::string message) {
   struct Job {

@@ -20,7 +20,6 @@ class Notifier {
 public:
   Notifier(boost::asio::io_context& io, std::vector<NotifyTarget> targets, Logger& log);
   void send(const std::string& target, const std::string& tag);
-  std::vector<std::string> names() const;
 
   static constexpr std::size_t max_pending = 256;
 

@@ -1,5 +1,6 @@
 // protocol: tokenizer, command parser and reply formatting (see protocol.h).
 #include "protocol.h"
+#include "text.h"
 
 #include <algorithm>
 #include <array>
@@ -308,7 +309,7 @@ std::optional<std::string> url_decode(std::string_view s) {
       const char c = lower(s[i + k]);
       value = value * 16 + static_cast<unsigned>(c <= '9' ? c - '0' : c - 'a' + 10);
     }
-    if (value < 0x20 || value == 0x7f) return std::nullopt;  // no line breaks smuggled into notifications
+    if (is_control(static_cast<char>(value))) return std::nullopt;  // no line breaks smuggled into notifications
     out.push_back(static_cast<char>(value));
     i += 2;
   }

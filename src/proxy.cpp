@@ -1,7 +1,10 @@
 // proxy: see proxy.h.
 #include "proxy.h"
 
+#include "cluster.h"
 #include "log.h"
+#include "stats.h"
+#include "text.h"
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -46,19 +49,13 @@ ControllerConfig controller_config(const Options& o) {
 }  // namespace
 
 Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
-    : io_(io), options_(options), log_(log), relays_(io, options.media, log),
+    : io_(io), options_(options), log_(log), sockets_(options.media, log),
       table_(TableConfig{options.ttl, options.setup_ttl, options.policy, instance_name(options)}, make_pools(options),
-             relays_),
+             sockets_),
+      packets_(io, sockets_, table_, [this](const Latch& latch) { on_latched(latch); }),
       controller_(table_, controller_config(options)), notifier_(io, options.notify, log), flush_timer_(io), sweep_(io),
       signals_(io, SIGTERM, SIGINT, SIGHUP) {
   signals_.add(SIGUSR1);
-  relays_.attach(table_, [this](const Session& s, int side, bool rtcp) {
-    const auto& st = s.legs[side].stream(rtcp ? Kind::rtcp : Kind::rtp);
-    log_.info("latched call-id=" + s.call_id + " tag=" + s.from_tag + " " + (side ? "caller" : "callee") +
-              (rtcp ? " RTCP" : " RTP") + " to " + st.remote.address().to_string() + ":" +
-              std::to_string(st.remote.port()));
-    flush_soon();
-  });
   auto apply = [this](Effects& e) { this->apply(e); };
   for (const auto& c : options.control) {
     switch (c.kind) {
@@ -96,32 +93,20 @@ Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
         [this](SyncMessage& msg, const std::string& from) { on_sync(msg, from); }, log, sync_stats_));
 }
 
+void Proxy::on_latched(const Latch& latch) {
+  log_.info("latched call-id=" + latch.key.call_id + " tag=" + latch.key.from_tag + " " +
+            (latch.side ? "caller" : "callee") + (latch.kind == Kind::rtcp ? " RTCP" : " RTP") + " to " +
+            endpoint_text(latch.remote));
+  flush_soon();
+}
+
 void Proxy::on_sync(SyncMessage& msg, const std::string& peer) {
-  const auto now = Clock::now();
-  if (auto* s = std::get_if<Session>(&msg)) {
-    const SessionKey key{s->call_id, s->from_tag};
-    const auto applied = table_.apply_upsert(std::move(*s), now);
-    for (const auto& problem : applied.problems) log_.error(problem);
-    if (applied.changed) {
-      const Session& mine = table_.sessions().at(key);
-      if (log_.enabled(Level::debug)) log_.debug("sync: call-id=" + key.call_id + " tag=" + key.from_tag + " from " + peer);
-      if (sync_server_) sync_server_->note(listing_line(mine, now, table_.ttl_left(mine, now)));
-    }
-  } else if (auto* t = std::get_if<Tombstone>(&msg)) {
-    if (table_.apply_removal(*t, now)) {
-      const std::string line = std::string(t->expired ? "expired" : "deleted") + " call-id=" + t->call_id +
-                               " tag=" + t->from_tag + " by " + t->changed_by;
-      log_.info(line);
-      if (sync_server_) sync_server_->note("# " + printable(line, 1000) + "\n");
-    }
-  } else if (auto* a = std::get_if<SyncActivity>(&msg)) {
-    for (const auto& e : a->entries)
-      table_.apply_activity(e.key, std::chrono::seconds(e.idle), a->instance, e.counters, now);
-  } else if (auto* h = std::get_if<SyncHello>(&msg)) {
-    log_.notice("sync: " + peer + " is instance " + h->instance + " (ports " + std::to_string(h->port_min) + "-" +
-                std::to_string(h->port_max) + ", " + std::to_string(h->sessions) + " sessions)");
+  const auto outcome = apply_sync(table_, msg, peer, Clock::now(), sync_server_ && sync_server_->connections() > 0);
+  log_.log(outcome.events);
+  if (sync_server_) {
+    for (const auto& line : outcome.listing) sync_server_->note(line);
+    sync_server_->table_changed();
   }
-  if (sync_server_) sync_server_->table_changed();
   flush_changes();  // a session kept alive against a peer's expiry goes back out
 }
 
@@ -155,6 +140,7 @@ void Proxy::check_file_limit() {
 }
 
 void Proxy::start() {
+  packets_.start();
   for (auto& u : udp_) u->start();
   for (auto& t : tcp_) t->start();
   for (auto& u : unix_) u->start();
@@ -178,31 +164,27 @@ void Proxy::stop() {
   flush_timer_.cancel();
   sweep_.cancel();
   signals_.cancel(ec);
-  table_.clear();
+  table_.clear(Clock::now());
   io_.stop();
 }
 
 void Proxy::apply(Effects& effects) {
-  for (const auto& line : effects.events) log_.info(line);
+  log_.log(effects.events);
   flush_changes();
 }
 
 void Proxy::sweep() {
+  const std::string& self = table_.config().instance;
   for (const auto& e : table_.expire(Clock::now())) {
     log_.info("expired call-id=" + e.call_id + " tag=" + e.from_tag);
-    if (!e.notify_target.empty() && notifies_for(e.origin)) notifier_.send(e.notify_target, e.notify_tag);
+    if (!e.notify_target.empty() && sends_timeout_notification(e.origin, self, reachable_peers()))
+      notifier_.send(e.notify_target, e.notify_tag);
   }
   flush_changes();
   if (++sweeps_ % 2 == 0) {  // coarse activity: media here keeps the session alive everywhere
-    const auto active = table_.take_active();
-    for (std::size_t i = 0; sync_server_ && i < active.size(); i += sync_max_activity) {
-      SyncActivity a{table_.config().instance, {}};
-      for (std::size_t j = i; j < std::min(active.size(), i + sync_max_activity); ++j) {
-        const Session& s = *active[j];
-        a.entries.push_back(ActivityEntry{{s.call_id, s.from_tag}, 0, {s.legs[0].counters, s.legs[1].counters}});
-      }
-      sync_server_->publish(a);
-    }
+    auto frames = activity_frames(self, table_.take_activity());
+    for (const auto& frame : frames)
+      if (sync_server_) sync_server_->publish(frame);
   }
   sweep_.expires_after(std::chrono::seconds(1));
   sweep_.async_wait([this](boost::system::error_code ec) {
@@ -210,37 +192,17 @@ void Proxy::sweep() {
   });
 }
 
-// Every instance expires the session; one of them tells the SIP proxy: the one that
-// created it, or, when that one is out of reach, the smallest name among this
-// instance and the peers it reaches (so a dead creator's calls are reported once).
-bool Proxy::notifies_for(const std::string& origin) const {
-  const std::string& me = table_.config().instance;
-  if (origin == me || origin.empty()) return true;
-  std::string smallest = me;
-  for (const auto& p : peers_) {
-    if (!p->connected() || p->peer_instance().empty()) continue;
-    if (p->peer_instance() == origin) return false;  // the creator is alive: its duty
-    smallest = std::min(smallest, p->peer_instance());
-  }
-  return smallest == me;
+// The instances this one is connected to now (the notification duty's witnesses).
+std::vector<std::string> Proxy::reachable_peers() const {
+  std::vector<std::string> names;
+  for (const auto& p : peers_)
+    if (p->connected() && !p->peer_instance().empty()) names.push_back(p->peer_instance());
+  return names;
 }
 
 void Proxy::dump_stats() {
-  const auto& t = table_.stats();
-  const auto& c = controller_.stats();
-  log_.notice("stats: sessions active=" + std::to_string(table_.sessions().size()) +
-              " created=" + std::to_string(t.created) + " timeouts=" + std::to_string(t.timeouts) +
-              " packets received=" + std::to_string(t.packets_received) + " relayed=" +
-              std::to_string(t.packets_relayed) + " dropped=" + std::to_string(t.packets_dropped) +
-              " commands=" + std::to_string(c.received) + " errors=" + std::to_string(c.errors) +
-              " retransmissions=" + std::to_string(c.duplicates) + " sockets=" + std::to_string(relays_.sockets()) +
-              " bind-failures=" + std::to_string(relays_.bind_failures()) + " sync: connections=" +
-              std::to_string(sync_server_ ? sync_server_->connections() : 0) + " applied=" +
-              std::to_string(t.sync_applied) + " stale=" + std::to_string(t.sync_stale) + " port-conflicts=" +
-              std::to_string(t.sync_port_conflicts) + " bind-failures=" + std::to_string(t.sync_bind_failures) +
-              " refused-full=" + std::to_string(t.sync_refused_full) +
-              " bad-streams=" + std::to_string(sync_stats_.bad_streams) + " refused=" +
-              std::to_string(sync_stats_.connections_refused));
+  log_.notice(stats_line(DaemonStats{table_.sessions().size(), table_.stats(), controller_.stats(), sockets_.stats(),
+                                     sync_server_ ? sync_server_->connections() : 0, sync_stats_}));
 }
 
 void Proxy::wait_signal() {

@@ -1,14 +1,17 @@
-// proxy: the running daemon's composition root. Owns the session table, the
-// controller, the relay sockets, the control servers, the notifier, the
-// one-second expiry sweep and the signal handling, all on the one io_context.
-// It is the only place that applies what the core decided (Effects).
+// proxy: the running daemon's composition root. Owns the data plane (relay
+// sockets and packet path), the session table, the controller, the control
+// servers, the sync endpoints, the notifier, the one-second expiry sweep and
+// the signal handling, all on the one io_context. It wires them together and
+// applies what the core decided (Effects, sync outcomes); the rules themselves
+// live in the core (controller, session_table, cluster).
 #pragma once
 
 #include "control_server.h"
 #include "controller.h"
 #include "notify.h"
 #include "options.h"
-#include "relay.h"
+#include "packet_path.h"
+#include "relay_sockets.h"
 #include "session_table.h"
 #include "sync.h"
 
@@ -34,9 +37,10 @@ private:
   void apply(Effects& effects);
   void flush_changes();
   void flush_soon();
+  void on_latched(const Latch& latch);
   void on_sync(SyncMessage& msg, const std::string& peer);
   void sweep();
-  bool notifies_for(const std::string& origin) const;
+  std::vector<std::string> reachable_peers() const;
   void wait_signal();
   void check_file_limit();
   void dump_stats();
@@ -44,8 +48,9 @@ private:
   boost::asio::io_context& io_;
   const Options& options_;
   Logger& log_;
-  RelayManager relays_;
+  RelaySockets sockets_;  // before the table, which binds through it
   SessionTable table_;
+  PacketPath packets_;  // after both: it reads the sockets and routes through the table
   Controller controller_;
   Notifier notifier_;
   std::vector<std::unique_ptr<UdpControl>> udp_;

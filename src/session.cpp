@@ -55,7 +55,7 @@ Verdict judge_source(const Leg& leg, Kind kind, const udp::endpoint& from, const
   return Verdict::drop;
 }
 
-Counters Session::cluster_counters(int side) const {
+Counters LocalState::cluster_counters(int side) const {
   Counters c = legs[side].counters;
   for (const auto& p : peer_counters) {
     c.received += p.legs[side].received;

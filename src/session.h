@@ -4,6 +4,11 @@
 // A Session is copyable data: no sockets, no clock reads, no logging. Leg 0
 // (S0) faces the callee and is allocated by the creating U; leg 1 (S1) faces
 // the caller and is allocated by the first L (rtpproxy-protocol.md §2.1).
+//
+// Session and Leg hold the replicated state: exactly what a sync frame
+// carries. What one instance knows only for itself (its sockets, its packet
+// counters, what it has not yet published) is LocalState, kept beside the
+// Session by the table. A new field is one decision: which of the two.
 #pragma once
 
 #include <boost/asio/ip/udp.hpp>
@@ -43,6 +48,15 @@ struct Stream {
   bool learned = false;  // remote came from a packet
 };
 
+// The key of a session: call-id and from-tag as the creating U sent them.
+struct SessionKey {
+  std::string call_id, from_tag;
+  bool operator<(const SessionKey& o) const {
+    return call_id != o.call_id ? call_id < o.call_id : from_tag < o.from_tag;
+  }
+  bool operator==(const SessionKey& o) const { return call_id == o.call_id && from_tag == o.from_tag; }
+};
+
 struct Counters {
   std::uint64_t received = 0;  // packets arriving on this leg's RTP and RTCP ports
   std::uint64_t relayed = 0;   // of those, sent on through the other leg
@@ -60,22 +74,13 @@ struct Leg {
   std::uint32_t ssrc = 0;
   std::uint16_t seq = 0;
   Clock::time_point relatch_until{};
-  Counters counters;
-  std::string owner;   // instance that allocated the port (its range holds it)
-  bool bound = false;  // local state: this instance holds the port's sockets
+  std::string owner;  // instance that allocated the port (its range holds it)
 
   Stream& stream(Kind k) { return k == Kind::rtp ? rtp : rtcp; }
   const Stream& stream(Kind k) const { return k == Kind::rtp ? rtp : rtcp; }
   // Applies a signalled remote RTP address (RTCP = port + 1), as U/L do.
   void prefill(const udp::endpoint& remote_rtp, Clock::time_point now);
 };
-
-// Packet counters another instance reported for a session (activity frames).
-struct PeerCounters {
-  std::string instance;
-  std::array<Counters, 2> legs;
-};
-constexpr std::size_t max_peer_counters = 64;
 
 struct Session {
   std::string call_id;
@@ -94,14 +99,47 @@ struct Session {
   std::string origin;
   std::uint64_t version = 0;
   std::string changed_by;
-  bool dirty = false;   // local: changed here, not yet published
-  bool active = false;  // local: packets relayed here since the last activity report
-  std::vector<PeerCounters> peer_counters;  // local knowledge, not synced as such
+
+  bool complete() const { return legs[0].port != 0 && legs[1].port != 0; }
+  SessionKey key() const { return SessionKey{call_id, from_tag}; }
+};
+
+// Packet counters another instance reported for a session (activity frames).
+struct PeerCounters {
+  std::string instance;
+  std::array<Counters, 2> legs;
+};
+constexpr std::size_t max_peer_counters = 64;
+
+// This instance's own knowledge of a session; never on the wire as such.
+struct LegLocal {
+  Counters counters;   // packets that arrived here on this leg's ports
+  bool bound = false;  // this instance holds the leg's RTP and RTCP sockets
+};
+struct LocalState {
+  std::array<LegLocal, 2> legs;
+  bool dirty = false;   // changed here, not yet published
+  bool active = false;  // packets relayed here since the last activity report
+  std::vector<PeerCounters> peer_counters;  // what the peers' activity frames reported
 
   // This instance's counters plus what the peers reported, per leg.
   Counters cluster_counters(int side) const;
+};
 
-  bool complete() const { return legs[0].port != 0 && legs[1].port != 0; }
+// What a deleted or expired session leaves behind, so that a peer that missed
+// the deletion (a partition, a restart) cannot bring the session back.
+struct Tombstone {
+  std::string call_id, from_tag;
+  std::uint64_t version = 0;
+  std::string changed_by;
+  bool expired = false;  // by timeout: a peer that still sees media keeps the session
+};
+
+// One session that had media on an instance, with that instance's counters.
+struct ActivityEntry {
+  SessionKey key;
+  std::uint32_t idle = 0;  // seconds
+  std::array<Counters, 2> counters{};
 };
 
 // What the packet path needs to know of a datagram's header.

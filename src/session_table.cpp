@@ -12,30 +12,50 @@ namespace {
 bool newer(std::uint64_t version, const std::string& by, std::uint64_t than_version, const std::string& than_by) {
   return std::tie(version, by) > std::tie(than_version, than_by);
 }
+
+// §2.2: exact from-tag -> side 0; else the to-tag, bare or with the from-tag's ";N" -> side 1.
+// One search for the const and the mutable table.
+template <class Map, class Entry = std::conditional_t<std::is_const_v<Map>, const typename Map::mapped_type,
+                                                      typename Map::mapped_type>>
+std::optional<std::pair<Entry*, int>> locate(Map& sessions, const std::string& call_id, const std::string& from_tag,
+                                             const std::string& to_tag) {
+  const auto semi = from_tag.rfind(';');
+  const std::string suffix = semi == std::string::npos ? std::string() : from_tag.substr(semi);
+  std::optional<std::pair<Entry*, int>> by_to;
+  for (auto it = sessions.lower_bound({call_id, {}}); it != sessions.end() && it->first.call_id == call_id; ++it) {
+    const std::string& stored = it->first.from_tag;
+    if (stored == from_tag) return std::pair<Entry*, int>{&it->second, 0};
+    if (!by_to && !to_tag.empty() && (stored == to_tag || (!suffix.empty() && stored == to_tag + suffix)))
+      by_to = std::pair<Entry*, int>{&it->second, 1};
+  }
+  return by_to;
+}
 }  // namespace
 
 SessionTable::SessionTable(TableConfig config, std::array<PortAllocator, 2> pools, PortBinder& binder)
     : config_(config), pools_(std::move(pools)), binder_(binder) {}
 
-SessionTable::~SessionTable() { clear(); }
-
-std::optional<SessionTable::Match> SessionTable::find(const std::string& call_id,
-                                                      const std::string& from_tag,
-                                                      const std::string& to_tag) {
-  // §2.2: exact from-tag -> side 0; else the to-tag, bare or with the from-tag's ";N" -> side 1.
-  const auto semi = from_tag.rfind(';');
-  const std::string suffix = semi == std::string::npos ? std::string() : from_tag.substr(semi);
-  std::optional<Match> by_to;
-  for (auto it = sessions_.lower_bound({call_id, {}}); it != sessions_.end() && it->first.call_id == call_id; ++it) {
-    const std::string& stored = it->first.from_tag;
-    if (stored == from_tag) return Match{&it->second, 0};
-    if (!by_to && !to_tag.empty() && (stored == to_tag || (!suffix.empty() && stored == to_tag + suffix)))
-      by_to = Match{&it->second, 1};
+SessionTable::~SessionTable() {
+  for (auto& [key, e] : sessions_) {
+    release(e, 0);
+    release(e, 1);
   }
-  return by_to;
 }
 
-bool SessionTable::allocate(Session& s, int side) {
+std::optional<SessionTable::Match> SessionTable::find(const std::string& call_id, const std::string& from_tag,
+                                                      const std::string& to_tag) const {
+  const auto found = locate(sessions_, call_id, from_tag, to_tag);
+  if (!found) return std::nullopt;
+  return Match{found->first, found->second};
+}
+
+const SessionTable::Entry* SessionTable::at(const SessionKey& key) const {
+  const auto it = sessions_.find(key);
+  return it == sessions_.end() ? nullptr : &it->second;
+}
+
+bool SessionTable::allocate(Entry& e, int side) {
+  Session& s = e.session;
   auto& pool = pools_[index(s.family)];
   // A pair we cannot bind (taken by another program) goes to the tail; try each once.
   for (std::size_t tries = pool.available(); tries > 0; --tries) {
@@ -47,71 +67,74 @@ bool SessionTable::allocate(Session& s, int side) {
     }
     s.legs[side].port = *port;
     s.legs[side].owner = config_.instance;
-    s.legs[side].bound = true;
-    ports_[index(s.family)][*port] = PortRef{&s, side};
+    e.local.legs[side].bound = true;
+    ports_[index(s.family)][*port] = PortRef{&e, side};
     return true;
   }
   return false;
 }
 
-void SessionTable::release(Session& s, int side) {
-  auto& leg = s.legs[side];
+void SessionTable::release(Entry& e, int side) {
+  auto& leg = e.session.legs[side];
+  auto& bound = e.local.legs[side].bound;
+  const auto f = index(e.session.family);
   if (leg.port == 0) return;
-  if (leg.bound) {  // a leg we could not bind (a sync conflict) holds nothing here
-    binder_.close(s.family, leg.port);
-    ports_[index(s.family)].erase(leg.port);
-    pools_[index(s.family)].give_back(leg.port);
+  if (bound) {  // a leg we could not bind (a sync conflict) holds nothing here
+    binder_.close(e.session.family, leg.port);
+    ports_[f].erase(leg.port);
+    pools_[f].give_back(leg.port);
   }
   leg.port = 0;
-  leg.bound = false;
+  bound = false;
 }
 
-void SessionTable::mark_dirty(Session& s) {
-  if (s.dirty) return;
-  s.dirty = true;
-  dirty_.push_back(SessionKey{s.call_id, s.from_tag});
+void SessionTable::mark_dirty(Entry& e) {
+  if (e.local.dirty) return;
+  e.local.dirty = true;
+  dirty_.push_back(e.session.key());
 }
 
-std::variant<UlResult, Error> SessionTable::update(const UpdateLookup& ul, Clock::time_point now) {
-  now_ = now;
-  auto match = find(ul.call_id, ul.from_tag, ul.to_tag);
-  UlResult result;
+std::variant<OfferResult, OfferError> SessionTable::update(const Offer& offer, Clock::time_point now) {
+  auto match = locate(sessions_, offer.call_id, offer.from_tag, offer.to_tag);
+  OfferResult result;
   if (!match) {
-    if (!ul.create) return result;  // L on an unknown session answers port 0
-    Session fresh;
-    fresh.call_id = ul.call_id;
-    fresh.from_tag = ul.from_tag;
-    fresh.family = ul.mods.ipv6 ? Family::v6 : Family::v4;
-    fresh.created = now;
-    fresh.last_active = now;
-    fresh.origin = config_.instance;
-    auto [it, inserted] = sessions_.emplace(SessionKey{ul.call_id, ul.from_tag}, std::move(fresh));
+    if (!offer.create) return result;  // L on an unknown session answers port 0
+    Entry fresh;
+    fresh.session.call_id = offer.call_id;
+    fresh.session.from_tag = offer.from_tag;
+    fresh.session.family = offer.family;
+    fresh.session.created = now;
+    fresh.session.last_active = now;
+    fresh.session.origin = config_.instance;
+    auto [it, inserted] = sessions_.emplace(SessionKey{offer.call_id, offer.from_tag}, std::move(fresh));
     if (!allocate(it->second, 0)) {
       sessions_.erase(it);
-      return Error::no_ports_session;
+      return OfferError::no_ports_session;
     }
     (void)inserted;
     ++stats_.created;
-    match = Match{&it->second, 0};
+    match = std::pair<Entry*, int>{&it->second, 0};
     result.created = true;
   }
-  Session& s = *match->session;
-  const int side = ul.create ? match->side : 1 - match->side;
+  Entry& e = *match->first;
+  Session& s = e.session;
+  const int side = offer.create ? match->second : 1 - match->second;
   Leg& leg = s.legs[side];
-  if (leg.port == 0 || ul.mods.new_port) {
+  bool& bound = e.local.legs[side].bound;
+  if (leg.port == 0 || offer.new_port) {
     const bool was_complete = s.complete();
     const auto old_port = leg.port;
-    const bool old_bound = leg.bound;  // a synced leg we could not bind holds no index entry here
+    const bool old_bound = bound;  // a synced leg we could not bind holds no index entry here
     if (old_port != 0) {  // n modifier: keep the old pair until the new one is bound
       if (old_bound) ports_[index(s.family)].erase(old_port);
       leg.port = 0;
-      leg.bound = false;
+      bound = false;
     }
-    if (!allocate(s, side)) {
+    if (!allocate(e, side)) {
       leg.port = old_port;
-      leg.bound = old_bound;
-      if (old_bound) ports_[index(s.family)][old_port] = PortRef{&s, side};
-      return Error::no_ports_leg;
+      bound = old_bound;
+      if (old_bound) ports_[index(s.family)][old_port] = PortRef{&e, side};
+      return OfferError::no_ports_leg;
     }
     if (old_port != 0 && old_bound) {
       binder_.close(s.family, old_port);
@@ -121,33 +144,45 @@ std::variant<UlResult, Error> SessionTable::update(const UpdateLookup& ul, Clock
   }
   s.last_active = now;  // every U/L resets the TTL
   Leg& facing = s.legs[1 - side];  // the leg towards the party that sent this SDP
-  const bool same_family = !ul.address || ul.address->is_v6() == (s.family == Family::v6);
-  if (ul.address && same_family) facing.prefill(udp::endpoint(*ul.address, ul.port), now);
-  facing.hold = ul.hold;
-  facing.asymmetric = ul.mods.asymmetric;
-  if (ul.mods.codecs) facing.codecs = *ul.mods.codecs;
-  if (ul.mods.weak)
+  const bool same_family = !offer.remote || offer.remote->address().is_v6() == (s.family == Family::v6);
+  if (offer.remote && same_family) facing.prefill(*offer.remote, now);
+  facing.hold = offer.hold;
+  facing.asymmetric = offer.asymmetric;
+  if (offer.codecs) facing.codecs = *offer.codecs;
+  if (offer.weak)
     leg.weak = true;
   else
     s.strong = true;
-  if (!ul.to_tag.empty()) s.to_tag = match->side == 0 ? ul.to_tag : ul.from_tag;
-  mark_dirty(s);
+  if (!offer.to_tag.empty()) s.to_tag = match->second == 0 ? offer.to_tag : offer.from_tag;
+  if (offer.create) {  // every U says anew whether the call wants a timeout notification
+    s.notify_target = offer.notify_target;
+    s.notify_tag = offer.notify_tag;
+  }
+  mark_dirty(e);
   result.port = leg.port;
-  result.session = &s;
+  result.found = true;
+  result.key = s.key();
+  result.family = s.family;
   return result;
 }
 
-void SessionTable::destroy(Session& s) { erase(s, false, true); }
+bool SessionTable::destroy(const SessionKey& key, Clock::time_point now) {
+  auto it = sessions_.find(key);
+  if (it == sessions_.end()) return false;
+  erase(it->second, false, true, now);
+  return true;
+}
 
-void SessionTable::erase(Session& s, bool expired, bool publish) {
+void SessionTable::erase(Entry& e, bool expired, bool publish, Clock::time_point now) {
+  const Session& s = e.session;
   Tombstone t{s.call_id, s.from_tag, s.version + 1, config_.instance, expired};
-  release(s, 0);
-  release(s, 1);
+  release(e, 0);
+  release(e, 1);
   ++stats_.destroyed;
-  sessions_.erase(SessionKey{s.call_id, s.from_tag});
+  sessions_.erase(s.key());
   if (publish) {
     removals_.push_back(t);
-    remember(std::move(t), now_);
+    remember(std::move(t), now);
   }
 }
 
@@ -168,39 +203,40 @@ void SessionTable::remember(Tombstone t, Clock::time_point now) {
   }
 }
 
-std::size_t SessionTable::remove(const Delete& d) {
+std::size_t SessionTable::remove(const std::string& call_id, const std::string& from_tag, const std::string& to_tag,
+                                 bool weak, Clock::time_point now) {
   std::size_t matched = 0;
-  for (auto it = sessions_.lower_bound({d.call_id, {}}); it != sessions_.end() && it->first.call_id == d.call_id;) {
-    Session& s = it->second;
+  for (auto it = sessions_.lower_bound({call_id, {}}); it != sessions_.end() && it->first.call_id == call_id;) {
+    Session& s = it->second.session;
     const std::string& stored = it->first.from_tag;
     int idx;
     bool exact;
-    if (tag_matches(stored, d.from_tag)) {
+    if (tag_matches(stored, from_tag)) {
       idx = 1;
-      exact = stored == d.from_tag;
-    } else if (!d.to_tag.empty() && tag_matches(stored, d.to_tag)) {
+      exact = stored == from_tag;
+    } else if (!to_tag.empty() && tag_matches(stored, to_tag)) {
       idx = 0;
-      exact = stored == d.to_tag;
+      exact = stored == to_tag;
     } else {
       ++it;
       continue;
     }
     ++matched;
-    if (d.weak)
+    if (weak)
       s.legs[idx].weak = false;
     else
       s.strong = false;
     auto next = std::next(it);
-    if (!s.strong && !s.legs[0].weak && !s.legs[1].weak) destroy(s);
+    if (!s.strong && !s.legs[0].weak && !s.legs[1].weak) erase(it->second, false, true, now);
     if (exact) break;
     it = next;
   }
   return matched;
 }
 
-std::size_t SessionTable::clear() {
+std::size_t SessionTable::clear(Clock::time_point now) {
   const std::size_t n = sessions_.size();
-  while (!sessions_.empty()) destroy(sessions_.begin()->second);
+  while (!sessions_.empty()) erase(sessions_.begin()->second, false, true, now);
   return n;
 }
 
@@ -211,45 +247,46 @@ std::chrono::seconds SessionTable::ttl_left(const Session& s, Clock::time_point 
 }
 
 std::vector<Expired> SessionTable::expire(Clock::time_point now) {
-  now_ = now;
   std::vector<Expired> gone;
   for (auto it = sessions_.begin(); it != sessions_.end();) {
-    Session& s = it->second;
+    Entry& e = it->second;
+    const Session& s = e.session;
     ++it;
     const auto limit = s.complete() ? config_.ttl : config_.setup_ttl;
     if (now - s.last_active < limit) continue;
     gone.push_back(Expired{s.call_id, s.from_tag, s.notify_target, s.notify_tag, s.origin});
     ++stats_.timeouts;
-    erase(s, true, true);
+    erase(e, true, true, now);
   }
   return gone;
 }
 
-SessionTable::PortRef* SessionTable::lookup(Family family, std::uint16_t port, Kind& kind) {
-  auto& index_ = ports_[index(family)];
+const SessionTable::PortRef* SessionTable::lookup(Family family, std::uint16_t port, Kind& kind) const {
+  const auto& by_port = ports_[index(family)];
   kind = port % 2 == 0 ? Kind::rtp : Kind::rtcp;
-  auto it = index_.find(kind == Kind::rtp ? port : static_cast<std::uint16_t>(port - 1));
-  return it == index_.end() ? nullptr : &it->second;
+  auto it = by_port.find(kind == Kind::rtp ? port : static_cast<std::uint16_t>(port - 1));
+  return it == by_port.end() ? nullptr : &it->second;
 }
 
 Route SessionTable::route(Family family, std::uint16_t local_port, const udp::endpoint& from,
                           const unsigned char* data, std::size_t size, Clock::time_point now) {
-  now_ = now;
   Route r;
   ++stats_.packets_received;
   Kind kind;
-  PortRef* ref = lookup(family, local_port, kind);
+  const PortRef* ref = lookup(family, local_port, kind);
   if (!ref) {  // a socket closing with packets still queued
     ++stats_.packets_dropped;
     return r;
   }
-  Session& s = *ref->session;
+  Entry& e = *ref->entry;
+  Session& s = e.session;
   Leg& in = s.legs[ref->side];
-  ++in.counters.received;
+  Counters& counters = e.local.legs[ref->side].counters;
+  ++counters.received;
   const PacketInfo info = inspect(kind, data, size);
   const Verdict v = judge_source(in, kind, from, info, config_.policy, now);
   if (v == Verdict::drop) {
-    ++in.counters.dropped;
+    ++counters.dropped;
     ++stats_.packets_dropped;
     return r;
   }
@@ -259,14 +296,14 @@ Route SessionTable::route(Family family, std::uint16_t local_port, const udp::en
     // every instance must know, or another could still learn a third party (§6.3).
     stream.learned = true;
     r.learned = true;
-    mark_dirty(s);
+    mark_dirty(e);
   }
   if (v == Verdict::learn && !(stream.known && stream.remote == from)) {
     stream.remote = from;
     stream.known = true;
     stream.learned = true;
     r.learned = true;
-    mark_dirty(s);  // every instance must relay to the learned address
+    mark_dirty(e);  // every instance must relay to the learned address
     if (kind == Kind::rtp && !in.rtcp.learned) {
       in.rtcp.remote = udp::endpoint(from.address(), static_cast<unsigned short>(from.port() + 1));
       in.rtcp.known = true;
@@ -278,43 +315,51 @@ Route SessionTable::route(Family family, std::uint16_t local_port, const udp::en
     in.seq = info.seq;
   }
   s.last_active = now;
-  s.active = true;
-  r.session = &s;
-  r.in_side = ref->side;
+  e.local.active = true;
   const Leg& out = s.legs[1 - ref->side];
   const Stream& dest = out.stream(kind);
   if (out.port == 0 || !dest.known) {
-    ++in.counters.dropped;
+    ++counters.dropped;
     ++stats_.packets_dropped;
     return r;
   }
   r.forward = true;
   r.out_port = static_cast<std::uint16_t>(out.port + (kind == Kind::rtcp ? 1 : 0));
   r.dest = dest.remote;
-  ++in.counters.relayed;
+  ++counters.relayed;
   ++stats_.packets_relayed;
   return r;
 }
 
-void SessionTable::send_failed(const Route& r) {
-  if (!r.session) return;
-  auto& c = r.session->legs[r.in_side].counters;
+void SessionTable::send_failed(Family family, std::uint16_t local_port) {
+  Kind kind;
+  const PortRef* ref = lookup(family, local_port, kind);
+  if (!ref) return;
+  auto& c = ref->entry->local.legs[ref->side].counters;
   --c.relayed;
   ++c.dropped;
   --stats_.packets_relayed;
   ++stats_.packets_dropped;
 }
 
+std::optional<Latch> SessionTable::latch_at(Family family, std::uint16_t local_port) const {
+  Kind kind;
+  const PortRef* ref = lookup(family, local_port, kind);
+  if (!ref) return std::nullopt;
+  const Session& s = ref->entry->session;
+  return Latch{s.key(), ref->side, kind, s.legs[ref->side].stream(kind).remote};
+}
+
 Changes SessionTable::take_changes() {
   Changes c;
   for (const auto& key : dirty_) {
     auto it = sessions_.find(key);
-    if (it == sessions_.end() || !it->second.dirty) continue;
-    Session& s = it->second;
-    s.dirty = false;
+    if (it == sessions_.end() || !it->second.local.dirty) continue;
+    Session& s = it->second.session;
+    it->second.local.dirty = false;
     ++s.version;
     s.changed_by = config_.instance;
-    c.upserts.push_back(&s);
+    c.upserts.push_back(s);
   }
   dirty_.clear();
   c.removals = std::move(removals_);
@@ -322,13 +367,14 @@ Changes SessionTable::take_changes() {
   return c;
 }
 
-std::string SessionTable::bind_remote(Session& s, int side) {
-  Leg& leg = s.legs[side];
+std::string SessionTable::bind_remote(Entry& e, int side) {
+  const Session& s = e.session;
+  const Leg& leg = s.legs[side];
   const auto f = index(s.family);
   const std::string what = "sync: call-id=" + s.call_id + " tag=" + s.from_tag + " port " + std::to_string(leg.port);
   if (ports_[f].count(leg.port)) {
     ++stats_.sync_port_conflicts;
-    const Session& other = *ports_[f].at(leg.port).session;
+    const Session& other = ports_[f].at(leg.port).entry->session;
     return what + " is already used here by call-id=" + other.call_id + " tag=" + other.from_tag + "; leg not bound";
   }
   bool claimed = false;
@@ -345,13 +391,12 @@ std::string SessionTable::bind_remote(Session& s, int side) {
     ++stats_.sync_bind_failures;
     return what + ": cannot bind it here (taken by another program, or the file limit); leg not bound";
   }
-  leg.bound = true;
-  ports_[f][leg.port] = PortRef{&s, side};
+  e.local.legs[side].bound = true;
+  ports_[f][leg.port] = PortRef{&e, side};
   return {};
 }
 
-SessionTable::Applied SessionTable::apply_upsert(Session incoming, Clock::time_point now) {
-  now_ = now;
+SessionTable::Applied SessionTable::apply_upsert(Session incoming) {
   Applied result;
   auto& problems = result.problems;
   SessionKey key{incoming.call_id, incoming.from_tag};
@@ -363,37 +408,22 @@ SessionTable::Applied SessionTable::apply_upsert(Session incoming, Clock::time_p
     }
     tombstones_.erase(t);
   }
-  incoming.dirty = false;
-  incoming.active = false;
-  incoming.peer_counters.clear();
-  for (auto& leg : incoming.legs) {
-    leg.bound = false;
-    leg.counters = Counters{};
-  }
   auto it = sessions_.find(key);
-  Session* s = nullptr;
+  Entry* e = nullptr;
   if (it != sessions_.end()) {
-    Session& mine = it->second;
-    if (!newer(incoming.version, incoming.changed_by, mine.version, mine.changed_by)) {
+    Entry& mine = it->second;
+    if (!newer(incoming.version, incoming.changed_by, mine.session.version, mine.session.changed_by)) {
       ++stats_.sync_stale;
       return result;
     }
-    for (int side = 0; side < 2; ++side) {
-      Leg& old = mine.legs[side];
-      Leg& next = incoming.legs[side];
-      if (old.port == next.port && mine.family == incoming.family) {
-        next.bound = old.bound;  // same port: keep its sockets
-      } else {
+    for (int side = 0; side < 2; ++side)  // a leg on the same port keeps its sockets; a moved one lets them go
+      if (mine.session.legs[side].port != incoming.legs[side].port || mine.session.family != incoming.family)
         release(mine, side);
-      }
-      next.counters = old.counters;
-    }
-    incoming.last_active = std::max(incoming.last_active, mine.last_active);
-    incoming.created = std::min(incoming.created, mine.created);
-    incoming.active = mine.active;
-    incoming.peer_counters = std::move(mine.peer_counters);
-    mine = std::move(incoming);  // not dirty: a pending local change is superseded
-    s = &mine;
+    incoming.last_active = std::max(incoming.last_active, mine.session.last_active);
+    incoming.created = std::min(incoming.created, mine.session.created);
+    mine.session = std::move(incoming);
+    mine.local.dirty = false;  // a pending local change is superseded
+    e = &mine;
   } else {
     if (sessions_.size() >= config_.max_sessions) {
       if (++stats_.sync_refused_full % 1000 == 1)  // once per thousand: a flood must not flood the log
@@ -402,27 +432,26 @@ SessionTable::Applied SessionTable::apply_upsert(Session incoming, Clock::time_p
                            std::to_string(stats_.sync_refused_full - 1) + " before it");
       return result;
     }
-    auto [pos, inserted] = sessions_.emplace(key, std::move(incoming));
+    auto [pos, inserted] = sessions_.emplace(key, Entry{std::move(incoming), LocalState{}});
     (void)inserted;
-    s = &pos->second;
+    e = &pos->second;
     ++stats_.created;
   }
   for (int side = 0; side < 2; ++side)
-    if (s->legs[side].port != 0 && !s->legs[side].bound)
-      if (auto problem = bind_remote(*s, side); !problem.empty()) problems.push_back(std::move(problem));
+    if (e->session.legs[side].port != 0 && !e->local.legs[side].bound)
+      if (auto problem = bind_remote(*e, side); !problem.empty()) problems.push_back(std::move(problem));
   ++stats_.sync_applied;
   result.changed = true;
   return result;
 }
 
 bool SessionTable::apply_removal(const Tombstone& t, Clock::time_point now) {
-  now_ = now;
   auto it = sessions_.find(SessionKey{t.call_id, t.from_tag});
   if (it == sessions_.end()) {
     remember(t, now);
     return false;
   }
-  Session& s = it->second;
+  Session& s = it->second.session;
   if (newer(s.version, s.changed_by, t.version, t.changed_by)) {
     ++stats_.sync_stale;  // the session changed after that deletion
     return false;
@@ -430,37 +459,36 @@ bool SessionTable::apply_removal(const Tombstone& t, Clock::time_point now) {
   if (t.expired && ttl_left(s, now) > expiry_slack) {
     // It timed out there, but media still flows here: keep it, and tell the peers.
     s.version = std::max(s.version, t.version);
-    mark_dirty(s);
+    mark_dirty(it->second);
     return false;
   }
   remember(t, now);
   if (t.expired) ++stats_.timeouts;
-  erase(s, t.expired, false);
+  erase(it->second, t.expired, false, now);
   return true;
 }
 
-void SessionTable::apply_activity(const SessionKey& key, std::chrono::seconds idle, const std::string& instance,
-                                  const std::array<Counters, 2>& counters, Clock::time_point now) {
-  auto it = sessions_.find(key);
+void SessionTable::apply_activity(const ActivityEntry& entry, const std::string& instance, Clock::time_point now) {
+  auto it = sessions_.find(entry.key);
   if (it == sessions_.end()) return;
-  Session& s = it->second;
-  const auto seen = now - idle;
+  Session& s = it->second.session;
+  const auto seen = now - std::chrono::seconds(entry.idle);
   if (seen > s.last_active) s.last_active = seen;
   if (instance.empty() || instance == config_.instance) return;
-  auto p = std::find_if(s.peer_counters.begin(), s.peer_counters.end(),
-                        [&](const PeerCounters& c) { return c.instance == instance; });
-  if (p != s.peer_counters.end())
-    p->legs = counters;
-  else if (s.peer_counters.size() < max_peer_counters)
-    s.peer_counters.push_back(PeerCounters{instance, counters});
+  auto& peers = it->second.local.peer_counters;
+  auto p = std::find_if(peers.begin(), peers.end(), [&](const PeerCounters& c) { return c.instance == instance; });
+  if (p != peers.end())
+    p->legs = entry.counters;
+  else if (peers.size() < max_peer_counters)
+    peers.push_back(PeerCounters{instance, entry.counters});
 }
 
-std::vector<const Session*> SessionTable::take_active() {
-  std::vector<const Session*> active;
-  for (auto& [key, s] : sessions_) {
-    if (!s.active) continue;
-    s.active = false;
-    active.push_back(&s);
+std::vector<ActivityEntry> SessionTable::take_activity() {
+  std::vector<ActivityEntry> active;
+  for (auto& [key, e] : sessions_) {
+    if (!e.local.active) continue;
+    e.local.active = false;
+    active.push_back(ActivityEntry{key, 0, {e.local.legs[0].counters, e.local.legs[1].counters}});
   }
   return active;
 }

@@ -3,17 +3,18 @@
 // tag resolution (§2.2), U/L (§3.3, §3.4), D's prefix rule (§2.3), TTLs (§6.4)
 // and the per-packet routing decision (§6.2, §6.3).
 //
-// Pure: time comes in as a parameter, sockets are opened and closed through the
-// PortBinder the owner hands in, and nothing is logged.
+// Pure: time comes in as a parameter of every call that needs it, sockets are
+// opened and closed through the PortBinder the owner hands in (the data plane,
+// which never points back at the table), and nothing is logged. It knows
+// nothing of the control protocol: the controller fills an Offer. What it
+// hands out is values and keys, never pointers that outlive the call.
 #pragma once
 
 #include "port_allocator.h"
-#include "protocol.h"
 #include "session.h"
 
 #include <array>
 #include <deque>
-#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -23,7 +24,9 @@
 
 namespace anyrtpproxy {
 
-// Opens and closes the RTP+RTCP socket pair of a port; open() false = could not bind.
+// The data plane as the table sees it: opens and closes the RTP+RTCP socket
+// pair of a port. open() answers at once (false: could not bind), because a U
+// that cannot bind a pair tries the next one before it replies, as rtpproxy does.
 class PortBinder {
 public:
   virtual ~PortBinder() = default;
@@ -41,18 +44,9 @@ struct TableConfig {
   std::size_t max_sessions = 65536;
 };
 
-// What a deleted or expired session leaves behind, so that a peer that missed
-// the deletion (a partition, a restart) cannot bring the session back.
-struct Tombstone {
-  std::string call_id, from_tag;
-  std::uint64_t version = 0;
-  std::string changed_by;
-  bool expired = false;  // by timeout: a peer that still sees media keeps the session
-};
-
-// Local changes not yet told to the peers.
+// Local changes not yet told to the peers, as values.
 struct Changes {
-  std::vector<const Session*> upserts;  // valid until the table next changes
+  std::vector<Session> upserts;
   std::vector<Tombstone> removals;
 };
 
@@ -62,13 +56,6 @@ constexpr std::chrono::minutes tombstone_lifetime{10};
 // A peer's expiry removes a session here only if it is this close to expiring here too.
 constexpr std::chrono::seconds expiry_slack{3};
 
-struct SessionKey {
-  std::string call_id, from_tag;
-  bool operator<(const SessionKey& o) const {
-    return call_id != o.call_id ? call_id < o.call_id : from_tag < o.from_tag;
-  }
-};
-
 struct TableStats {
   std::uint64_t created = 0, destroyed = 0, timeouts = 0, completed = 0;
   std::uint64_t packets_received = 0, packets_relayed = 0, packets_dropped = 0;
@@ -76,47 +63,84 @@ struct TableStats {
   std::uint64_t sync_refused_full = 0;
 };
 
-struct UlResult {
-  std::uint16_t port = 0;  // 0: L found no session
-  Session* session = nullptr;
-  bool created = false;
+// A U (create) or L as the table needs it; the controller checks and fills it.
+struct Offer {
+  bool create = true;  // U creates a session; L only answers one
+  std::string call_id, from_tag, to_tag;  // to_tag empty: not given
+  Family family = Family::v4;             // of a session this U creates
+  std::optional<udp::endpoint> remote;    // the sender's RTP address; none: not given or implausible
+  bool hold = false;                      // the address was 0.0.0.0 or ::
+  bool asymmetric = false, weak = false, new_port = false;
+  std::optional<std::string> codecs;
+  // U only: the timeout notification (already checked against --notify); empty: none.
+  std::string notify_target, notify_tag;
 };
 
+struct OfferResult {
+  std::uint16_t port = 0;  // 0: L found no session
+  bool found = false;      // a session matched or was created
+  bool created = false;
+  SessionKey key;          // the session, when found
+  Family family = Family::v4;
+};
+enum class OfferError { no_ports_session, no_ports_leg };
+
+// What the packet path does with one datagram. A value: the packet path
+// keeps it no longer than its batch, and it points at nothing.
 struct Route {
   bool forward = false;
-  bool learned = false;  // this packet moved the leg's remote address
+  bool learned = false;        // this packet moved or latched the leg's remote address
   std::uint16_t out_port = 0;  // local port to send from
   udp::endpoint dest;
-  Session* session = nullptr;  // valid until the table next changes
-  int in_side = 0;
+};
+
+// A leg that a packet latched, for the log and the peers.
+struct Latch {
+  SessionKey key;
+  int side = 0;
+  Kind kind = Kind::rtp;
+  udp::endpoint remote;
 };
 
 struct Expired { std::string call_id, from_tag, notify_target, notify_tag, origin; };
 
 class SessionTable {
 public:
+  // The replicated session and what this instance keeps beside it.
+  struct Entry {
+    Session session;
+    LocalState local;
+  };
+  struct Buried { Tombstone tomb; Clock::time_point at; };
+
   SessionTable(TableConfig config, std::array<PortAllocator, 2> pools, PortBinder& binder);
-  ~SessionTable();
+  ~SessionTable();  // closes every socket it opened
   SessionTable(const SessionTable&) = delete;
   SessionTable& operator=(const SessionTable&) = delete;
 
-  struct Match { Session* session; int side; };  // side m of §2.2
+  // Side m of §2.2. The entry is for reading at once: valid until the table next changes.
+  struct Match { const Entry* entry; int side; };
   std::optional<Match> find(const std::string& call_id, const std::string& from_tag,
-                            const std::string& to_tag);
+                            const std::string& to_tag) const;
+  const Entry* at(const SessionKey& key) const;
 
   // U (creates when nothing matches) and L (answers port 0 when nothing matches).
-  std::variant<UlResult, Error> update(const UpdateLookup& ul, Clock::time_point now);
+  std::variant<OfferResult, OfferError> update(const Offer& offer, Clock::time_point now);
   // D: the number of sessions matched (destroyed or kept by a weak flag).
-  std::size_t remove(const Delete& d);
-  void destroy(Session& s);  // deleted by a command: the peers are told
-  std::size_t clear();
+  std::size_t remove(const std::string& call_id, const std::string& from_tag, const std::string& to_tag, bool weak,
+                     Clock::time_point now);
+  // Deleted by a command (&& D): the peers are told. False: no such session.
+  bool destroy(const SessionKey& key, Clock::time_point now);
+  std::size_t clear(Clock::time_point now);  // X, and stopping: the peers are told
   std::vector<Expired> expire(Clock::time_point now);
 
   // The packet path: a datagram arrived on a local port.
   Route route(Family family, std::uint16_t local_port, const udp::endpoint& from,
               const unsigned char* data, std::size_t size, Clock::time_point now);
-  // Counts a packet that route() passed but the socket refused.
-  void send_failed(const Route& r);
+  // Counts a packet that route() passed for this local port but the socket refused.
+  void send_failed(Family family, std::uint16_t local_port);
+  // The leg behind a local port and its remote address now (after route() said learned).
+  std::optional<Latch> latch_at(Family family, std::uint16_t local_port) const;
 
   // Cluster sync. Local changes are collected (versions bumped) by take_changes();
   // the apply_* functions merge what a peer published and never mark anything
@@ -126,43 +150,41 @@ public:
     bool changed = false;               // the table took the session (it was not stale)
     std::vector<std::string> problems;  // legs that could not be bound here, a full table
   };
-  Applied apply_upsert(Session incoming, Clock::time_point now);
+  Applied apply_upsert(Session incoming);
   bool apply_removal(const Tombstone& t, Clock::time_point now);  // true: the session is gone here
-  void apply_activity(const SessionKey& key, std::chrono::seconds idle, const std::string& instance,
-                      const std::array<Counters, 2>& counters, Clock::time_point now);
-  // Sessions with local packets since the last call (valid until the table next
-  // changes); clears their flag.
-  std::vector<const Session*> take_active();
-  struct Buried { Tombstone tomb; Clock::time_point at; };
+  void apply_activity(const ActivityEntry& entry, const std::string& instance, Clock::time_point now);
+  // Sessions with local packets since the last call, with this instance's
+  // counters; clears their flag.
+  std::vector<ActivityEntry> take_activity();
+
   const std::map<SessionKey, Buried>& tombstones() const { return tombstones_; }
   const TableConfig& config() const { return config_; }
   std::chrono::seconds ttl_left(const Session& s, Clock::time_point now) const;
-  const std::map<SessionKey, Session>& sessions() const { return sessions_; }
+  const std::map<SessionKey, Entry>& sessions() const { return sessions_; }
   const TableStats& stats() const { return stats_; }
   const PortAllocator& pool(Family f) const { return pools_[index(f)]; }
 
 private:
-  struct PortRef { Session* session; int side; };
+  struct PortRef { Entry* entry; int side; };
   static std::size_t index(Family f) { return static_cast<std::size_t>(f); }
-  bool allocate(Session& s, int side);
-  void release(Session& s, int side);
-  PortRef* lookup(Family family, std::uint16_t port, Kind& kind);
-  void mark_dirty(Session& s);
-  void erase(Session& s, bool expired, bool publish);
+  bool allocate(Entry& e, int side);
+  void release(Entry& e, int side);
+  const PortRef* lookup(Family family, std::uint16_t port, Kind& kind) const;
+  void mark_dirty(Entry& e);
+  void erase(Entry& e, bool expired, bool publish, Clock::time_point now);
   void remember(Tombstone t, Clock::time_point now);
-  std::string bind_remote(Session& s, int side);
+  std::string bind_remote(Entry& e, int side);
 
   TableConfig config_;
   std::array<PortAllocator, 2> pools_;
   PortBinder& binder_;
-  std::map<SessionKey, Session> sessions_;
+  std::map<SessionKey, Entry> sessions_;
   std::array<std::unordered_map<std::uint16_t, PortRef>, 2> ports_;  // by RTP port, per family
   TableStats stats_;
   std::vector<SessionKey> dirty_;
   std::vector<Tombstone> removals_;
   std::map<SessionKey, Buried> tombstones_;
   std::deque<std::pair<Clock::time_point, SessionKey>> tombstone_order_;
-  Clock::time_point now_{};  // the time of the latest call that passed one
 };
 
 }  // namespace anyrtpproxy

@@ -1,7 +1,10 @@
 // sync: see sync.h.
 #include "sync.h"
 
+#include "cluster.h"
 #include "log.h"
+#include "text.h"
+#include "write_queue.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/v6_only.hpp>
@@ -15,20 +18,14 @@ namespace anyrtpproxy {
 namespace ip = boost::asio::ip;
 using ip::tcp;
 
-namespace {
-std::string text_of(const tcp::endpoint& ep) {
-  return ep.address().is_v6() ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
-                              : ep.address().to_string() + ":" + std::to_string(ep.port());
-}
-}  // namespace
-
 // One reader of the sync stream: a write queue (one async_write in flight), and
 // a read that only discards (the port is read-only) and notices the close.
 class SyncServer::Connection : public std::enable_shared_from_this<Connection> {
 public:
-  Connection(tcp::socket socket, SyncServer& owner) : socket_(std::move(socket)), owner_(owner) {
+  Connection(tcp::socket socket, SyncServer& owner)
+      : socket_(std::move(socket)), owner_(owner), queue_(max_queued_bytes) {
     boost::system::error_code ec;
-    peer_ = text_of(socket_.remote_endpoint(ec));
+    peer_ = endpoint_text(socket_.remote_endpoint(ec));
   }
 
   void start(std::shared_ptr<const std::string> first) {
@@ -38,17 +35,16 @@ public:
 
   void deliver(std::shared_ptr<const std::string> bytes) {
     if (!socket_.is_open()) return;
-    queued_ += bytes->size();
-    if (queued_ > max_queued_bytes) {
-      ++owner_.stats_.slow_peers_dropped;
-      owner_.log_.warning("sync: " + peer_ + " reads too slowly (" + std::to_string(queued_) +
-                          " bytes queued); dropping it, it gets the whole table when it reconnects");
-      shut();
-      return;
+    const std::size_t size = bytes->size();
+    switch (queue_.push(std::move(bytes))) {
+      case WriteQueue::Push::start_writing: return write();
+      case WriteQueue::Push::queued: return;
+      case WriteQueue::Push::over_limit:
+        ++owner_.stats_.slow_peers_dropped;
+        owner_.log_.warning("sync: " + peer_ + " reads too slowly (" + std::to_string(queue_.bytes() + size) +
+                            " bytes queued); dropping it, it gets the whole table when it reconnects");
+        return shut();
     }
-    const bool writing = !queue_.empty();
-    queue_.push_back(std::move(bytes));
-    if (!writing) write();
   }
 
   // Closes and leaves the server's list. The queue stays: the buffer of a write
@@ -61,12 +57,10 @@ public:
 
 private:
   void write() {
-    boost::asio::async_write(socket_, boost::asio::buffer(*queue_.front()),
+    boost::asio::async_write(socket_, boost::asio::buffer(queue_.front()),
                              [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                                if (ec || !self->socket_.is_open()) return self->shut();
-                               self->queued_ -= self->queue_.front()->size();
-                               self->queue_.pop_front();
-                               if (!self->queue_.empty()) self->write();
+                               if (self->queue_.pop()) self->write();
                              });
   }
   // Reads only to notice the close; a client that keeps talking to a read-only
@@ -89,8 +83,7 @@ private:
   tcp::socket socket_;
   SyncServer& owner_;
   std::string peer_;
-  std::deque<std::shared_ptr<const std::string>> queue_;
-  std::size_t queued_ = 0;
+  WriteQueue queue_;
   std::size_t ignored_ = 0;
   std::array<char, 4096> sink_{};
 };
@@ -104,7 +97,7 @@ SyncServer::SyncServer(boost::asio::io_context& io, const tcp::endpoint& at, con
   if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor_.bind(at, ec);
   if (!ec) acceptor_.listen(64, ec);
-  if (ec) throw std::runtime_error("cannot listen on sync port " + text_of(at) + ": " + ec.message());
+  if (ec) throw std::runtime_error("cannot listen on sync port " + endpoint_text(at) + ": " + ec.message());
 }
 
 SyncServer::~SyncServer() { close(); }
@@ -124,12 +117,12 @@ std::string SyncServer::snapshot(Clock::time_point now) const {
   std::string out = "# anyrtpproxy sync: instance " + hello_.instance + ", ports " + std::to_string(hello_.port_min) +
                     "-" + std::to_string(hello_.port_max) + ", " + std::to_string(sessions.size()) +
                     " active sessions\n";
-  for (const auto& [key, s] : sessions) out += listing_line(s, now, table_.ttl_left(s, now));
+  for (const auto& [key, e] : sessions) out += listing_line(e.session, e.local, now, table_.ttl_left(e.session, now));
   out += "# end of listing; what follows is the sync stream: the table as frames, then one F line per change\n";
   SyncHello h = hello_;
   h.sessions = sessions.size();
   out += encode(h);
-  for (const auto& [key, s] : sessions) out += encode(s, now);
+  for (const auto& [key, e] : sessions) out += encode(e.session, now);
   for (const auto& [key, b] : table_.tombstones()) out += encode(b.tomb);
   return out;
 }
@@ -176,7 +169,7 @@ void SyncServer::publish(const Changes& changes, Clock::time_point now) {
   table_changed();
   if (connections_.empty()) return;
   std::string out;
-  for (const Session* s : changes.upserts) out += encode(*s, now);
+  for (const Session& s : changes.upserts) out += encode(s, now);
   for (const auto& t : changes.removals) out += encode(t);
   deliver(std::make_shared<const std::string>(std::move(out)));
 }
@@ -264,14 +257,9 @@ void SyncClient::read() {
       auto& msg = std::get<SyncMessage>(*next);
       ++stats_.frames_received;
       if (auto* h = std::get_if<SyncHello>(&msg)) {
-        if (h->instance == self_.instance) return fail("is this instance itself", std::chrono::seconds(60));
-        if (h->port_min <= self_.port_max && self_.port_min <= h->port_max)
-          return fail("instance " + h->instance + " uses ports " + std::to_string(h->port_min) + "-" +
-                          std::to_string(h->port_max) + ", which overlap ours (" + std::to_string(self_.port_min) +
-                          "-" + std::to_string(self_.port_max) + "): its sessions are refused; fix -p",
-                      std::chrono::seconds(10));
+        if (auto refusal = refuse_hello(*h, self_)) return fail(refusal->why, refusal->retry);
+        peer_instance_ = h->instance;
       }
-      if (auto* h = std::get_if<SyncHello>(&msg)) peer_instance_ = h->instance;
       handler_(msg, name_);
       last_error_.clear();  // a healthy stream: the next failure is news again
       if (closed_ || !socket_.is_open()) return;

@@ -9,13 +9,14 @@
 // each message to the proxy. Wire format: sync_codec.h.
 #pragma once
 
+#include "session_table.h"
+#include "stats.h"
 #include "sync_codec.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -24,10 +25,6 @@
 namespace anyrtpproxy {
 
 class Logger;
-
-struct SyncStats {
-  std::uint64_t connections_refused = 0, slow_peers_dropped = 0, bad_streams = 0, frames_received = 0;
-};
 
 class SyncServer {
 public:
@@ -77,7 +74,6 @@ public:
   void start();
   void close();
   bool connected() const { return connected_; }
-  const std::string& name() const { return name_; }
   // The instance at the other end, once its hello arrived on the current connection.
   const std::string& peer_instance() const { return peer_instance_; }
 

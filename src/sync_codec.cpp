@@ -1,6 +1,8 @@
 // sync_codec: see sync_codec.h.
 #include "sync_codec.h"
 
+#include "text.h"
+
 #include <boost/archive/archive_exception.hpp>
 #include <boost/archive/text_iarchive.hpp>
 #include <boost/archive/text_oarchive.hpp>
@@ -182,19 +184,9 @@ std::string frame(std::string_view kind, const std::string& payload, const std::
   return out;
 }
 
-// Readable, bounded, one line: control characters and overlong strings are cut.
-std::string shown(const std::string& s, std::size_t max = 200) {
-  std::string out;
-  for (char c : s.substr(0, max)) out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c;
-  if (s.size() > max) out += "...";
-  return out.empty() ? "-" : out;
-}
-
 std::string where(const Stream& st) {
   if (!st.known) return "-";
-  const auto& a = st.remote.address();
-  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(st.remote.port()) +
-         (st.learned ? "(learned)" : "");
+  return endpoint_text(st.remote) + (st.learned ? "(learned)" : "");
 }
 
 template <class Write>
@@ -215,14 +207,12 @@ bool to_num(std::string_view s, T& out) {
 
 }  // namespace
 
-std::string printable(const std::string& s, std::size_t max) { return shown(s, max); }
-
 std::string encode(const SyncHello& h) {
   const auto payload = archive([&](auto& ar) {
     Out io{ar, {}};
     serialize_hello(io, h);
   });
-  return frame("hello", payload, "instance=" + shown(h.instance) + " ports=" + std::to_string(h.port_min) + "-" +
+  return frame("hello", payload, "instance=" + printable(h.instance) + " ports=" + std::to_string(h.port_min) + "-" +
                                      std::to_string(h.port_max) + " sessions=" + std::to_string(h.sessions));
 }
 
@@ -231,8 +221,8 @@ std::string encode(const Session& s, Clock::time_point now) {
     Out io{ar, now};
     serialize_session(io, s);
   });
-  return frame("upsert", payload, "call-id=" + shown(s.call_id) + " tag=" + shown(s.from_tag) + " version=" +
-                                      std::to_string(s.version) + " by=" + shown(s.changed_by));
+  return frame("upsert", payload, "call-id=" + printable(s.call_id) + " tag=" + printable(s.from_tag) + " version=" +
+                                      std::to_string(s.version) + " by=" + printable(s.changed_by));
 }
 
 std::string encode(const Tombstone& t) {
@@ -240,8 +230,8 @@ std::string encode(const Tombstone& t) {
     Out io{ar, {}};
     serialize_tombstone(io, t);
   });
-  return frame("remove", payload, "call-id=" + shown(t.call_id) + " tag=" + shown(t.from_tag) +
-                                      (t.expired ? " expired" : " deleted") + " by=" + shown(t.changed_by));
+  return frame("remove", payload, "call-id=" + printable(t.call_id) + " tag=" + printable(t.from_tag) +
+                                      (t.expired ? " expired" : " deleted") + " by=" + printable(t.changed_by));
 }
 
 std::string encode(const SyncActivity& a) {
@@ -249,25 +239,29 @@ std::string encode(const SyncActivity& a) {
     Out io{ar, {}};
     serialize_activity(io, a);
   });
-  return frame("activity", payload, "instance=" + shown(a.instance) + " sessions=" + std::to_string(a.entries.size()));
+  return frame("activity", payload, "instance=" + printable(a.instance) + " sessions=" + std::to_string(a.entries.size()));
 }
 
-std::string listing_line(const Session& s, Clock::time_point now, std::chrono::seconds ttl_left) {
+std::string listing_line(const Session& s, const LocalState& local, Clock::time_point now,
+                         std::chrono::seconds ttl_left) {
   using std::chrono::duration_cast;
   using std::chrono::seconds;
   const auto semi = s.from_tag.rfind(';');
   const std::string media = semi == std::string::npos ? "1" : s.from_tag.substr(semi + 1);
-  auto leg = [&](const char* name, const Leg& l) {
-    return std::string(" ") + name + "=" + (l.port ? std::to_string(l.port) : "-") + (l.port && !l.bound ? "(unbound)" : "") +
-           " " + name + "-remote=" + where(l.rtp) + " " + name + "-pkts=" + std::to_string(l.counters.received) + "/" +
-           std::to_string(l.counters.relayed) + "/" + std::to_string(l.counters.dropped);
+  auto leg = [&](const char* name, int side) {
+    const Leg& l = s.legs[side];
+    const LegLocal& here = local.legs[side];
+    return std::string(" ") + name + "=" + (l.port ? std::to_string(l.port) : "-") +
+           (l.port && !here.bound ? "(unbound)" : "") + " " + name + "-remote=" + where(l.rtp) + " " + name +
+           "-pkts=" + std::to_string(here.counters.received) + "/" + std::to_string(here.counters.relayed) + "/" +
+           std::to_string(here.counters.dropped);
   };
-  return "S call-id=" + shown(s.call_id) + " media=" + shown(media) + " from-tag=" + shown(s.from_tag) +
-         " to-tag=" + shown(s.to_tag) + " state=" + (s.complete() ? "answered" : "offered") +
+  return "S call-id=" + printable(s.call_id) + " media=" + printable(media) + " from-tag=" + printable(s.from_tag) +
+         " to-tag=" + printable(s.to_tag) + " state=" + (s.complete() ? "answered" : "offered") +
          " age=" + std::to_string(duration_cast<seconds>(now - s.created).count()) + "s idle=" +
          std::to_string(duration_cast<seconds>(now - s.last_active).count()) + "s ttl=" +
-         std::to_string(ttl_left.count()) + "s" + leg("callee", s.legs[0]) + leg("caller", s.legs[1]) +
-         " origin=" + shown(s.origin) + "\n";
+         std::to_string(ttl_left.count()) + "s" + leg("callee", 0) + leg("caller", 1) +
+         " origin=" + printable(s.origin) + "\n";
 }
 
 std::variant<SyncMessage, SyncError> decode(unsigned version, std::string_view kind, std::string_view payload,
@@ -301,7 +295,7 @@ std::variant<SyncMessage, SyncError> decode(unsigned version, std::string_view k
       serialize_activity(io, a);
       return SyncMessage{std::move(a)};
     }
-    return SyncError{"an unknown frame kind '" + shown(std::string(kind), 32) + "'"};
+    return SyncError{"an unknown frame kind '" + printable(std::string(kind), 32) + "'"};
   } catch (const Limit& e) {
     return SyncError{std::string("a frame with ") + e.what()};
   } catch (const boost::archive::archive_exception& e) {

@@ -13,7 +13,7 @@
 // Strings and collections are length-checked before anything is allocated.
 #pragma once
 
-#include "session_table.h"
+#include "session.h"
 
 #include <cstdint>
 #include <optional>
@@ -37,11 +37,6 @@ struct SyncHello {
 };
 
 // Sessions that had media on the sending instance, with its packet counters.
-struct ActivityEntry {
-  SessionKey key;
-  std::uint32_t idle = 0;  // seconds
-  std::array<Counters, 2> counters{};
-};
 struct SyncActivity {
   std::string instance;
   std::vector<ActivityEntry> entries;
@@ -54,11 +49,10 @@ std::string encode(const Session& s, Clock::time_point now);
 std::string encode(const Tombstone& t);
 std::string encode(const SyncActivity& a);
 
-// A network string made safe for one line of a terminal: no control characters, bounded.
-std::string printable(const std::string& s, std::size_t max = 200);
-
-// One session as one listing line ("S call-id=... ...\n").
-std::string listing_line(const Session& s, Clock::time_point now, std::chrono::seconds ttl_left);
+// One session as one listing line ("S call-id=... ...\n"), with what this
+// instance knows of it locally (its sockets and packet counters).
+std::string listing_line(const Session& s, const LocalState& local, Clock::time_point now,
+                         std::chrono::seconds ttl_left);
 
 struct SyncError { std::string what; };
 

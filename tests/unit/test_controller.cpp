@@ -161,17 +161,17 @@ BOOST_AUTO_TEST_CASE(notify_targets) {
   Effects e;
   BOOST_TEST(controller.handle_text("VF 20081224", t0, e) == "1\n");
   controller.handle_text("U c 192.0.2.10 4000 A;1 unix:/run/n.sock my%20tag", t0, e);
-  BOOST_TEST(table.sessions().at({"c", "A;1"}).notify_tag == "my tag");
-  BOOST_TEST(table.sessions().at({"c", "A;1"}).notify_target == "unix:/run/n.sock");
+  BOOST_TEST(table.sessions().at({"c", "A;1"}).session.notify_tag == "my tag");
+  BOOST_TEST(table.sessions().at({"c", "A;1"}).session.notify_target == "unix:/run/n.sock");
   // Kamailio's glued sixth token "<socket>;<tag>"
   controller.handle_text("U d 192.0.2.10 4000 A;1 tcp:127.0.0.1:9999;t%3Dx", t0, e);
-  BOOST_TEST(table.sessions().at({"d", "A;1"}).notify_tag == "t=x");
-  BOOST_TEST(table.sessions().at({"d", "A;1"}).notify_target == "tcp:127.0.0.1:9999");
+  BOOST_TEST(table.sessions().at({"d", "A;1"}).session.notify_tag == "t=x");
+  BOOST_TEST(table.sessions().at({"d", "A;1"}).session.notify_target == "tcp:127.0.0.1:9999");
   // a U without notify arguments clears them; an unknown socket is accepted, without notification
   controller.handle_text("U d 192.0.2.10 4000 A;1", t0, e);
-  BOOST_TEST(table.sessions().at({"d", "A;1"}).notify_target.empty());
+  BOOST_TEST(table.sessions().at({"d", "A;1"}).session.notify_target.empty());
   BOOST_TEST(controller.handle_text("U c 192.0.2.10 4000 A;1 unix:/elsewhere t", t0, e) != "E75\n");
-  BOOST_TEST(table.sessions().at({"c", "A;1"}).notify_target.empty());
+  BOOST_TEST(table.sessions().at({"c", "A;1"}).session.notify_target.empty());
 }
 
 BOOST_AUTO_TEST_CASE(query_counts_per_direction) {
@@ -208,11 +208,11 @@ BOOST_AUTO_TEST_CASE(random_command_streams_keep_the_table_consistent) {
     BOOST_REQUIRE(!reply.empty() && reply.back() == '\n');
     if (i % 500 == 0) table.expire(t0 + std::chrono::seconds(i / 100));
     std::size_t legs = 0;
-    for (const auto& [key, s] : table.sessions())
-      for (const auto& leg : s.legs)
+    for (const auto& [key, e] : table.sessions())
+      for (const auto& leg : e.session.legs)
         if (leg.port) {
           ++legs;
-          BOOST_REQUIRE(binder.open_ports.count({s.family, leg.port}) == 1u);
+          BOOST_REQUIRE(binder.open_ports.count({e.session.family, leg.port}) == 1u);
         }
     BOOST_REQUIRE(binder.open_ports.size() == legs);
     // no IPv6 relay address here: U6 fails with E36, every session is IPv4

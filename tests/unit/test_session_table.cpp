@@ -12,21 +12,19 @@ namespace ip = boost::asio::ip;
 
 namespace {
 
-UpdateLookup ul(bool create, const char* call, const char* addr, std::uint16_t port, const char* from,
-                const char* to = "") {
-  UpdateLookup u;
+Offer ul(bool create, const char* call, const char* addr, std::uint16_t port, const char* from, const char* to = "") {
+  Offer u;
   u.create = create;
   u.call_id = call;
-  u.address = ip::make_address(addr);
-  u.port = port;
+  u.remote = udp::endpoint(ip::make_address(addr), port);
   u.from_tag = from;
   u.to_tag = to;
   return u;
 }
 
-std::uint16_t port_of(std::variant<UlResult, Error> r) {
-  BOOST_REQUIRE(std::holds_alternative<UlResult>(r));
-  return std::get<UlResult>(r).port;
+std::uint16_t port_of(std::variant<OfferResult, OfferError> r) {
+  BOOST_REQUIRE(std::holds_alternative<OfferResult>(r));
+  return std::get<OfferResult>(r).port;
 }
 
 struct Fixture {
@@ -55,7 +53,7 @@ BOOST_AUTO_TEST_CASE(dialog_walkthrough_of_section_2_2) {
   BOOST_TEST(port_of(table.update(ul(true, "c", "192.0.2.20", 5000, "B;1", "A;1"), t0)) == q);   // re-INVITE from B
   BOOST_TEST(port_of(table.update(ul(false, "c", "192.0.2.10", 4000, "B;1", "A;1"), t0)) == p);  // its answer
   BOOST_TEST(port_of(table.update(ul(false, "other", "192.0.2.10", 4000, "A;1", "B;1"), t0)) == 0);
-  const Session& s = table.sessions().begin()->second;
+  const Session& s = table.sessions().begin()->second.session;
   BOOST_TEST(s.legs[1].rtp.remote == ep("192.0.2.10", 4000));  // caller-facing leg: A's address
   BOOST_TEST(s.legs[0].rtp.remote == ep("192.0.2.20", 5000));
   BOOST_TEST(s.complete());
@@ -67,33 +65,33 @@ BOOST_AUTO_TEST_CASE(media_lines_are_separate_sessions_and_d_removes_all) {
   table.update(ul(true, "c", "192.0.2.10", 4002, "A;2"), t0);
   table.update(ul(true, "c2", "192.0.2.10", 4002, "A;1"), t0);
   BOOST_TEST(table.sessions().size() == 3u);
-  BOOST_TEST(table.remove(Delete{false, "c", "B", "A"}) == 2u);  // BYE from the callee: matched by to-tag
+  BOOST_TEST(table.remove("c", "B", "A", false, t0) == 2u);  // BYE from the callee: matched by to-tag
   BOOST_TEST(table.sessions().size() == 1u);
-  BOOST_TEST(table.remove(Delete{false, "c", "A", "B"}) == 0u);
+  BOOST_TEST(table.remove("c", "A", "B", false, t0) == 0u);
   BOOST_TEST(binder.open_ports.size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(d_with_media_index_removes_only_that_line) {
   table.update(ul(true, "c", "192.0.2.10", 4000, "A;1"), t0);
   table.update(ul(true, "c", "192.0.2.10", 4002, "A;2"), t0);
-  BOOST_TEST(table.remove(Delete{false, "c", "A;2", ""}) == 1u);
+  BOOST_TEST(table.remove("c", "A;2", "", false, t0) == 1u);
   BOOST_TEST(table.sessions().size() == 1u);
   BOOST_TEST(table.sessions().begin()->first.from_tag == "A;1");
 }
 
 BOOST_AUTO_TEST_CASE(weak_sessions_survive_a_plain_delete) {
   auto weak = ul(true, "c", "192.0.2.10", 4000, "A;1");
-  weak.mods.weak = true;
+  weak.weak = true;
   table.update(weak, t0);
-  BOOST_TEST(table.remove(Delete{false, "c", "A", ""}) == 1u);
+  BOOST_TEST(table.remove("c", "A", "", false, t0) == 1u);
   BOOST_TEST(table.sessions().size() == 1u);
-  BOOST_TEST(table.remove(Delete{true, "c", "B", "A"}) == 1u);  // Dw from the other side clears leg 0's weak flag
+  BOOST_TEST(table.remove("c", "B", "A", true, t0) == 1u);  // Dw from the other side clears leg 0's weak flag
   BOOST_TEST(table.sessions().empty());
 }
 
 BOOST_AUTO_TEST_CASE(setup_timeout_then_normal_timeout) {
   table.update(ul(true, "c", "192.0.2.10", 4000, "A;1"), t0);
-  BOOST_TEST(table.ttl_left(table.sessions().begin()->second, t0 + 10s).count() == 20);
+  BOOST_TEST(table.ttl_left(table.sessions().begin()->second.session, t0 + 10s).count() == 20);
   BOOST_TEST(table.expire(t0 + 29s).empty());
   table.update(ul(false, "c", "192.0.2.20", 5000, "A;1", "B;1"), t0 + 29s);  // answered: TTL reset, now -T
   BOOST_TEST(table.expire(t0 + 29s + 59s).empty());
@@ -142,7 +140,7 @@ BOOST_AUTO_TEST_CASE(relay_both_ways_and_latch) {
   // a third party is refused once the leg latched
   packet[11] = 99;
   BOOST_TEST(!send(q, ep("203.0.113.66", 1234)).forward);
-  const auto& c = table.sessions().begin()->second.legs[1].counters;
+  const auto& c = table.sessions().begin()->second.local.legs[1].counters;
   BOOST_TEST(c.received == 2u);
   BOOST_TEST(c.relayed == 1u);
   BOOST_TEST(c.dropped == 1u);
@@ -162,8 +160,8 @@ BOOST_AUTO_TEST_CASE(unbindable_ports_are_skipped) {
   const auto p = port_of(table.update(ul(true, "c", "192.0.2.10", 4000, "A;1"), t0));
   BOOST_TEST(p == 30018);
   auto r = table.update(ul(true, "d", "192.0.2.10", 4000, "A;1"), t0);
-  BOOST_TEST(std::holds_alternative<Error>(r));
-  BOOST_TEST(static_cast<int>(std::get<Error>(r)) == 72);
+  BOOST_TEST(std::holds_alternative<OfferError>(r));
+  BOOST_TEST((std::get<OfferError>(r) == OfferError::no_ports_session));  // E72, as the controller answers
   BOOST_TEST(table.sessions().size() == 1u);  // the failed U left nothing behind
 }
 
@@ -171,7 +169,7 @@ BOOST_AUTO_TEST_CASE(new_port_modifier_swaps_the_pair) {
   table.update(ul(true, "c", "192.0.2.10", 4000, "A;1"), t0);
   const auto q = port_of(table.update(ul(false, "c", "192.0.2.20", 5000, "A;1", "B;1"), t0));
   auto again = ul(false, "c", "192.0.2.20", 5000, "A;1", "B;1");
-  again.mods.new_port = true;
+  again.new_port = true;
   const auto q2 = port_of(table.update(again, t0));
   BOOST_TEST(q2 != q);
   BOOST_TEST(binder.open_ports.count({Family::v4, q}) == 0u);
@@ -181,17 +179,17 @@ BOOST_AUTO_TEST_CASE(new_port_modifier_swaps_the_pair) {
 
 BOOST_AUTO_TEST_CASE(ports_are_per_family) {
   auto v6 = ul(true, "c6", "2001:db8::1", 4000, "A;1");
-  v6.mods.ipv6 = true;
+  v6.family = Family::v6;
   const auto p6 = port_of(table.update(v6, t0));
   BOOST_TEST(binder.open_ports.count({Family::v6, p6}) == 1u);
-  BOOST_TEST((table.sessions().begin()->second.family == Family::v6));
+  BOOST_TEST((table.sessions().begin()->second.session.family == Family::v6));
   BOOST_TEST(table.pool(Family::v4).available() == 10u);
 }
 
 BOOST_AUTO_TEST_CASE(clear_frees_everything) {
   table.update(ul(true, "c", "192.0.2.10", 4000, "A;1"), t0);
   table.update(ul(false, "c", "192.0.2.20", 5000, "A;1", "B;1"), t0);
-  BOOST_TEST(table.clear() == 1u);
+  BOOST_TEST(table.clear(t0) == 1u);
   BOOST_TEST(binder.open_ports.empty());
   BOOST_TEST(table.pool(Family::v4).available() == 10u);
 }
@@ -226,7 +224,7 @@ struct Cluster {
 BOOST_FIXTURE_TEST_SUITE(session_table_sync, Cluster)
 
 BOOST_AUTO_TEST_CASE(peer_sessions_are_bound_here_and_never_republished) {
-  BOOST_TEST(table.apply_upsert(peer_session("c", 40000, 40002, 1), t0).problems.empty());
+  BOOST_TEST(table.apply_upsert(peer_session("c", 40000, 40002, 1)).problems.empty());
   BOOST_TEST(binder.open_ports.count({Family::v4, 40000}) == 1u);
   BOOST_TEST(binder.open_ports.count({Family::v4, 40002}) == 1u);
   BOOST_TEST(table.take_changes().upserts.empty());
@@ -240,46 +238,46 @@ BOOST_AUTO_TEST_CASE(peer_sessions_are_bound_here_and_never_republished) {
 }
 
 BOOST_AUTO_TEST_CASE(versions_order_changes) {
-  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
+  table.apply_upsert(peer_session("c", 40000, 40002, 5));
   auto older = peer_session("c", 40000, 40004, 4);
-  BOOST_TEST(!table.apply_upsert(older, t0).changed);
-  BOOST_TEST(table.sessions().begin()->second.legs[1].port == 40002);
+  BOOST_TEST(!table.apply_upsert(older).changed);
+  BOOST_TEST(table.sessions().begin()->second.session.legs[1].port == 40002);
   BOOST_TEST(table.stats().sync_stale == 1u);
-  table.apply_upsert(peer_session("c", 40000, 40004, 6), t0);  // a new port pair for leg 1
-  BOOST_TEST(table.sessions().begin()->second.legs[1].port == 40004);
+  table.apply_upsert(peer_session("c", 40000, 40004, 6));  // a new port pair for leg 1
+  BOOST_TEST(table.sessions().begin()->second.session.legs[1].port == 40004);
   BOOST_TEST(binder.open_ports.count({Family::v4, 40002}) == 0u);
   BOOST_TEST(binder.open_ports.count({Family::v4, 40004}) == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(local_changes_bump_the_version_once_per_flush) {
-  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
-  UpdateLookup u;
+  table.apply_upsert(peer_session("c", 40000, 40002, 5));
+  Offer u;
   u.call_id = "c";
   u.from_tag = "A;1";
   table.update(u, t0);
   table.update(u, t0);
   auto c = table.take_changes();
   BOOST_REQUIRE(c.upserts.size() == 1u);
-  BOOST_TEST(c.upserts[0]->version == 6u);
-  BOOST_TEST(c.upserts[0]->changed_by == "me:30000");
+  BOOST_TEST(c.upserts[0].version == 6u);
+  BOOST_TEST(c.upserts[0].changed_by == "me:30000");
   BOOST_TEST(table.take_changes().upserts.empty());
 }
 
 BOOST_AUTO_TEST_CASE(deleted_sessions_do_not_come_back) {
-  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
-  BOOST_TEST(table.remove(Delete{false, "c", "A", ""}) == 1u);
+  table.apply_upsert(peer_session("c", 40000, 40002, 5));
+  BOOST_TEST(table.remove("c", "A", "", false, t0) == 1u);
   auto c = table.take_changes();
   BOOST_REQUIRE(c.removals.size() == 1u);
   BOOST_TEST(c.removals[0].version == 6u);
   BOOST_TEST(binder.open_ports.empty());
-  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0 + 1s);  // a peer's dump from before the delete
+  table.apply_upsert(peer_session("c", 40000, 40002, 5));  // a peer's dump from before the delete
   BOOST_TEST(table.sessions().empty());
-  table.apply_upsert(peer_session("c", 40000, 40002, 7), t0 + 2s);  // a real later change: a new dialog
+  table.apply_upsert(peer_session("c", 40000, 40002, 7));  // a real later change: a new dialog
   BOOST_TEST(table.sessions().size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(removals_from_peers) {
-  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
+  table.apply_upsert(peer_session("c", 40000, 40002, 5));
   BOOST_TEST(!table.apply_removal(Tombstone{"c", "A;1", 4, "peer:40000", false}, t0));  // older than ours
   BOOST_TEST(table.sessions().size() == 1u);
   BOOST_TEST(table.apply_removal(Tombstone{"c", "A;1", 6, "peer:40000", false}, t0));
@@ -290,26 +288,28 @@ BOOST_AUTO_TEST_CASE(removals_from_peers) {
 }
 
 BOOST_AUTO_TEST_CASE(a_peers_expiry_does_not_kill_a_session_with_media_here) {
-  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
+  table.apply_upsert(peer_session("c", 40000, 40002, 5));
   std::array<unsigned char, 20> pkt{0x80};
   table.route(Family::v4, 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0 + 59s);
   table.apply_removal(Tombstone{"c", "A;1", 6, "peer:40000", true}, t0 + 60s);
   BOOST_TEST(table.sessions().size() == 1u);
   auto c = table.take_changes();
   BOOST_REQUIRE(c.upserts.size() == 1u);
-  BOOST_TEST(c.upserts[0]->version == 7u);  // newer than the peer's tombstone: it comes back there
+  BOOST_TEST(c.upserts[0].version == 7u);  // newer than the peer's tombstone: it comes back there
   // idle here too: the expiry stands
   table.apply_removal(Tombstone{"c", "A;1", 8, "peer:40000", true}, t0 + 59s + 58s);
   BOOST_TEST(table.sessions().empty());
 }
 
 BOOST_AUTO_TEST_CASE(activity_from_peers_keeps_a_session_alive) {
-  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
-  table.apply_activity(SessionKey{"c", "A;1"}, 0s, "peer:40000", {Counters{7, 6, 1}, Counters{3, 3, 0}}, t0 + 50s);
-  const Session& s = table.sessions().begin()->second;
+  table.apply_upsert(peer_session("c", 40000, 40002, 5));
+  table.apply_activity(ActivityEntry{SessionKey{"c", "A;1"}, 0, {Counters{7, 6, 1}, Counters{3, 3, 0}}}, "peer:40000",
+                       t0 + 50s);
+  const LocalState& s = table.sessions().begin()->second.local;
   BOOST_TEST(s.cluster_counters(0).received == 7u);  // Q on any instance sees the media relayed anywhere
   BOOST_TEST(s.cluster_counters(1).relayed == 3u);
-  table.apply_activity(SessionKey{"c", "A;1"}, 0s, "peer:40000", {Counters{9, 8, 1}, Counters{3, 3, 0}}, t0 + 50s);
+  table.apply_activity(ActivityEntry{SessionKey{"c", "A;1"}, 0, {Counters{9, 8, 1}, Counters{3, 3, 0}}}, "peer:40000",
+                       t0 + 50s);
   BOOST_TEST(s.cluster_counters(0).received == 9u);  // a report replaces that peer's last one
   BOOST_TEST(s.peer_counters.size() == 1u);
   BOOST_TEST(table.expire(t0 + 100s).empty());
@@ -319,7 +319,7 @@ BOOST_AUTO_TEST_CASE(activity_from_peers_keeps_a_session_alive) {
 BOOST_AUTO_TEST_CASE(ports_of_our_range_from_a_peer_are_refused_unless_ours) {
   auto foreign = peer_session("c", 30000, 40002, 1, "peer:40000");
   foreign.legs[1].owner = "peer:40000";
-  const auto problems = table.apply_upsert(foreign, t0).problems;
+  const auto problems = table.apply_upsert(foreign).problems;
   BOOST_REQUIRE(problems.size() == 1u);
   BOOST_TEST(problems[0].find("overlap") != std::string::npos);
   BOOST_TEST(binder.open_ports.count({Family::v4, 30000}) == 0u);
@@ -327,21 +327,21 @@ BOOST_AUTO_TEST_CASE(ports_of_our_range_from_a_peer_are_refused_unless_ours) {
   // after a restart, our own session comes back from a peer: its port is claimed from our pool
   auto mine = peer_session("d", 30002, 40004, 1, "me:30000");
   mine.legs[1].owner = "peer:40000";
-  BOOST_TEST(table.apply_upsert(mine, t0).problems.empty());
+  BOOST_TEST(table.apply_upsert(mine).problems.empty());
   BOOST_TEST(binder.open_ports.count({Family::v4, 30002}) == 1u);
   BOOST_TEST(table.pool(Family::v4).available() == 9u);
-  table.clear();
+  table.clear(t0);
   BOOST_TEST(table.pool(Family::v4).available() == 10u);
 }
 
 BOOST_AUTO_TEST_CASE(a_port_that_cannot_be_bound_is_counted_and_the_rest_applied) {
   binder.busy.insert(40002);
-  const auto problems = table.apply_upsert(peer_session("c", 40000, 40002, 1), t0).problems;
+  const auto problems = table.apply_upsert(peer_session("c", 40000, 40002, 1)).problems;
   BOOST_TEST(problems.size() == 1u);
   BOOST_TEST(table.stats().sync_bind_failures == 1u);
   BOOST_TEST(table.sessions().size() == 1u);
   BOOST_TEST(binder.open_ports.count({Family::v4, 40000}) == 1u);
-  table.clear();
+  table.clear(t0);
   BOOST_TEST(binder.open_ports.empty());
 }
 
@@ -349,23 +349,96 @@ BOOST_AUTO_TEST_CASE(a_peer_cannot_grow_the_table_without_bound) {
   SessionTable small{TableConfig{60s, 60s, LatchPolicy::once, "me:30000", 3}, pools(30000, 30019), binder};
   for (int i = 0; i < 5; ++i)
     small.apply_upsert(peer_session(("f" + std::to_string(i)).c_str(), static_cast<std::uint16_t>(40000 + 4 * i),
-                                    static_cast<std::uint16_t>(40002 + 4 * i), 1),
-                       t0);
+                                    static_cast<std::uint16_t>(40002 + 4 * i), 1));
   BOOST_TEST(small.sessions().size() == 3u);
   BOOST_TEST(small.stats().sync_refused_full == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(learning_is_published) {
-  table.apply_upsert(peer_session("c", 40000, 40002, 5), t0);
+  table.apply_upsert(peer_session("c", 40000, 40002, 5));
   std::array<unsigned char, 20> pkt{0x80};
   auto r = table.route(Family::v4, 40000, ep("198.51.100.9", 7000), pkt.data(), pkt.size(), t0);  // S0 not learned yet
   BOOST_TEST(r.learned);
   auto c = table.take_changes();
   BOOST_REQUIRE(c.upserts.size() == 1u);
-  BOOST_TEST(c.upserts[0]->legs[0].rtp.remote == ep("198.51.100.9", 7000));
-  BOOST_TEST(c.upserts[0]->legs[0].rtp.learned);
-  BOOST_TEST(table.take_active().size() == 1u);
-  BOOST_TEST(table.take_active().empty());
+  BOOST_TEST(c.upserts[0].legs[0].rtp.remote == ep("198.51.100.9", 7000));
+  BOOST_TEST(c.upserts[0].legs[0].rtp.learned);
+  BOOST_TEST(table.take_activity().size() == 1u);
+  BOOST_TEST(table.take_activity().empty());
+}
+
+BOOST_AUTO_TEST_CASE(tombstones_carry_the_time_of_their_own_deletion) {
+  // D, && D and X are stamped with the time they are given, not with that of
+  // whatever call came before (a packet much later, here).
+  std::array<unsigned char, 20> pkt{0x80};
+  table.apply_upsert(peer_session("c", 40000, 40002, 1));
+  table.apply_upsert(peer_session("d", 40004, 40006, 1));
+  table.apply_upsert(peer_session("e", 40008, 40010, 1));
+  table.route(Family::v4, 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0 + 500s);
+  BOOST_TEST(table.remove("c", "A", "", false, t0 + 10s) == 1u);
+  BOOST_TEST(table.destroy(SessionKey{"d", "A;1"}, t0 + 20s));
+  BOOST_TEST(!table.destroy(SessionKey{"d", "A;1"}, t0 + 21s));  // gone already
+  BOOST_TEST(table.clear(t0 + 30s) == 1u);
+  BOOST_TEST((table.tombstones().at(SessionKey{"c", "A;1"}).at == t0 + 10s));
+  BOOST_TEST((table.tombstones().at(SessionKey{"d", "A;1"}).at == t0 + 20s));
+  BOOST_TEST((table.tombstones().at(SessionKey{"e", "A;1"}).at == t0 + 30s));
+  // a tombstone outlives its lifetime from that stamp on
+  table.apply_removal(Tombstone{"x", "A;1", 1, "peer:40000", false}, t0 + 10s + tombstone_lifetime + 1s);
+  BOOST_TEST(table.tombstones().count(SessionKey{"c", "A;1"}) == 0u);
+  BOOST_TEST(table.tombstones().count(SessionKey{"e", "A;1"}) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(changes_and_activity_are_values_that_outlive_the_session) {
+  table.apply_upsert(peer_session("c", 40000, 40002, 5));
+  std::array<unsigned char, 20> pkt{0x80};
+  table.route(Family::v4, 40000, ep("198.51.100.9", 7000), pkt.data(), pkt.size(), t0);
+  auto changes = table.take_changes();
+  auto activity = table.take_activity();
+  table.clear(t0);  // the session and its map node are gone
+  BOOST_REQUIRE(changes.upserts.size() == 1u);
+  BOOST_TEST(changes.upserts[0].call_id == "c");
+  BOOST_TEST(changes.upserts[0].legs[0].rtp.remote == ep("198.51.100.9", 7000));
+  BOOST_REQUIRE(activity.size() == 1u);
+  BOOST_TEST((activity[0].key == SessionKey{"c", "A;1"}));
+  BOOST_TEST(activity[0].counters[0].received == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_latch_is_reported_as_a_value_and_refused_sends_are_counted_by_port) {
+  table.apply_upsert(peer_session("c", 40000, 40002, 5));
+  std::array<unsigned char, 20> pkt{0x80};
+  BOOST_TEST(!table.latch_at(Family::v4, 40020).has_value());  // no leg there
+  const auto r = table.route(Family::v4, 40000, ep("198.51.100.9", 7000), pkt.data(), pkt.size(), t0);
+  BOOST_TEST(r.learned);  // leg 0 had not latched yet
+  BOOST_TEST(r.forward);
+  BOOST_TEST((table.latch_at(Family::v4, 40001)->kind == Kind::rtcp));  // the RTCP port names the same leg
+  const auto latch = table.latch_at(Family::v4, 40000);
+  BOOST_REQUIRE(latch.has_value());
+  BOOST_TEST((latch->key == SessionKey{"c", "A;1"}));
+  BOOST_TEST(latch->side == 0);
+  BOOST_TEST((latch->kind == Kind::rtp));
+  BOOST_TEST(latch->remote == ep("198.51.100.9", 7000));
+  table.send_failed(Family::v4, 40000);  // the socket refused it
+  const auto& c = table.sessions().begin()->second.local.legs[0].counters;
+  BOOST_TEST(c.relayed == 0u);
+  BOOST_TEST(c.dropped == 1u);
+  BOOST_TEST(table.stats().packets_dropped == 1u);
+  table.send_failed(Family::v4, 40020);  // a port whose session went meanwhile: nothing to count
+  BOOST_TEST(table.stats().packets_dropped == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_peers_upsert_keeps_what_this_instance_knows_locally) {
+  table.apply_upsert(peer_session("c", 40000, 40002, 5));
+  std::array<unsigned char, 20> pkt{0x80};
+  table.route(Family::v4, 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0);
+  table.apply_activity(ActivityEntry{SessionKey{"c", "A;1"}, 0, {Counters{1, 1, 0}, {}}}, "peer:40000", t0);
+  table.apply_upsert(peer_session("c", 40000, 40004, 6));  // leg 1 moved to another port
+  const auto& local = table.sessions().begin()->second.local;
+  BOOST_TEST(local.legs[0].bound);  // same port: the same sockets
+  BOOST_TEST(local.legs[1].bound);  // the new port is bound
+  BOOST_TEST(local.legs[1].counters.received == 1u);  // counters stay with the leg
+  BOOST_TEST(local.peer_counters.size() == 1u);
+  BOOST_TEST(!local.dirty);
+  BOOST_TEST(binder.open_ports.count({Family::v4, 40002}) == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(random_merges_keep_ports_and_pool_consistent) {
@@ -384,32 +457,33 @@ BOOST_AUTO_TEST_CASE(random_merges_keep_ports_and_pool_consistent) {
         const std::uint16_t base = owner[0] == 'm' ? 30000 : owner[0] == 'p' ? 40000 : 50000;
         auto s = peer_session(call, static_cast<std::uint16_t>(base + 2 * (rng() % 10)),
                               static_cast<std::uint16_t>(base + 2 * (rng() % 10)), rng() % 20, owner);
-        table.apply_upsert(s, now);
+        table.apply_upsert(s);
         break;
       }
       case 1:
         table.apply_removal(Tombstone{call, "A;1", rng() % 20, owners[rng() % 3], rng() % 2 == 0}, now);
         break;
       case 2: {
-        UpdateLookup u;
+        Offer u;
         u.create = rng() % 2 == 0;
         u.call_id = call;
         u.from_tag = "A;1";
         u.to_tag = "B;1";
-        u.mods.new_port = rng() % 4 == 0;
+        u.new_port = rng() % 4 == 0;
         table.update(u, now);
         break;
       }
-      case 3: table.remove(Delete{false, call, "A", ""}); break;
+      case 3: table.remove(call, "A", "", false, now); break;
       case 4: table.expire(now + std::chrono::seconds(rng() % 120)); break;
       case 5: table.take_changes(); break;
     }
     std::size_t bound = 0, mine = 0;
-    for (const auto& [key, s] : table.sessions())
-      for (const auto& leg : s.legs) {
-        if (!leg.bound) continue;
+    for (const auto& [key, e] : table.sessions())
+      for (int side = 0; side < 2; ++side) {
+        const Leg& leg = e.session.legs[side];
+        if (!e.local.legs[side].bound) continue;
         ++bound;
-        BOOST_REQUIRE(binder.open_ports.count({s.family, leg.port}) == 1u);
+        BOOST_REQUIRE(binder.open_ports.count({e.session.family, leg.port}) == 1u);
         if (table.pool(Family::v4).owns(leg.port)) ++mine;
       }
     BOOST_REQUIRE(binder.open_ports.size() == bound);

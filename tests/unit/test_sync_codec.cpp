@@ -213,8 +213,9 @@ BOOST_AUTO_TEST_CASE(feed_is_bounded) {
 BOOST_AUTO_TEST_CASE(listing_line_is_one_readable_line) {
   Session s = sample();
   s.call_id = "evil\x1b[2Jcall";
-  s.legs[0].bound = true;
-  const auto line = listing_line(s, now, 57s);
+  LocalState local;
+  local.legs[0].bound = true;
+  const auto line = listing_line(s, local, now, 57s);
   BOOST_TEST(line.find('\x1b') == std::string::npos);
   BOOST_TEST(line.back() == '\n');
   BOOST_TEST(std::count(line.begin(), line.end(), '\n') == 1);

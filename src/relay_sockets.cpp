@@ -1,0 +1,92 @@
+// relay_sockets: see relay_sockets.h.
+#include "relay_sockets.h"
+
+#include "log.h"
+
+#include <boost/asio/ip/udp.hpp>
+
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace anyrtpproxy {
+
+namespace ip = boost::asio::ip;
+
+namespace {
+std::uint64_t tag_of(Family f, std::uint16_t port) { return static_cast<std::uint64_t>(f) << 16 | port; }
+}  // namespace
+
+RelaySockets::RelaySockets(std::array<std::optional<ip::address>, 2> local, Logger& log)
+    : local_(local), log_(log), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
+  if (!epoll_) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+  for (auto& v : sockets_) v.resize(65536);
+}
+
+Fd RelaySockets::bind_one(Family family, std::uint16_t port) {
+  const ip::address& addr = *local_[static_cast<std::size_t>(family)];
+  const bool v6 = addr.is_v6();
+  Fd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return fd;
+  const ip::udp::endpoint at(addr, port);
+  if (v6) {
+    const int on = 1;
+    ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  } else {
+    const int tos = 0xB8;  // DSCP EF, as rtpproxy's default -t
+    ::setsockopt(fd.get(), IPPROTO_IP, IP_TOS, &tos, sizeof tos);
+  }
+  if (::bind(fd.get(), at.data(), static_cast<socklen_t>(at.size())) != 0) return Fd();
+  epoll_event ev{};
+  ev.events = EPOLLIN;  // level-triggered: a socket left with datagrams is reported again
+  ev.data.u64 = tag_of(family, port);
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) return Fd();
+  return fd;
+}
+
+bool RelaySockets::open(Family family, std::uint16_t rtp_port) {
+  if (!local_[static_cast<std::size_t>(family)] || rtp_port == 65535) return false;
+  const auto rtcp_port = static_cast<std::uint16_t>(rtp_port + 1);
+  Fd rtp = bind_one(family, rtp_port);
+  Fd rtcp = rtp ? bind_one(family, rtcp_port) : Fd();
+  if (!rtp || !rtcp) {
+    ++bind_failures_;
+    log_.warning("cannot bind ports " + std::to_string(rtp_port) + "/" + std::to_string(rtcp_port) + ": " +
+                 std::strerror(errno) + "; trying another pair");
+    return false;
+  }
+  auto& v = sockets_[static_cast<std::size_t>(family)];
+  v[rtp_port] = std::move(rtp);
+  v[rtcp_port] = std::move(rtcp);
+  open_sockets_ += 2;
+  return true;
+}
+
+void RelaySockets::close(Family family, std::uint16_t rtp_port) {
+  auto& v = sockets_[static_cast<std::size_t>(family)];
+  for (std::uint32_t p = rtp_port; p <= rtp_port + 1u && p < v.size(); ++p) {
+    if (!v[p]) continue;
+    v[p].reset();  // closing removes it from the epoll set
+    --open_sockets_;
+  }
+}
+
+std::size_t RelaySockets::ready(std::array<Ready, max_ready>& out) const {
+  std::array<epoll_event, max_ready> events;
+  const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(max_ready), 0);
+  std::size_t count = 0;
+  for (int i = 0; i < n; ++i) {
+    const auto family = static_cast<Family>(events[i].data.u64 >> 16);
+    const auto port = static_cast<std::uint16_t>(events[i].data.u64 & 0xffff);
+    const int fd = this->fd(family, port);
+    if (fd >= 0) out[count++] = Ready{family, port, fd};
+  }
+  return count;
+}
+
+}  // namespace anyrtpproxy

@@ -1,0 +1,63 @@
+// relay_sockets: the UDP sockets of every session leg, the binding half of the
+// data plane. It is the SessionTable's PortBinder: open() binds an RTP socket
+// and its RTCP twin on the family's --interface address and answers at once,
+// because a U that cannot bind a pair tries the next before it replies (as in
+// rtpproxy), so binding stays synchronous and never waits on the loop.
+//
+// The sockets are not Asio objects: they sit in one epoll set of our own, and
+// whoever relays (PacketPath) waits on that set's descriptor and asks which
+// sockets are ready. A socket costs no heap beyond its slot in a port-indexed
+// table. It knows nothing of sessions and holds no reference to the table.
+#pragma once
+
+#include "fd.h"
+#include "session_table.h"
+#include "stats.h"
+
+#include <boost/asio/ip/address.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace anyrtpproxy {
+
+class Logger;
+
+class RelaySockets : public PortBinder {
+public:
+  RelaySockets(std::array<std::optional<boost::asio::ip::address>, 2> local, Logger& log);
+  RelaySockets(const RelaySockets&) = delete;
+  RelaySockets& operator=(const RelaySockets&) = delete;
+
+  bool open(Family family, std::uint16_t rtp_port) override;
+  void close(Family family, std::uint16_t rtp_port) override;
+
+  // Readable while any socket has a datagram queued (level-triggered).
+  int readiness_fd() const { return epoll_.get(); }
+  struct Ready {
+    Family family;
+    std::uint16_t port;
+    int fd;
+  };
+  static constexpr std::size_t max_ready = 256;
+  // The sockets that are readable now, at most max_ready; never waits.
+  std::size_t ready(std::array<Ready, max_ready>& out) const;
+  // The socket bound to a local port, or -1.
+  int fd(Family family, std::uint16_t port) const { return sockets_[static_cast<std::size_t>(family)][port].get(); }
+  RelayStats stats() const { return RelayStats{open_sockets_, bind_failures_}; }
+
+private:
+  Fd bind_one(Family family, std::uint16_t port);
+
+  std::array<std::optional<boost::asio::ip::address>, 2> local_;
+  Logger& log_;
+  Fd epoll_;
+  std::array<std::vector<Fd>, 2> sockets_;  // by family, indexed by local port
+  std::size_t open_sockets_ = 0;
+  std::uint64_t bind_failures_ = 0;
+};
+
+}  // namespace anyrtpproxy

@@ -1,0 +1,225 @@
+// The cluster rules (cluster.h), the stats line (stats.h), the text helpers
+// (text.h) and the bounded write queue (write_queue.h).
+#include "cluster.h"
+#include "fakes.h"
+#include "stats.h"
+#include "text.h"
+#include "write_queue.h"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace anyrtpproxy;
+using namespace anyrtpproxy::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Peer {
+  FakeBinder binder;
+  SessionTable table{TableConfig{60s, 60s, LatchPolicy::once, "me:30000"}, pools(30000, 30019), binder};
+
+  static Session session(const char* call, std::uint16_t p, std::uint16_t q, std::uint64_t version) {
+    Session s;
+    s.call_id = call;
+    s.from_tag = "A;1";
+    s.legs[0].port = p;
+    s.legs[0].owner = "peer:40000";
+    s.legs[1].port = q;
+    s.legs[1].owner = "peer:40000";
+    s.legs[1].rtp = Stream{ep("192.0.2.10", 4000), true, false};
+    s.version = version;
+    s.changed_by = "peer:40000";
+    s.origin = "peer:40000";
+    s.created = t0;
+    s.last_active = t0;
+    return s;
+  }
+  SyncOutcome apply(SyncMessage msg, Clock::time_point now = t0, bool listing = true) {
+    return apply_sync(table, msg, "10.0.0.2:2342", now, listing);
+  }
+  static bool has(const std::vector<Event>& events, Level level, const std::string& part) {
+    for (const auto& e : events)
+      if (e.level == level && e.text.find(part) != std::string::npos) return true;
+    return false;
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(cluster_rules)
+
+BOOST_AUTO_TEST_CASE(the_creator_sends_the_timeout_notification) {
+  BOOST_TEST(sends_timeout_notification("me:1", "me:1", {"a:1", "z:1"}));
+  BOOST_TEST(sends_timeout_notification("", "me:1", {"a:1"}));  // no origin known: ours
+}
+
+BOOST_AUTO_TEST_CASE(a_reachable_creator_keeps_the_duty) {
+  BOOST_TEST(!sends_timeout_notification("z:1", "a:1", {"z:1"}));  // even when we are the smallest
+  BOOST_TEST(!sends_timeout_notification("z:1", "me:1", {"b:1", "z:1"}));
+}
+
+BOOST_AUTO_TEST_CASE(a_dead_creators_calls_are_reported_by_the_smallest_reachable_name_once) {
+  const std::string creator = "c:1";
+  // three survivors that all reach each other: exactly one of them sends it
+  const std::vector<std::string> survivors = {"m:1", "b:1", "x:1"};
+  int senders = 0;
+  for (const auto& self : survivors) {
+    std::vector<std::string> reachable;
+    for (const auto& other : survivors)
+      if (other != self) reachable.push_back(other);
+    if (sends_timeout_notification(creator, self, reachable)) {
+      ++senders;
+      BOOST_TEST(self == "b:1");
+    }
+  }
+  BOOST_TEST(senders == 1);
+  // alone (a partition): each side reports its own view
+  BOOST_TEST(sends_timeout_notification(creator, "x:1", {}));
+  BOOST_TEST(sends_timeout_notification(creator, "x:1", {""}));  // a peer whose hello has not arrived yet
+}
+
+BOOST_AUTO_TEST_CASE(activity_is_cut_into_bounded_frames_in_order) {
+  BOOST_TEST(activity_frames("me:1", {}).empty());
+  std::vector<ActivityEntry> entries;
+  for (std::uint32_t i = 0; i < 2 * sync_max_activity + 76; ++i)
+    entries.push_back(ActivityEntry{SessionKey{"call-" + std::to_string(i), "A;1"}, i, {}});
+  const auto frames = activity_frames("me:1", entries);
+  BOOST_REQUIRE(frames.size() == 3u);
+  BOOST_TEST(frames[0].entries.size() == sync_max_activity);
+  BOOST_TEST(frames[1].entries.size() == sync_max_activity);
+  BOOST_TEST(frames[2].entries.size() == 76u);
+  std::uint32_t next = 0;
+  for (const auto& f : frames) {
+    BOOST_TEST(f.instance == "me:1");
+    for (const auto& e : f.entries) BOOST_TEST(e.idle == next++);
+  }
+  // every frame decodes within the codec's own bound
+  const auto text = encode(frames[0]);
+  FrameReader r;
+  BOOST_REQUIRE(r.feed(text));
+  auto msg = r.next(t0);
+  BOOST_REQUIRE(msg.has_value());
+  BOOST_TEST(std::holds_alternative<SyncMessage>(*msg));
+}
+
+BOOST_AUTO_TEST_CASE(hellos_of_this_instance_or_an_overlapping_range_are_refused) {
+  const SyncHello ours{"me:20000", 20000, 24999, 0};
+  auto self = refuse_hello(SyncHello{"me:20000", 30000, 34999, 0}, ours);
+  BOOST_REQUIRE(self.has_value());
+  BOOST_TEST(self->why == "is this instance itself");
+  BOOST_TEST(self->retry.count() == 60);
+  auto overlap = refuse_hello(SyncHello{"other:24000", 24000, 28999, 0}, ours);
+  BOOST_REQUIRE(overlap.has_value());
+  BOOST_TEST(overlap->why.find("overlap ours (20000-24999)") != std::string::npos);
+  BOOST_TEST(overlap->retry.count() == 10);
+  BOOST_TEST(!refuse_hello(SyncHello{"other:25000", 25000, 29999, 0}, ours).has_value());
+  BOOST_TEST(refuse_hello(SyncHello{"other:10000", 10000, 20000, 0}, ours).has_value());  // shares port 20000
+}
+
+BOOST_FIXTURE_TEST_CASE(an_upsert_is_applied_and_shown_to_the_listing_readers, Peer) {
+  const auto out = apply(session("c", 40000, 40002, 1));
+  BOOST_TEST(table.sessions().size() == 1u);
+  BOOST_TEST(has(out.events, Level::debug, "sync: call-id=c tag=A;1 from 10.0.0.2:2342"));
+  BOOST_REQUIRE(out.listing.size() == 1u);
+  BOOST_TEST(out.listing[0].rfind("S call-id=c ", 0) == 0u);
+  BOOST_TEST(out.listing[0].find("caller=40002 ") != std::string::npos);  // bound here: no "(unbound)"
+  // nobody reads the sync port: no listing is rendered
+  BOOST_TEST(apply(session("d", 40004, 40006, 1), t0, false).listing.empty());
+  // a stale copy changes nothing and shows nothing
+  const auto stale = apply(session("c", 40000, 40002, 1));
+  BOOST_TEST(stale.listing.empty());
+  BOOST_TEST(stale.events.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_leg_that_cannot_be_bound_is_an_error_and_listed_unbound, Peer) {
+  binder.busy.insert(40002);
+  const auto out = apply(session("c", 40000, 40002, 1));
+  BOOST_TEST(has(out.events, Level::error, "port 40002: cannot bind it here"));
+  BOOST_REQUIRE(out.listing.size() == 1u);
+  BOOST_TEST(out.listing[0].find("caller=40002(unbound)") != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_removal_is_logged_and_listed_once_on_one_line, Peer) {
+  apply(session("evil\r\ncall", 40000, 40002, 1));
+  const auto out = apply(Tombstone{"evil\r\ncall", "A;1", 2, "peer:40000", false});
+  BOOST_TEST(table.sessions().empty());
+  BOOST_TEST(has(out.events, Level::info, "deleted call-id=evil"));
+  BOOST_REQUIRE(out.listing.size() == 1u);
+  BOOST_TEST(out.listing[0] == "# deleted call-id=evil??call tag=A;1 by peer:40000\n");
+  // the same removal again: nothing left to remove, nothing said
+  const auto again = apply(Tombstone{"evil\r\ncall", "A;1", 2, "peer:40000", false});
+  BOOST_TEST(again.events.empty());
+  BOOST_TEST(again.listing.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(activity_keeps_sessions_alive_and_counts_the_peers_packets, Peer) {
+  apply(session("c", 40000, 40002, 1));
+  const auto out = apply(SyncActivity{"peer:40000", {ActivityEntry{SessionKey{"c", "A;1"}, 2, {Counters{5, 4, 1}, {}}},
+                                                     ActivityEntry{SessionKey{"unknown", "A;1"}, 0, {}}}},
+                         t0 + 50s);
+  BOOST_TEST(out.events.empty());
+  const auto& e = table.sessions().begin()->second;
+  BOOST_TEST((e.session.last_active == t0 + 48s));
+  BOOST_TEST(e.local.cluster_counters(0).relayed == 4u);
+  BOOST_TEST(table.sessions().size() == 1u);  // activity never creates a session
+}
+
+BOOST_FIXTURE_TEST_CASE(a_hello_is_noticed, Peer) {
+  const auto out = apply(SyncHello{"peer:40000", 40000, 44999, 12});
+  BOOST_TEST(has(out.events, Level::notice, "is instance peer:40000 (ports 40000-44999, 12 sessions)"));
+  BOOST_TEST(out.listing.empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(stats_and_text)
+
+BOOST_AUTO_TEST_CASE(the_stats_line_names_every_counter) {
+  DaemonStats s;
+  s.sessions = 3;
+  s.table.created = 7;
+  s.table.packets_relayed = 1000;
+  s.table.sync_refused_full = 2;
+  s.commands.received = 11;
+  s.commands.errors = 1;
+  s.relay = RelayStats{12, 4};
+  s.sync_connections = 2;
+  s.sync.bad_streams = 5;
+  const auto line = stats_line(s);
+  BOOST_TEST(line.rfind("stats: sessions active=3 created=7 ", 0) == 0u);
+  for (const char* part : {" relayed=1000 ", " commands=11 errors=1 ", " sockets=12 bind-failures=4 ",
+                           " sync: connections=2 ", " refused-full=2 ", " bad-streams=5 "})
+    BOOST_TEST(line.find(part) != std::string::npos, part);
+}
+
+BOOST_AUTO_TEST_CASE(network_strings_are_shown_on_one_bounded_line) {
+  BOOST_TEST(one_line("a\r\nb\x1b\x7f", 100) == "a??b??");
+  BOOST_TEST(one_line("abcdef", 3) == "abc...");
+  BOOST_TEST(one_line("", 3) == "");
+  BOOST_TEST(printable("") == "-");
+  BOOST_TEST(printable("abc", 2) == "ab...");
+  BOOST_TEST(is_control('\n'));
+  BOOST_TEST(!is_control(' '));
+  BOOST_TEST(!is_control('\xe4'));  // UTF-8 bytes are not control characters
+}
+
+BOOST_AUTO_TEST_CASE(endpoints_as_text) {
+  BOOST_TEST(endpoint_text(ep("192.0.2.1", 5004)) == "192.0.2.1:5004");
+  BOOST_TEST(endpoint_text(ep("2001:db8::1", 5004)) == "[2001:db8::1]:5004");
+}
+
+BOOST_AUTO_TEST_CASE(write_queue_is_bounded_in_bytes_with_one_write_in_flight) {
+  WriteQueue q(10);
+  auto bytes = [](std::size_t n) { return std::make_shared<const std::string>(n, 'x'); };
+  BOOST_TEST((q.push(bytes(4)) == WriteQueue::Push::start_writing));
+  BOOST_TEST((q.push(bytes(4)) == WriteQueue::Push::queued));
+  BOOST_TEST((q.push(bytes(3)) == WriteQueue::Push::over_limit));  // 11 > 10: nothing queued
+  BOOST_TEST(q.bytes() == 8u);
+  BOOST_TEST(q.front().size() == 4u);
+  BOOST_TEST(q.pop());   // one more to write
+  BOOST_TEST(!q.pop());  // idle
+  BOOST_TEST(q.bytes() == 0u);
+  BOOST_TEST((q.push(bytes(10)) == WriteQueue::Push::start_writing));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
