@@ -2,7 +2,9 @@
 three policies, expiry and deletion freeing ports, IPv6, notifications."""
 
 import os
+import signal
 import socket
+import struct
 import time
 
 from harness import Daemon, NotifyListener, Peer, Skip, free_port, port_is_free, rtcp, rtp, run_all, test, wait_until
@@ -187,6 +189,78 @@ def timeout_notification_is_sent():
         assert got == {b"tag 1\n", b"glued\n"}, got
         assert d.cmd("U n3 192.0.2.1 4000 A;1 unix:/nowhere x") != "E75"
     listener.close()
+
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value; Python 3.11 does not name it
+
+
+def timestamped(sock):
+    """Datagrams on sock carry the kernel's receive time (SO_TIMESTAMPNS)."""
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
+
+def recv_stamped(sock):
+    data, anc, _, _ = sock.recvmsg(2048, socket.CMSG_SPACE(16))
+    for level, kind, value in anc:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            sec, nsec = struct.unpack("qq", value[:16])
+            return data, sec * 10**9 + nsec
+    raise AssertionError("no kernel timestamp on a datagram")
+
+
+@test
+def leftovers_are_relayed_and_control_answered_between_wakes():
+    """More ready sockets (300) than one readiness poll returns (256), and more
+    queued datagrams (3,900) than one wake relays (1,024), all queued while the
+    daemon was stopped, together with 192 V commands (three control wakes of
+    64): every datagram is relayed without a further packet arriving, every V
+    is answered, and between two consecutive replies at most one wake's worth
+    of packets was relayed (packet_path.h: fairness and leftovers). Kernel
+    receive timestamps order replies and relayed packets."""
+    sessions, per_socket, commands, per_wake = 300, 13, 192, 1024
+    total = sessions * per_socket
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.bind((LO, 0))
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)  # holds the whole burst
+    b.bind((LO, 0))
+    timestamped(b)
+    control = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    control.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024 * 1024)
+    timestamped(control)
+    base = free_port(pair=True)
+    with Daemon(level="warning", ports=(base, base + 4 * sessions + 400)) as d:
+        qs = [call(d, a.getsockname()[1], b.getsockname()[1], call_id="f%d" % i)[1] for i in range(sessions)]
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            for seq in range(per_socket):
+                for i, q in enumerate(qs):
+                    a.sendto(rtp(seq, ssrc=i, payload=b"x" * 4), (LO, q))
+            for k in range(commands):
+                control.sendto(b"v%d V" % k, d.control)
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        relayed, replies = [], []
+        deadline = time.monotonic() + 10
+        b.settimeout(0.5)
+        while len(relayed) < total and time.monotonic() < deadline:
+            try:
+                relayed.append(recv_stamped(b)[1])
+            except socket.timeout:
+                pass
+        assert len(relayed) == total, "%d of %d queued packets relayed: leftovers stranded" % (len(relayed), total)
+        control.settimeout(2)
+        for _ in range(commands):
+            reply, stamp = recv_stamped(control)
+            assert reply.endswith(b" 20040107\n"), reply
+            replies.append(stamp)
+        replies.sort()
+        edges = [0] + replies  # before the first reply, too, at most one wake ran
+        runs = [sum(1 for t in relayed if lo < t < hi) for lo, hi in zip(edges, edges[1:])]
+        assert max(runs) <= per_wake, "%d packets relayed between two control replies" % max(runs)
+        assert sum(1 for t in relayed if t < replies[-1]) > per_wake, "relaying and commands did not interleave"
+        received, forwarded = (int(x) for x in d.cmd("G npkts_rcvd npkts_relayed").split())
+        assert received == forwarded == total, (received, forwarded, total)
 
 
 if __name__ == "__main__":
