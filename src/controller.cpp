@@ -26,6 +26,23 @@ constexpr std::string_view feature_notify = "20081224";  // only with --notify
 
 std::string describe(const SessionKey& k) { return "call-id=" + k.call_id + " tag=" + k.from_tag; }
 
+// What the table needs of a U or L (the notification is checked by the caller).
+Offer offer_of(const UpdateLookup& ul) {
+  Offer o;
+  o.create = ul.create;
+  o.call_id = ul.call_id;
+  o.from_tag = ul.from_tag;
+  o.to_tag = ul.to_tag;
+  o.family = ul.mods.ipv6 ? Family::v6 : Family::v4;
+  if (ul.address) o.remote = udp::endpoint(*ul.address, ul.port);
+  o.hold = ul.hold;
+  o.asymmetric = ul.mods.asymmetric;
+  o.weak = ul.mods.weak;
+  o.new_port = ul.mods.new_port;
+  o.codecs = ul.mods.codecs;
+  return o;
+}
+
 }  // namespace
 
 Controller::Controller(SessionTable& table, ControllerConfig config) : table_(table), config_(std::move(config)) {}
@@ -173,18 +190,7 @@ std::string Controller::on(UpdateLookup& ul, Clock::time_point now, Effects& eff
   if (ul.create) {
     if (auto e = resolve_notify(ul)) return format_error(*e);
   }
-  Offer offer;
-  offer.create = ul.create;
-  offer.call_id = ul.call_id;
-  offer.from_tag = ul.from_tag;
-  offer.to_tag = ul.to_tag;
-  offer.family = ul.mods.ipv6 ? Family::v6 : Family::v4;
-  if (ul.address) offer.remote = udp::endpoint(*ul.address, ul.port);
-  offer.hold = ul.hold;
-  offer.asymmetric = ul.mods.asymmetric;
-  offer.weak = ul.mods.weak;
-  offer.new_port = ul.mods.new_port;
-  offer.codecs = ul.mods.codecs;
+  Offer offer = offer_of(ul);
   bool notify_refused = false;
   if (ul.create && ul.notify_socket) {
     const auto& t = config_.notify_targets;

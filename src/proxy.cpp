@@ -182,9 +182,9 @@ void Proxy::sweep() {
   }
   flush_changes();
   if (++sweeps_ % 2 == 0) {  // coarse activity: media here keeps the session alive everywhere
-    auto frames = activity_frames(self, table_.take_activity());
-    for (const auto& frame : frames)
-      if (sync_server_) sync_server_->publish(frame);
+    const auto frames = activity_frames(self, table_.take_activity());  // clears the flags, read or not
+    if (sync_server_)
+      for (const auto& frame : frames) sync_server_->publish(frame);
   }
   sweep_.expires_after(std::chrono::seconds(1));
   sweep_.async_wait([this](boost::system::error_code ec) {
