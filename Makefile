@@ -5,37 +5,49 @@ CXX ?= g++
 PREFIX ?= /usr/local
 DESTDIR ?=
 WARN = -Wall -Wextra -Werror
-ALL_CXXFLAGS = -std=c++17 $(WARN) $(CXXFLAGS) -MMD -MP
+
+# make check SANITIZE=1: the daemon and the unit tests built with ASan and
+# UBSan in build/san (never mixed with the normal objects in build).
+ifeq ($(SANITIZE),1)
+B = build/san
+SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+DAEMON = build/san/anyrtpproxy
+else
+B = build
+SAN =
+DAEMON = anyrtpproxy
+endif
+ALL_CXXFLAGS = -std=c++17 $(WARN) $(CXXFLAGS) $(SAN) -MMD -MP
 ALL_CPPFLAGS = -Isrc $(CPPFLAGS)
 
 # The pure core: no I/O, clock or logging (tests/run.sh checks it, and which
 # core module may include which). event.h is header-only core.
 CORE = text protocol port_allocator session session_table controller sync_codec cluster stats
 IO = fd options log relay_sockets packet_path control_server notify sync proxy daemon
-CORE_OBJ = $(CORE:%=build/%.o)
-IO_OBJ = $(IO:%=build/%.o)
+CORE_OBJ = $(CORE:%=$(B)/%.o)
+IO_OBJ = $(IO:%=$(B)/%.o)
 UNIT_SRC = $(wildcard tests/unit/*.cpp)
-UNIT_OBJ = $(UNIT_SRC:tests/unit/%.cpp=build/unit/%.o)
+UNIT_OBJ = $(UNIT_SRC:tests/unit/%.cpp=$(B)/unit/%.o)
 
 all: anyrtpproxy
 
 config.mk:
 	@echo "run ./configure first" >&2; exit 1
 
-anyrtpproxy: $(CORE_OBJ) $(IO_OBJ) build/main.o
-	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(DAEMON): $(CORE_OBJ) $(IO_OBJ) $(B)/main.o
+	$(CXX) $(LDFLAGS) $(SAN) -o $@ $^ $(LIBS)
 
-build/%.o: src/%.cpp | config.mk
+$(B)/%.o: src/%.cpp | config.mk
 	@mkdir -p $(@D)
 	$(CXX) $(ALL_CPPFLAGS) $(ALL_CXXFLAGS) -c -o $@ $<
 
-build/unit/%.o: tests/unit/%.cpp | config.mk
+$(B)/unit/%.o: tests/unit/%.cpp | config.mk
 	@mkdir -p $(@D)
 	$(CXX) $(ALL_CPPFLAGS) -DBOOST_TEST_DYN_LINK $(ALL_CXXFLAGS) -c -o $@ $<
 
 # The unit tests link the core only: a core module that needed I/O would not link.
-build/unit_tests: $(UNIT_OBJ) $(CORE_OBJ)
-	$(CXX) $(LDFLAGS) -o $@ $^ -lboost_unit_test_framework $(LIBS)
+$(B)/unit_tests: $(UNIT_OBJ) $(CORE_OBJ)
+	$(CXX) $(LDFLAGS) $(SAN) -o $@ $^ -lboost_unit_test_framework $(LIBS)
 
 bench/forwarder bench/loadgen: %: %.cpp | config.mk
 	$(CXX) -std=c++17 $(WARN) -O2 -o $@ $<
@@ -43,8 +55,36 @@ bench/forwarder bench/loadgen: %: %.cpp | config.mk
 bench: anyrtpproxy bench/forwarder bench/loadgen
 	bash bench/run.sh
 
-check: anyrtpproxy build/unit_tests
-	bash tests/run.sh
+# Under SANITIZE=1: the unit and integration tests (not the end-to-end ones).
+check: $(DAEMON) $(B)/unit_tests
+	ANYRTPPROXY=$(DAEMON) UNIT_TESTS=$(B)/unit_tests SANITIZE=$(SANITIZE) bash tests/run.sh
+
+# libFuzzer harnesses (clang; Debian: clang, libclang-rt-14-dev) for one
+# control request, command sequences through the controller, and the sync
+# stream decoder applying what it decodes. Seeds: tests/fuzz/corpus.
+FUZZ_CXX ?= clang++
+FUZZ_SECONDS ?= 60
+FUZZERS = request controller sync
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJ = $(CORE:%=build/fuzz/%.o)
+fuzz: $(FUZZERS:%=build/fuzz/fuzz_%)
+
+build/fuzz/%.o: src/%.cpp
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) -std=c++17 -g -O1 -Isrc $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.cpp $(FUZZ_OBJ) tests/unit/fakes.h
+	$(FUZZ_CXX) -std=c++17 -g -O1 -Isrc $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) -lboost_serialization
+
+.SECONDARY: $(FUZZ_OBJ)
+
+fuzz-run: fuzz
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
+
+# Everything .ci/run runs: make check, make check SANITIZE=1 and 60 s of each
+# fuzzer, ending with one summary line for all of them.
+check-all:
+	bash tests/check-all.sh
 
 install: anyrtpproxy
 	install -D -m 0755 anyrtpproxy $(DESTDIR)$(PREFIX)/sbin/anyrtpproxy
@@ -61,5 +101,5 @@ clean:
 distclean: clean
 	rm -f config.mk
 
-.PHONY: all check install clean distclean man bench
--include $(wildcard build/*.d build/unit/*.d)
+.PHONY: all check check-all fuzz fuzz-run install clean distclean man bench
+-include $(wildcard $(B)/*.d $(B)/unit/*.d)

@@ -1,12 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages anyrtpproxy needs, only those that are missing.
 #   tests/install-deps.sh build   compiler and Boost development libraries
-#   tests/install-deps.sh test    the above, plus Boost.Test, Python 3, Kamailio and sipp
+#   tests/install-deps.sh test    the above, plus Boost.Test, Python 3, Kamailio and sipp,
+#                                 clang with the libFuzzer/sanitizer runtime, packaging tools
 set -eu
 want="g++ make libboost-dev libboost-system-dev libboost-thread-dev libboost-serialization-dev libboost-program-options-dev"
 case "${1:-build}" in
   build) ;;
-  test) want="$want libboost-test-dev python3 kamailio sip-tester iproute2 procps util-linux debhelper dpkg-dev lintian nftables" ;;
+  test) want="$want libboost-test-dev python3 kamailio sip-tester iproute2 procps util-linux debhelper dpkg-dev lintian nftables clang libclang-rt-14-dev" ;;
   *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
 missing=

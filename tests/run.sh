@@ -2,9 +2,22 @@
 # Runs every test: the Boost.Test unit tests, the integration tests against the
 # real daemon on loopback, and the Kamailio + sipp end-to-end test. Prints one
 # line per test and ends with the summary line "N passed, N failed".
+# ANYRTPPROXY and UNIT_TESTS name the binaries (make check sets them). With
+# SANITIZE=1 they are the ASan/UBSan builds, and only the unit and integration
+# tests run (the end-to-end tests exercise Kamailio and the package, not us).
 set -u
 cd "$(dirname "$0")/.."
 export TEST_LOGDIR=${TEST_LOGDIR:-$(mktemp -d /tmp/anyrtpproxy-tests.XXXXXX)}
+export ANYRTPPROXY=${ANYRTPPROXY:-$PWD/anyrtpproxy}
+UNIT_TESTS=${UNIT_TESTS:-./build/unit_tests}
+SANITIZE=${SANITIZE:-}
+suites="tests/integration/test_*.py tests/e2e/test_*.py"
+if [ "$SANITIZE" = 1 ]; then
+  # Any report fails the test that caused it: the daemon exits non-zero.
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=23}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  suites="tests/integration/test_*.py"
+fi
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 passed=0 failed=0 skipped=0
@@ -22,11 +35,16 @@ count() {  # reads PASS/FAIL/SKIP lines of a suite from stdin, echoing them
 
 echo "== unit tests"
 unit_log="$TEST_LOGDIR/unit.log"
-if ./build/unit_tests --random --report_level=detailed --log_level=error >"$unit_log" 2>&1; then :; fi
+"$UNIT_TESTS" --random --report_level=detailed --log_level=error >"$unit_log" 2>&1
+unit_status=$?
 count < <(sed -n 's/^ *Test case "\([^"]*\)" has passed.*/PASS unit:\1/p; s/^ *Test case "\([^"]*\)" has failed.*/FAIL unit:\1/p; s/^ *Test case "\([^"]*\)" was aborted.*/FAIL unit:\1/p' "$unit_log" | sort)
 if grep -q 'failed\|aborted' "$unit_log"; then grep -v '^ *Test' "$unit_log" | head -40; fi
-if ! grep -q 'Test case' "$unit_log"; then echo "FAIL unit: the unit test binary did not run"; cat "$unit_log"; failed=$((failed + 1)); fi
+if ! grep -q 'Test case' "$unit_log"; then echo "FAIL unit: the unit test binary did not run"; cat "$unit_log"; failed=$((failed + 1));
+elif [ "$unit_status" != 0 ] && ! grep -q 'has failed\|was aborted' "$unit_log"; then
+  echo "FAIL unit: exited with status $unit_status after its tests (a sanitizer report at exit?)"; tail -30 "$unit_log"; failed=$((failed + 1))
+fi
 
+if [ "$SANITIZE" != 1 ]; then
 echo "== layers"
 # The core is pure (architecture notes, 2.3): no I/O module, logging, clock reads or Asio I/O objects.
 # Who may include whom inside the core: arrows point down only. Every module
@@ -54,8 +72,9 @@ for rule in "${rules[@]}"; do
   done
 done
 if [ -z "$bad" ]; then echo "PASS layers: the core includes no I/O"; passed=$((passed + 1)); else printf 'FAIL layers:\n%s' "$bad"; failed=$((failed + 1)); fi
+fi
 
-for suite in tests/integration/test_*.py tests/e2e/test_*.py; do
+for suite in $suites; do
   echo "== $suite"
   status_file="$TEST_LOGDIR/status"
   count < <(timeout 600 "$PY" "$suite"; echo $? > "$status_file")

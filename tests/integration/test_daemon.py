@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import BINARY, ROOT, Daemon, Peer, Skip, free_port, rtp, run_all, test, wait_until
+from harness import BINARY, ROOT, Daemon, Peer, Skip, free_port, rtp, run_all, test, wait_until, without_leak_check
 
 LO = "127.0.0.1"
 
@@ -105,7 +105,7 @@ def chroot_and_drop_privileges():
     nobody = pwd.getpwnam("nobody")
     jail = tempfile.mkdtemp(prefix="arp-jail-")
     a, b = Peer(), Peer()
-    with Daemon("-C", "-H", jail, "-u", "nobody") as d:
+    with Daemon("-C", "-H", jail, "-u", "nobody", env=without_leak_check()) as d:
         pid = d.proc.pid
         assert status_field(pid, "Uid") == [str(nobody.pw_uid)] * 4
         assert status_field(pid, "Gid") == [str(nobody.pw_gid)] * 4
@@ -127,7 +127,7 @@ def user_without_chroot_drops_privileges_only():
     run = tempfile.mkdtemp(prefix="arp-run-")
     os.chown(run, nobody.pw_uid, nobody.pw_gid)  # as the package's /run/anyrtpproxy
     path = os.path.join(run, "ctl.sock")
-    with Daemon("-u", "nobody", extra_control=["unix:" + path]) as d:
+    with Daemon("-u", "nobody", extra_control=["unix:" + path], env=without_leak_check()) as d:
         assert status_field(d.proc.pid, "Uid") == [str(nobody.pw_uid)] * 4
         assert os.readlink("/proc/%d/root" % d.proc.pid) == "/"
         assert d.cmd("V") == "20040107"

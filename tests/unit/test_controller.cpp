@@ -7,7 +7,6 @@
 #include <fstream>
 #include <map>
 #include <random>
-#include <regex>
 #include <set>
 
 using namespace anyrtpproxy;
@@ -23,34 +22,32 @@ std::string golden_path() {
   return std::string(dir ? dir : "tests/golden") + "/commands.txt";
 }
 
-// Matches a reply against an expectation with {NAME} port placeholders.
+// Matches a reply against an expectation with {NAME} port placeholders: the
+// text around them must be equal, each placeholder stands for a number.
 bool matches(const std::string& expected, const std::string& got, std::map<std::string, std::string>& names) {
-  static const std::regex placeholder(R"(\{([A-Za-z0-9]+)\})");
-  std::string pattern;
-  std::vector<std::string> order;
-  std::sregex_iterator it(expected.begin(), expected.end(), placeholder), end;
-  std::size_t last = 0;
-  for (; it != end; ++it) {
-    pattern += std::regex_replace(expected.substr(last, it->position() - last), std::regex(R"([.^$|()\[\]*+?\\])"), R"(\$&)");
-    pattern += "([0-9]+)";
-    order.push_back((*it)[1]);
-    last = it->position() + it->length();
-  }
-  pattern += std::regex_replace(expected.substr(last), std::regex(R"([.^$|()\[\]*+?\\])"), R"(\$&)");
-  std::smatch m;
-  if (!std::regex_match(got, m, std::regex(pattern))) return false;
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    const std::string value = m[i + 1];
-    auto known = names.find(order[i]);
-    if (known != names.end()) {
-      if (known->second != value) return false;
+  std::size_t e = 0, g = 0;
+  while (e < expected.size()) {
+    const auto close = expected[e] == '{' ? expected.find('}', e) : std::string::npos;
+    if (close == std::string::npos) {  // a literal character
+      if (g >= got.size() || got[g] != expected[e]) return false;
+      ++e, ++g;
       continue;
     }
-    for (const auto& [n, v] : names)
-      if (v == value) return false;  // a different name must be a different port
-    names[order[i]] = value;
+    const std::string name = expected.substr(e + 1, close - e - 1);
+    const std::size_t digits = got.find_first_not_of("0123456789", g);
+    const std::string value = got.substr(g, digits == std::string::npos ? std::string::npos : digits - g);
+    if (value.empty()) return false;
+    auto known = names.find(name);
+    if (known != names.end() && known->second != value) return false;
+    if (known == names.end()) {
+      for (const auto& [n, v] : names)
+        if (v == value) return false;  // a different name must be a different port
+      names[name] = value;
+    }
+    e = close + 1;
+    g += value.size();
   }
-  return true;
+  return g == got.size();
 }
 
 struct Fixture {
@@ -149,7 +146,7 @@ BOOST_AUTO_TEST_CASE(ipv6_replies_carry_the_address_and_family) {
   Controller controller(table, c);
   Effects e;
   const auto reply = controller.handle_text("U6 c6 2001:db8::10 4000 A;1", t0, e);
-  BOOST_TEST(std::regex_match(reply, std::regex("238(20|22) ::1 6\n")));
+  BOOST_TEST((reply == "23820 ::1 6\n" || reply == "23822 ::1 6\n"));
   BOOST_TEST(controller.handle_text("Ul[::1]6 c7 2001:db8::10 4000 A;1", t0, e) != "E31\n");
   BOOST_TEST(controller.handle_text("Ul[::2]6 c7 2001:db8::10 4000 A;1", t0, e) == "E31\n");
 }
