@@ -5,6 +5,8 @@ namespace anyrtpproxy {
 
 void Leg::prefill(const udp::endpoint& remote_rtp, Clock::time_point now) {
   if (rtp.known && rtp.remote != remote_rtp) relatch_until = now + relatch_window;
+  signalled = remote_rtp;
+  has_signalled = true;
   if (rtp.learned) return;  // a learned address beats signalling; only the window opens
   rtp.remote = remote_rtp;
   rtp.known = true;
@@ -37,7 +39,7 @@ bool same_stream_moved(const Leg& leg, const PacketInfo& info) {
 }  // namespace
 
 Verdict judge_source(const Leg& leg, Kind kind, const udp::endpoint& from, const PacketInfo& info,
-                     LatchPolicy policy, Clock::time_point now) {
+                     LatchPolicy policy, Clock::time_point now, Clock::time_point heard) {
   const Stream& s = leg.stream(kind);
   if (s.known && from == s.remote) return Verdict::forward;
   if (leg.asymmetric)  // fixed by signalling: that host, any port; never learned
@@ -47,9 +49,12 @@ Verdict judge_source(const Leg& leg, Kind kind, const udp::endpoint& from, const
     case LatchPolicy::always: return Verdict::learn;
     case LatchPolicy::never: return s.known ? Verdict::drop : Verdict::learn;
     case LatchPolicy::once:
+      if (kind == Kind::rtcp)  // follows the RTP stream's host, never a host of its own
+        return leg.rtp.known && from.address() == leg.rtp.remote.address() ? Verdict::learn : Verdict::drop;
       if (!s.learned) return Verdict::learn;
+      if (leg.has_signalled && from == leg.signalled) return Verdict::learn;  // takes its leg over
       if (now < leg.relatch_until) return Verdict::learn;
-      if (kind == Kind::rtp && same_stream_moved(leg, info)) return Verdict::learn;
+      if (same_stream_moved(leg, info) && now - heard >= relatch_silence) return Verdict::learn;
       return Verdict::drop;
   }
   return Verdict::drop;

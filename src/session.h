@@ -29,8 +29,14 @@ enum class Family : std::uint8_t { v4 = 0, v6 = 1 };
 enum class Kind : std::uint8_t { rtp = 0, rtcp = 1 };
 
 // How a leg may learn its remote address from packets:
-//   once   - default (rtpproxy): the first valid packet latches, later sources are dropped
-//            except a NAT rebinding of the same RTP stream or a re-offer's window;
+//   once   - default: the first valid RTP packet latches the leg (a party behind NAT
+//            is reached at its public address), but the signalled address takes the
+//            leg over with its first valid packet, so a third party that sent first
+//            loses it; once latched, other sources are dropped, except in a
+//            re-offer's window and a NAT rebinding of the same RTP stream (same SSRC,
+//            nearby sequence) after the latched source has been silent for
+//            relatch_silence. RTCP never latches on its own: it is accepted from the
+//            host the RTP stream latched to (the signalled host before that);
 //   always - --nat: every valid packet from a new source moves the remote address;
 //   never  - --no-nat-once: only the signalled address is accepted (a leg that was
 //            signalled no address latches its first valid packet once).
@@ -39,8 +45,10 @@ enum class Verdict : std::uint8_t { forward, learn, drop };
 
 // A re-offer (U/L changing a known address) lets a latched leg re-learn for this long.
 constexpr std::chrono::seconds relatch_window{10};
-// A packet of the same SSRC whose sequence number is this close is a NAT rebinding.
+// A packet of the same SSRC whose sequence number is this close is a NAT rebinding...
 constexpr std::uint16_t relatch_max_seq_distance = 536;
+// ...once the latched source has been silent this long; never while it sends.
+constexpr std::chrono::seconds relatch_silence{2};
 
 struct Stream {
   udp::endpoint remote;
@@ -75,6 +83,10 @@ struct Leg {
   std::uint16_t seq = 0;
   Clock::time_point relatch_until{};
   std::string owner;  // instance that allocated the port (its range holds it)
+  // The RTP address the latest U/L signalled for this leg (RTCP: port + 1); it
+  // may take the leg over from a source that latched before it (wire version 2).
+  udp::endpoint signalled;
+  bool has_signalled = false;
 
   Stream& stream(Kind k) { return k == Kind::rtp ? rtp : rtcp; }
   const Stream& stream(Kind k) const { return k == Kind::rtp ? rtp : rtcp; }
@@ -115,6 +127,9 @@ constexpr std::size_t max_peer_counters = 64;
 struct LegLocal {
   Counters counters;   // packets that arrived here on this leg's ports
   bool bound = false;  // this instance holds the leg's RTP and RTCP sockets
+  // When the latched RTP source was last heard, here or on a peer (its activity
+  // reports): a same-SSRC re-latch waits for relatch_silence after it.
+  Clock::time_point heard{};
 };
 struct LocalState {
   std::array<LegLocal, 2> legs;
@@ -150,8 +165,9 @@ struct PacketInfo {
 };
 PacketInfo inspect(Kind kind, const unsigned char* data, std::size_t size);
 
+// `heard`: when the leg's latched RTP source was last heard (LegLocal::heard).
 Verdict judge_source(const Leg& leg, Kind kind, const udp::endpoint& from, const PacketInfo& info,
-                     LatchPolicy policy, Clock::time_point now);
+                     LatchPolicy policy, Clock::time_point now, Clock::time_point heard);
 
 // "tag" or "tag;N" matches "tag" (rtpproxy-protocol.md §2.3).
 bool tag_matches(const std::string& stored, const std::string& tag);

@@ -281,15 +281,17 @@ Route SessionTable::route(Family family, std::uint16_t local_port, const udp::en
   Entry& e = *ref->entry;
   Session& s = e.session;
   Leg& in = s.legs[ref->side];
-  Counters& counters = e.local.legs[ref->side].counters;
+  LegLocal& here = e.local.legs[ref->side];
+  Counters& counters = here.counters;
   ++counters.received;
   const PacketInfo info = inspect(kind, data, size);
-  const Verdict v = judge_source(in, kind, from, info, config_.policy, now);
+  const Verdict v = judge_source(in, kind, from, info, config_.policy, now, here.heard);
   if (v == Verdict::drop) {
     ++counters.dropped;
     ++stats_.packets_dropped;
     return r;
   }
+  if (kind == Kind::rtp) here.heard = now;  // the source the leg accepts (now) is sending
   Stream& stream = in.stream(kind);
   if (v == Verdict::forward && info.valid && !stream.learned && !in.asymmetric) {
     // The signalled address sent a real RTP/RTCP packet: the leg is latched now, and
@@ -475,8 +477,15 @@ void SessionTable::apply_activity(const ActivityEntry& entry, const std::string&
   const auto seen = now - std::chrono::seconds(entry.idle);
   if (seen > s.last_active) s.last_active = seen;
   if (instance.empty() || instance == config_.instance) return;
-  auto& peers = it->second.local.peer_counters;
+  auto& local = it->second.local;
+  auto& peers = local.peer_counters;
   auto p = std::find_if(peers.begin(), peers.end(), [&](const PeerCounters& c) { return c.instance == instance; });
+  for (int side = 0; side < 2; ++side) {
+    // The peer relayed packets of this leg since its last report: its latched source
+    // is sending there, so it is not silent here either (no re-latch behind its back).
+    const std::uint64_t before = p != peers.end() ? p->legs[side].relayed : 0;
+    if (entry.counters[side].relayed > before) local.legs[side].heard = std::max(local.legs[side].heard, seen);
+  }
   if (p != peers.end())
     p->legs = entry.counters;
   else if (peers.size() < max_peer_counters)

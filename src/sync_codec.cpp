@@ -27,6 +27,7 @@ struct Limit : std::runtime_error {
 struct Out {
   boost::archive::text_oarchive& ar;
   Clock::time_point now;
+  unsigned version;  // written: always ours
   template <class T> void num(const T& v) { ar << v; }
   void flag(const bool& v) { ar << v; }
   void str(const std::string& s) { ar << s; }  // Boost writes "<size> <bytes>": readable on the sync port
@@ -45,6 +46,7 @@ struct In {
   boost::archive::text_iarchive& ar;
   std::istream& is;  // the archive's stream
   Clock::time_point now;
+  unsigned version;  // of the frame being read
   template <class T> void num(T& v) { ar >> v; }
   void flag(bool& v) { ar >> v; }
   // Boost's own string loader resizes to whatever size the input claims before
@@ -109,6 +111,10 @@ void serialize_leg(IO& io, LegT& leg) {
   io.num(leg.seq);
   io.until(leg.relatch_until);
   io.str(leg.owner);
+  if (io.version >= 2) {
+    endpoint(io, leg.signalled);
+    io.flag(leg.has_signalled);
+  }
 }
 
 template <class IO, class SessionT>
@@ -209,7 +215,7 @@ bool to_num(std::string_view s, T& out) {
 
 std::string encode(const SyncHello& h) {
   const auto payload = archive([&](auto& ar) {
-    Out io{ar, {}};
+    Out io{ar, {}, sync_wire_version};
     serialize_hello(io, h);
   });
   return frame("hello", payload, "instance=" + printable(h.instance) + " ports=" + std::to_string(h.port_min) + "-" +
@@ -218,7 +224,7 @@ std::string encode(const SyncHello& h) {
 
 std::string encode(const Session& s, Clock::time_point now) {
   const auto payload = archive([&](auto& ar) {
-    Out io{ar, now};
+    Out io{ar, now, sync_wire_version};
     serialize_session(io, s);
   });
   return frame("upsert", payload, "call-id=" + printable(s.call_id) + " tag=" + printable(s.from_tag) + " version=" +
@@ -227,7 +233,7 @@ std::string encode(const Session& s, Clock::time_point now) {
 
 std::string encode(const Tombstone& t) {
   const auto payload = archive([&](auto& ar) {
-    Out io{ar, {}};
+    Out io{ar, {}, sync_wire_version};
     serialize_tombstone(io, t);
   });
   return frame("remove", payload, "call-id=" + printable(t.call_id) + " tag=" + printable(t.from_tag) +
@@ -236,7 +242,7 @@ std::string encode(const Tombstone& t) {
 
 std::string encode(const SyncActivity& a) {
   const auto payload = archive([&](auto& ar) {
-    Out io{ar, {}};
+    Out io{ar, {}, sync_wire_version};
     serialize_activity(io, a);
   });
   return frame("activity", payload, "instance=" + printable(a.instance) + " sessions=" + std::to_string(a.entries.size()));
@@ -273,7 +279,7 @@ std::variant<SyncMessage, SyncError> decode(unsigned version, std::string_view k
   try {
     std::istringstream is{std::string(payload)};
     boost::archive::text_iarchive ar(is, archive_flags);
-    In io{ar, is, now};
+    In io{ar, is, now, version};
     if (kind == "hello") {
       SyncHello h;
       serialize_hello(io, h);

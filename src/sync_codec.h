@@ -24,7 +24,10 @@
 
 namespace anyrtpproxy {
 
-constexpr unsigned sync_wire_version = 1;
+// 2: a leg carries its signalled address (the latching rule of issue 8). Frames
+// of version 1 are still read (their legs have none); a version-1 instance
+// refuses version-2 frames, so upgrade every instance of a cluster.
+constexpr unsigned sync_wire_version = 2;
 constexpr std::size_t sync_max_line = 4096;         // a frame header or a listing line
 constexpr std::size_t sync_max_payload = 256 * 1024;
 constexpr std::size_t sync_max_string = 8192;       // call-ids, tags: the control protocol's own bound

@@ -16,11 +16,13 @@ awk -v dir=corpus/controller '
 ' "$golden/commands.txt"
 sed -n 's/^> \{0,1\}//p' "$golden/commands.txt" > corpus/controller/all
 # sync: the first byte picks the chunk size (1, 65, 1025 bytes), the rest is the stream
-for b in 000 001 020; do
-  { printf "\\$b"; cat "$golden/sync-v1.frames"; } > "corpus/sync/stream-$b"
+for v in 1 2; do
+  for b in 000 001 020; do
+    { printf "\\$b"; cat "$golden/sync-v$v.frames"; } > "corpus/sync/v$v-stream-$b"
+  done
+  awk -v dir=corpus/sync -v v="$v" '
+    /^F / { n++; f = sprintf("%s/v%s-frame%02d", dir, v, n); printf "\004" > f }
+    n { print >> f; close(f) }
+  ' "$golden/sync-v$v.frames"
 done
-awk -v dir=corpus/sync '
-  /^F / { n++; f = sprintf("%s/frame%02d", dir, n); printf "\004" > f }
-  n { print >> f; close(f) }
-' "$golden/sync-v1.frames"
 echo "make-seeds: $(ls corpus/request | wc -l) requests, $(ls corpus/controller | wc -l) sequences, $(ls corpus/sync | wc -l) streams"

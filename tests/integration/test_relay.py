@@ -74,6 +74,56 @@ def default_latches_the_first_source_then_refuses_others():
         assert "latched call-id=c" in d.logtext()
 
 
+def forwarded(sender, to, packets, receiver, quiet=0.3):
+    """Sends packets from sender to the relay port `to`; how many of them the
+    receiver got (it waits until `quiet` seconds pass without one)."""
+    for pkt in packets:
+        sender.send(pkt, to)
+    got = 0
+    while receiver.recv(quiet)[0] is not None:
+        got += 1
+    return got
+
+
+@test
+def default_latching_cannot_be_hijacked():
+    """The SECURITY section's rules of the default mode, each with the number of
+    packets forwarded: (a) a third party that sends first loses the leg to the
+    signalled address; (b) then it is dropped; (c) the caller's SSRC from
+    elsewhere is refused while the caller sends and followed (a NAT rebinding)
+    only after 2 s of silence; (d) RTCP from another host never latches."""
+    a, a_rtcp = pair_peer()  # the caller, sending from its signalled address
+    b, b_rtcp = pair_peer()
+    third, third_rtcp = Peer("127.0.0.2"), Peer("127.0.0.2")  # an attacker on another host
+    with Daemon() as d:
+        p, q = call(d, a.port, b.port)
+        # (a) first come is served only until the signalled address speaks
+        assert forwarded(third, (LO, q), [rtp(i, ssrc=66) for i in range(10)], b) == 10
+        assert forwarded(a, (LO, q), [rtp(i, ssrc=1) for i in range(10)], b) == 10
+        b.send(rtp(1, ssrc=2), (LO, p))
+        assert a.recv()[0] == rtp(1, ssrc=2), "B's media goes to the caller again"
+        assert third.nothing()
+        # (b) the leg is the caller's now
+        assert forwarded(third, (LO, q), [rtp(10 + i, ssrc=66) for i in range(10)], b) == 0
+        # (c) the caller's own SSRC and sequence from the attacker, while the caller sends
+        for i in range(5):
+            a.send(rtp(20 + i, ssrc=1), (LO, q))
+            assert b.recv()[0] == rtp(20 + i, ssrc=1)
+            assert forwarded(third, (LO, q), [rtp(21 + i, ssrc=1)], b, quiet=0.05) == 0
+        last_heard = time.monotonic()
+        # (d) RTCP from the attacker's host is refused, the caller's is relayed
+        assert forwarded(third_rtcp, (LO, q + 1), [rtcp(66) for _ in range(5)], b_rtcp) == 0
+        assert forwarded(a_rtcp, (LO, q + 1), [rtcp(1) for _ in range(5)], b_rtcp) == 5
+        # (c) a NAT rebinding: the caller's stream from a new port, once the old one fell silent
+        moved = Peer()
+        seq = iter(range(30, 1000))
+        wait_until(lambda: forwarded(moved, (LO, q), [rtp(next(seq), ssrc=1)], b, quiet=0.1) == 1, 6,
+                   "the rebinding to be followed")
+        assert time.monotonic() - last_heard >= 1.9, "followed while the latched source was still sending"
+        b.send(rtp(3, ssrc=2), (LO, p))
+        assert moved.recv()[0] == rtp(3, ssrc=2), "B's media follows the rebinding"
+
+
 @test
 def no_nat_once_accepts_only_the_signalled_source():
     a, _ = pair_peer()

@@ -281,7 +281,7 @@ def the_listing_shows_changes_as_they_happen():
             except socket.timeout:
                 break
         text = got.decode()
-        assert re.search(r"^F 1 upsert \d+ call-id=w1 tag=A;1", text, re.M), text
+        assert re.search(r"^F 2 upsert \d+ call-id=w1 tag=A;1", text, re.M), text  # wire version 2
         assert re.search(r"^S call-id=w2 media=1 from-tag=A;1", text, re.M), text
         assert re.search(r"^# deleted call-id=w2 tag=A;1 by ", text, re.M), text
 

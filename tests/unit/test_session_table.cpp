@@ -147,6 +147,22 @@ BOOST_AUTO_TEST_CASE(relay_both_ways_and_latch) {
   BOOST_TEST(table.stats().packets_relayed == 4u);  // to A, to B, to A again, RTCP
 }
 
+BOOST_AUTO_TEST_CASE(a_nat_rebinding_is_followed_only_after_the_latched_source_went_silent) {
+  const auto p = port_of(table.update(ul(true, "c", "192.0.2.10", 4000, "A;1"), t0));
+  const auto q = port_of(table.update(ul(false, "c", "192.0.2.20", 5000, "A;1", "B;1"), t0));
+  BOOST_TEST(send(q, ep("198.51.100.1", 40000), t0).learned);  // the caller, behind NAT, latches S1
+  // its SSRC from another port while it still sends: refused
+  BOOST_TEST(!send(q, ep("198.51.100.1", 40002), t0 + 1s).forward);
+  BOOST_TEST(send(q, ep("198.51.100.1", 40000), t0 + 3s).forward);
+  BOOST_TEST(!send(q, ep("198.51.100.1", 40002), t0 + 4s).forward);
+  // silent for 2 s: the NAT moved it, and the leg follows
+  const Route moved = send(q, ep("198.51.100.1", 40002), t0 + 5s);
+  BOOST_TEST(moved.forward);
+  BOOST_TEST(moved.learned);
+  BOOST_TEST(send(p, ep("192.0.2.20", 5000), t0 + 5s).dest == ep("198.51.100.1", 40002));
+  BOOST_TEST(!send(q, ep("198.51.100.1", 40000), t0 + 5s).forward);  // and the old mapping is a stranger now
+}
+
 BOOST_AUTO_TEST_CASE(signalling_does_not_override_a_learned_address) {
   const auto p = port_of(table.update(ul(true, "c", "192.0.2.10", 4000, "A;1"), t0));
   const auto q = port_of(table.update(ul(false, "c", "192.0.2.20", 5000, "A;1", "B;1"), t0));
@@ -439,6 +455,21 @@ BOOST_AUTO_TEST_CASE(a_peers_upsert_keeps_what_this_instance_knows_locally) {
   BOOST_TEST(local.peer_counters.size() == 1u);
   BOOST_TEST(!local.dirty);
   BOOST_TEST(binder.open_ports.count({Family::v4, 40002}) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(media_a_peer_relays_keeps_the_latched_source_heard_here) {
+  auto s = peer_session("c", 40000, 40002, 5);
+  s.legs[1].have_ssrc = true;  // SSRC 0, sequence 0: what pkt below carries
+  table.apply_upsert(s);
+  std::array<unsigned char, 20> pkt{0x80};
+  const ActivityEntry reported{SessionKey{"c", "A;1"}, 0, {Counters{}, Counters{10, 10, 0}}};
+  table.apply_activity(reported, "peer:40000", t0 + 10s);  // the caller's media flows through the peer
+  auto r = table.route(Family::v4, 40002, ep("192.0.2.10", 4002), pkt.data(), pkt.size(), t0 + 11s);
+  BOOST_TEST(!r.forward);  // the same SSRC from elsewhere while the caller sends there: refused here too
+  table.apply_activity(reported, "peer:40000", t0 + 12s);  // no new packets there: not heard again
+  r = table.route(Family::v4, 40002, ep("192.0.2.10", 4002), pkt.data(), pkt.size(), t0 + 12s + 500ms);
+  BOOST_TEST(r.forward);
+  BOOST_TEST(r.learned);
 }
 
 BOOST_AUTO_TEST_CASE(random_merges_keep_ports_and_pool_consistent) {

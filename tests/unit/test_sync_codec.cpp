@@ -35,6 +35,8 @@ Session sample() {
   s.legs[1].rtp = Stream{ep("192.0.2.10", 49170), true, false};
   s.legs[1].asymmetric = true;
   s.legs[1].codecs = "0,8,101";
+  s.legs[1].signalled = ep("192.0.2.10", 49170);
+  s.legs[1].has_signalled = true;
   s.created = now - 12s;
   s.last_active = now - 3s;
   s.strong = true;
@@ -66,7 +68,15 @@ std::string error_of(const std::string& stream) {
   return std::get<SyncError>(all.back()).what;
 }
 
-std::string frame(const std::string& kind, const std::string& payload, unsigned version = 1) {
+// What a version-1 instance sent: no signalled addresses.
+Session sample_v1() {
+  Session s = sample();
+  s.legs[1].signalled = udp::endpoint();
+  s.legs[1].has_signalled = false;
+  return s;
+}
+
+std::string frame(const std::string& kind, const std::string& payload, unsigned version = sync_wire_version) {
   return "F " + std::to_string(version) + " " + kind + " " + std::to_string(payload.size()) + " x\n" + payload + "\n";
 }
 
@@ -86,6 +96,8 @@ void check_same(const Session& a, const Session& b) {
     BOOST_TEST(a.legs[i].ssrc == b.legs[i].ssrc);
     BOOST_TEST(a.legs[i].seq == b.legs[i].seq);
     BOOST_TEST((a.legs[i].relatch_until == b.legs[i].relatch_until));
+    BOOST_TEST(a.legs[i].signalled == b.legs[i].signalled);
+    BOOST_TEST(a.legs[i].has_signalled == b.legs[i].has_signalled);
   }
   BOOST_TEST((a.created == b.created));
   BOOST_TEST((a.last_active == b.last_active));
@@ -96,9 +108,17 @@ void check_same(const Session& a, const Session& b) {
   BOOST_TEST(a.changed_by == b.changed_by);
 }
 
-std::string golden_path() {
+std::string golden_path(unsigned version) {
   const char* dir = std::getenv("ANYRTPPROXY_GOLDEN");
-  return std::string(dir ? dir : "tests/golden") + "/sync-v1.frames";
+  return std::string(dir ? dir : "tests/golden") + "/sync-v" + std::to_string(version) + ".frames";
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  BOOST_REQUIRE_MESSAGE(in, "cannot open " << path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 std::string golden_stream() {
@@ -148,26 +168,34 @@ BOOST_AUTO_TEST_CASE(other_messages_round_trip_in_one_stream_fed_byte_by_byte) {
   BOOST_TEST(a.entries.at(0).counters[1].relayed == 20u);
 }
 
-BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_1) {
-  const std::string path = golden_path();
+BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_2) {
+  const std::string path = golden_path(2);
   if (std::getenv("ANYRTPPROXY_WRITE_GOLDEN")) std::ofstream(path) << golden_stream();
-  std::ifstream in(path);
-  BOOST_REQUIRE_MESSAGE(in, "cannot open " << path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  // the committed bytes are what version 1 writes, whatever Boost version builds us
-  BOOST_TEST(ss.str() == golden_stream());
-  auto all = read_all(ss.str());
+  const std::string text = file_text(path);
+  // the committed bytes are what version 2 writes, whatever Boost version builds us
+  BOOST_TEST(text == golden_stream());
+  auto all = read_all(text);
   BOOST_REQUIRE(all.size() == 5u);
   check_same(std::get<Session>(std::get<SyncMessage>(all[1])), sample());
   BOOST_TEST(std::get<Session>(std::get<SyncMessage>(all[2])).legs[0].rtp.remote == ep("2001:db8::20", 5004));
 }
 
+BOOST_AUTO_TEST_CASE(frames_of_wire_version_1_are_still_read) {
+  // what the previous release wrote (tests/golden/sync-v1.frames, never rewritten)
+  auto all = read_all(file_text(golden_path(1)));
+  BOOST_REQUIRE(all.size() == 5u);
+  BOOST_TEST(std::get<SyncHello>(std::get<SyncMessage>(all[0])).instance == "relay1:35000");
+  check_same(std::get<Session>(std::get<SyncMessage>(all[1])), sample_v1());
+  BOOST_TEST(std::get<Session>(std::get<SyncMessage>(all[2])).legs[0].rtp.remote == ep("2001:db8::20", 5004));
+  BOOST_TEST(std::get<Tombstone>(std::get<SyncMessage>(all[3])).call_id == "gone-call");
+  BOOST_TEST(std::get<SyncActivity>(std::get<SyncMessage>(all[4])).entries.size() == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(a_newer_version_is_refused_not_misread) {
   const std::string payload = encode(SyncHello{"x", 1, 2, 0});
   const std::string body = payload.substr(payload.find('\n') + 1);
-  auto e = error_of(frame("hello", body.substr(0, body.size() - 1), 2));
-  BOOST_TEST(e.find("version 2") != std::string::npos);
+  auto e = error_of(frame("hello", body.substr(0, body.size() - 1), sync_wire_version + 1));
+  BOOST_TEST(e.find("version " + std::to_string(sync_wire_version + 1)) != std::string::npos);
   BOOST_TEST(e.find("newer") != std::string::npos);
 }
 
