@@ -21,8 +21,8 @@ ALL_CXXFLAGS = -std=c++17 $(WARN) $(CXXFLAGS) $(SAN) -MMD -MP
 ALL_CPPFLAGS = -Isrc $(CPPFLAGS)
 
 # The pure core: no I/O, clock or logging (tests/run.sh checks it, and which
-# core module may include which). event.h is header-only core.
-CORE = text protocol port_allocator session session_table controller sync_codec cluster stats
+# core module may include which).
+CORE = text event protocol port_allocator session session_table controller sync_codec cluster stats
 IO = fd options log relay_sockets packet_path control_server notify sync proxy daemon
 CORE_OBJ = $(CORE:%=$(B)/%.o)
 IO_OBJ = $(IO:%=$(B)/%.o)
@@ -57,7 +57,7 @@ bench: anyrtpproxy bench/forwarder bench/loadgen
 
 # Under SANITIZE=1: the unit and integration tests (not the end-to-end ones).
 check: $(DAEMON) $(B)/unit_tests
-	ANYRTPPROXY=$(DAEMON) UNIT_TESTS=$(B)/unit_tests SANITIZE=$(SANITIZE) bash tests/run.sh
+	ANYRTPPROXY=$(CURDIR)/$(DAEMON) UNIT_TESTS=$(CURDIR)/$(B)/unit_tests SANITIZE=$(SANITIZE) bash tests/run.sh
 
 # libFuzzer harnesses (clang; Debian: clang, libclang-rt-14-dev) for one
 # control request, command sequences through the controller, and the sync

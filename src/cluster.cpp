@@ -14,7 +14,7 @@ SyncOutcome apply_sync(SessionTable& table, SyncMessage& msg, const std::string&
   if (auto* s = std::get_if<Session>(&msg)) {
     const SessionKey key = s->key();
     auto applied = table.apply_upsert(std::move(*s));
-    for (auto& problem : applied.problems) out.events.push_back({Level::error, std::move(problem)});
+    for (auto& problem : applied.problems) out.events.push_back(std::move(problem));
     if (applied.changed) {
       out.events.push_back({Level::debug, "sync: call-id=" + key.call_id + " tag=" + key.from_tag + " from " + peer});
       if (const auto* e = table.at(key); e && listing)

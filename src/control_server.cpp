@@ -135,12 +135,16 @@ void UdpControl::on_readable() {
 template <class Protocol>
 class StreamControl<Protocol>::Connection : public std::enable_shared_from_this<Connection> {
 public:
-  Connection(typename Protocol::socket socket, StreamControl& owner)
+  Connection(typename Protocol::socket socket, std::string source, StreamControl& owner)
       : socket_(std::move(socket)), timer_(socket_.get_executor()), owner_(owner), open_(owner.open_),
-        input_(max_command_bytes + 1), queue_(max_queued) {
-    ++*open_;
+        source_(std::move(source)), input_(max_command_bytes + 1), queue_(max_queued) {
+    ++open_->total;
+    if (!source_.empty()) ++open_->by_source[source_];
   }
-  ~Connection() { --*open_; }
+  ~Connection() {
+    --open_->total;
+    if (!source_.empty() && --open_->by_source[source_] == 0) open_->by_source.erase(source_);
+  }
 
   void start() {
     if (owner_.mode_ == Mode::persistent) return read_line();
@@ -209,7 +213,8 @@ private:
   typename Protocol::socket socket_;
   boost::asio::steady_timer timer_;  // one-shot mode: cuts an idle connection
   StreamControl& owner_;
-  std::shared_ptr<std::size_t> open_;
+  std::shared_ptr<Occupancy> open_;
+  std::string source_;  // TCP: the client's address; unix: empty
   boost::asio::streambuf input_;
   WriteQueue queue_;
   bool closing_ = false;
@@ -220,7 +225,7 @@ StreamControl<Protocol>::StreamControl(boost::asio::io_context& io, const typena
                                        std::string name, Mode mode, Controller& controller, ApplyEffects apply,
                                        Logger& log)
     : acceptor_(io), name_(std::move(name)), mode_(mode), controller_(controller), apply_(std::move(apply)), log_(log),
-      open_(std::make_shared<std::size_t>(0)) {
+      open_(std::make_shared<Occupancy>()) {
   boost::system::error_code ec;
   if constexpr (std::is_same_v<Protocol, stream_protocol>) ::unlink(at.path().c_str());  // a stale socket
   acceptor_.open(at.protocol(), ec);
@@ -259,11 +264,22 @@ void StreamControl<Protocol>::accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, typename Protocol::socket socket) {
     if (ec == boost::asio::error::operation_aborted || !acceptor_.is_open()) return;
     if (!ec) {
-      if (*open_ >= max_connections)
-        log_.warning("control: more than " + std::to_string(max_connections) + " connections on " + name_ +
-                     "; closing a new one");
-      else
-        std::make_shared<Connection>(std::move(socket), *this)->start();
+      std::string source;
+      if constexpr (std::is_same_v<Protocol, ip::tcp>) {
+        boost::system::error_code peer_ec;
+        source = socket.remote_endpoint(peer_ec).address().to_string();
+      }
+      std::string refused;
+      if (open_->total >= max_connections)
+        refused = std::to_string(max_connections) + " connections open";
+      else if (!source.empty() && open_->by_source.count(source) && open_->by_source.at(source) >= max_per_source)
+        refused = std::to_string(max_per_source) + " connections open from " + source;
+      if (refused.empty()) {
+        std::make_shared<Connection>(std::move(socket), std::move(source), *this)->start();
+      } else {
+        const Event e(Level::warning, "control: " + refused + " on " + name_ + "; closing a new one", "refused");
+        if (auto line = refusals_.admit(e, Clock::now())) log_.warning(*line);
+      }
     }
     accept();
   });

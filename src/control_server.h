@@ -10,6 +10,7 @@
 #pragma once
 
 #include "controller.h"
+#include "event.h"
 #include "fd.h"
 
 #include <boost/asio/io_context.hpp>
@@ -18,6 +19,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +54,8 @@ private:
 // client that does not read its replies is cut off at 1 MiB queued. One-shot:
 // the first read is the command (Kamailio sends no newline, no half-close), the
 // reply is written and the connection closed; an idle one is cut after 5 s.
+// At most max_connections at once, and over TCP at most max_per_source from
+// one address, so that one client cannot lock the others out.
 template <class Protocol>
 class StreamControl {
 public:
@@ -63,6 +67,7 @@ public:
   void close();
 
   static constexpr std::size_t max_connections = 100;  // rtpproxy's RTPC_MAX_CONNECTIONS
+  static constexpr std::size_t max_per_source = 32;    // an OpenSIPS holds one per worker process
   static constexpr std::size_t max_queued = 1024 * 1024;
 
 private:
@@ -76,7 +81,12 @@ private:
   ApplyEffects apply_;
   Logger& log_;
   RemoveAtExit file_;  // unix: the socket file
-  std::shared_ptr<std::size_t> open_;
+  struct Occupancy {
+    std::size_t total = 0;
+    std::map<std::string, std::size_t> by_source;  // TCP: by the client's address
+  };
+  std::shared_ptr<Occupancy> open_;  // shared with the connections, which may outlive the server
+  LogLimiter refusals_;
 };
 
 using TcpControl = StreamControl<boost::asio::ip::tcp>;

@@ -26,6 +26,15 @@ constexpr std::string_view feature_notify = "20081224";  // only with --notify
 
 std::string describe(const SessionKey& k) { return "call-id=" + k.call_id + " tag=" + k.from_tag; }
 
+const char* shortage_text(PortShortage why) {
+  switch (why) {
+    case PortShortage::range_used_up: return "every port pair of the -p range is in use";
+    case PortShortage::all_taken: return "every free port pair of the -p range is taken by another program";
+    case PortShortage::file_limit: return "the open-file limit is reached (raise it: ulimit -n, LimitNOFILE)";
+  }
+  return "no port pair";
+}
+
 // What the table needs of a U or L (the notification is checked by the caller).
 Offer offer_of(const UpdateLookup& ul) {
   Offer o;
@@ -53,13 +62,22 @@ const std::string* Controller::cached(const std::string& key) const {
   return nullptr;
 }
 
+// What an entry costs: its strings and about what a hash node and two string
+// headers take, so that the byte bound holds for memory, not just for text.
+constexpr std::size_t cache_entry_overhead = 128;
+
 void Controller::remember(std::string key, const std::string& reply, Clock::time_point now) {
-  if (now - cache_started_ >= config_.reply_cache_age || cache_now_.size() >= config_.reply_cache_entries) {
+  const std::size_t cost = key.size() + reply.size() + cache_entry_overhead;
+  if (now - cache_started_ >= config_.reply_cache_age || cache_now_.size() >= config_.reply_cache_entries ||
+      cache_now_bytes_ + cost > config_.reply_cache_bytes / 2) {
     cache_old_ = std::move(cache_now_);
+    cache_old_bytes_ = cache_now_bytes_;
     cache_now_.clear();
+    cache_now_bytes_ = 0;
     cache_started_ = now;
   }
-  cache_now_.emplace(std::move(key), reply);
+  if (cost > config_.reply_cache_bytes / 2) return;  // cannot happen with our bounded replies; stay bounded anyway
+  if (cache_now_.emplace(std::move(key), reply).second) cache_now_bytes_ += cost;
 }
 
 std::string Controller::error_datagram(std::string_view datagram, Error e) {
@@ -202,8 +220,15 @@ std::string Controller::on(UpdateLookup& ul, Clock::time_point now, Effects& eff
     }
   }
   auto result = table_.update(offer, now);
-  if (auto* e = std::get_if<OfferError>(&result))
-    return format_error(*e == OfferError::no_ports_session ? Error::no_ports_session : Error::no_ports_leg);
+  if (auto* f = std::get_if<OfferFailure>(&result)) {
+    const Error e = f->error == OfferError::no_ports_session ? Error::no_ports_session : Error::no_ports_leg;
+    const std::string code = format_error(e);
+    effects.events.push_back({Level::warning,
+                              std::string(ul.create ? "U" : "L") + " call-id=" + ul.call_id + " tag=" + ul.from_tag +
+                                  ": " + code + ": " + shortage_text(f->why),
+                              code + " " + shortage_text(f->why)});
+    return code;
+  }
   auto& r = std::get<OfferResult>(result);
   if (!r.found) return "0";  // L on an unknown call
   target = r.key;

@@ -27,6 +27,7 @@ struct ControllerConfig {
   std::array<std::optional<boost::asio::ip::address>, 2> local;
   std::vector<std::string> notify_targets;  // --notify, as written
   std::size_t reply_cache_entries = 65536;   // per generation
+  std::size_t reply_cache_bytes = 16 << 20;  // both generations together (keys, replies, bookkeeping)
   std::chrono::seconds reply_cache_age{40};  // a generation's lifetime: entries live 40-80 s
 };
 
@@ -52,6 +53,8 @@ public:
   std::string error_datagram(std::string_view datagram, Error e);
 
   const CommandStats& stats() const { return stats_; }
+  std::size_t cache_entries() const { return cache_now_.size() + cache_old_.size(); }
+  std::size_t cache_bytes() const { return cache_now_bytes_ + cache_old_bytes_; }
 
 private:
   std::string execute(std::string_view text, Clock::time_point now, Effects& effects);
@@ -71,6 +74,7 @@ private:
   ControllerConfig config_;
   CommandStats stats_;
   std::unordered_map<std::string, std::string> cache_now_, cache_old_;
+  std::size_t cache_now_bytes_ = 0, cache_old_bytes_ = 0;
   Clock::time_point cache_started_{};
 };
 

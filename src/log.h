@@ -31,9 +31,6 @@ public:
   void notice(std::string_view m) { log(Level::notice, m); }
   void info(std::string_view m) { log(Level::info, m); }
   void debug(std::string_view m) { log(Level::debug, m); }
-  void log(const std::vector<Event>& events) {
-    for (const auto& e : events) log(e.level, e.text);
-  }
 
 private:
   Level threshold_;

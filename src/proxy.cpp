@@ -49,7 +49,7 @@ ControllerConfig controller_config(const Options& o) {
 }  // namespace
 
 Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
-    : io_(io), options_(options), log_(log), sockets_(options.media, log),
+    : io_(io), options_(options), log_(log), sockets_(options.media),
       table_(TableConfig{options.ttl, options.setup_ttl, options.policy, instance_name(options)}, make_pools(options),
              sockets_),
       packets_(io, sockets_, table_, [this](const Latch& latch) { on_latched(latch); }),
@@ -102,7 +102,7 @@ void Proxy::on_latched(const Latch& latch) {
 
 void Proxy::on_sync(SyncMessage& msg, const std::string& peer) {
   const auto outcome = apply_sync(table_, msg, peer, Clock::now(), sync_server_ && sync_server_->connections() > 0);
-  log_.log(outcome.events);
+  log(outcome.events);
   if (sync_server_) {
     for (const auto& line : outcome.listing) sync_server_->note(line);
     sync_server_->table_changed();
@@ -169,8 +169,16 @@ void Proxy::stop() {
 }
 
 void Proxy::apply(Effects& effects) {
-  log_.log(effects.events);
+  log(effects.events);
   flush_changes();
+}
+
+void Proxy::log(const std::vector<Event>& events) {
+  const auto now = Clock::now();
+  for (const auto& e : events) {
+    if (!log_.enabled(e.level)) continue;
+    if (auto line = limiter_.admit(e, now)) log_.log(e.level, *line);
+  }
 }
 
 void Proxy::sweep() {

@@ -35,6 +35,7 @@ public:
 
 private:
   void apply(Effects& effects);
+  void log(const std::vector<Event>& events);
   void flush_changes();
   void flush_soon();
   void on_latched(const Latch& latch);
@@ -56,6 +57,7 @@ private:
   std::vector<std::unique_ptr<UdpControl>> udp_;
   std::vector<std::unique_ptr<TcpControl>> tcp_;
   std::vector<std::unique_ptr<UnixControl>> unix_;  // one-shot (unix:) and persistent (cunix:)
+  LogLimiter limiter_;  // repeated causes (failing commands, bad frames) are logged once per 10 s
   SyncStats sync_stats_;
   std::unique_ptr<SyncServer> sync_server_;
   std::vector<std::unique_ptr<SyncClient>> peers_;

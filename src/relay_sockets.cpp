@@ -1,8 +1,6 @@
 // relay_sockets: see relay_sockets.h.
 #include "relay_sockets.h"
 
-#include "log.h"
-
 #include <boost/asio/ip/udp.hpp>
 
 #include <netinet/in.h>
@@ -22,16 +20,17 @@ namespace {
 std::uint64_t tag_of(Family f, std::uint16_t port) { return static_cast<std::uint64_t>(f) << 16 | port; }
 }  // namespace
 
-RelaySockets::RelaySockets(std::array<std::optional<ip::address>, 2> local, Logger& log)
-    : local_(local), log_(log), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
+RelaySockets::RelaySockets(std::array<std::optional<ip::address>, 2> local)
+    : local_(local), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
   if (!epoll_) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
   for (auto& v : sockets_) v.resize(65536);
 }
 
-Fd RelaySockets::bind_one(Family family, std::uint16_t port) {
+Fd RelaySockets::bind_one(Family family, std::uint16_t port, int& error) {
   const ip::address& addr = *local_[static_cast<std::size_t>(family)];
   const bool v6 = addr.is_v6();
   Fd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  error = errno;
   if (!fd) return fd;
   const ip::udp::endpoint at(addr, port);
   if (v6) {
@@ -41,30 +40,37 @@ Fd RelaySockets::bind_one(Family family, std::uint16_t port) {
     const int tos = 0xB8;  // DSCP EF, as rtpproxy's default -t
     ::setsockopt(fd.get(), IPPROTO_IP, IP_TOS, &tos, sizeof tos);
   }
-  if (::bind(fd.get(), at.data(), static_cast<socklen_t>(at.size())) != 0) return Fd();
+  if (::bind(fd.get(), at.data(), static_cast<socklen_t>(at.size())) != 0) {
+    error = errno;
+    return Fd();
+  }
   epoll_event ev{};
   ev.events = EPOLLIN;  // level-triggered: a socket left with datagrams is reported again
   ev.data.u64 = tag_of(family, port);
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) return Fd();
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
+    error = errno;
+    return Fd();
+  }
   return fd;
 }
 
-bool RelaySockets::open(Family family, std::uint16_t rtp_port) {
-  if (!local_[static_cast<std::size_t>(family)] || rtp_port == 65535) return false;
+// Nothing is logged here: the table reports a failed command once, with its cause.
+BindResult RelaySockets::open(Family family, std::uint16_t rtp_port) {
+  if (!local_[static_cast<std::size_t>(family)] || rtp_port == 65535) return BindResult::taken;
   const auto rtcp_port = static_cast<std::uint16_t>(rtp_port + 1);
-  Fd rtp = bind_one(family, rtp_port);
-  Fd rtcp = rtp ? bind_one(family, rtcp_port) : Fd();
+  int error = 0;
+  Fd rtp = bind_one(family, rtp_port, error);
+  Fd rtcp = rtp ? bind_one(family, rtcp_port, error) : Fd();
   if (!rtp || !rtcp) {
     ++bind_failures_;
-    log_.warning("cannot bind ports " + std::to_string(rtp_port) + "/" + std::to_string(rtcp_port) + ": " +
-                 std::strerror(errno) + "; trying another pair");
-    return false;
+    const bool exhausted = error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+    return exhausted ? BindResult::no_descriptors : BindResult::taken;
   }
   auto& v = sockets_[static_cast<std::size_t>(family)];
   v[rtp_port] = std::move(rtp);
   v[rtcp_port] = std::move(rtcp);
   open_sockets_ += 2;
-  return true;
+  return BindResult::bound;
 }
 
 void RelaySockets::close(Family family, std::uint16_t rtp_port) {

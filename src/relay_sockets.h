@@ -24,15 +24,13 @@
 
 namespace anyrtpproxy {
 
-class Logger;
-
 class RelaySockets : public PortBinder {
 public:
-  RelaySockets(std::array<std::optional<boost::asio::ip::address>, 2> local, Logger& log);
+  explicit RelaySockets(std::array<std::optional<boost::asio::ip::address>, 2> local);
   RelaySockets(const RelaySockets&) = delete;
   RelaySockets& operator=(const RelaySockets&) = delete;
 
-  bool open(Family family, std::uint16_t rtp_port) override;
+  BindResult open(Family family, std::uint16_t rtp_port) override;
   void close(Family family, std::uint16_t rtp_port) override;
 
   // Readable while any socket has a datagram queued (level-triggered).
@@ -50,10 +48,9 @@ public:
   RelayStats stats() const { return RelayStats{open_sockets_, bind_failures_}; }
 
 private:
-  Fd bind_one(Family family, std::uint16_t port);
+  Fd bind_one(Family family, std::uint16_t port, int& error);
 
   std::array<std::optional<boost::asio::ip::address>, 2> local_;
-  Logger& log_;
   Fd epoll_;
   std::array<std::vector<Fd>, 2> sockets_;  // by family, indexed by local port
   std::size_t open_sockets_ = 0;

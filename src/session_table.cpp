@@ -54,24 +54,28 @@ const SessionTable::Entry* SessionTable::at(const SessionKey& key) const {
   return it == sessions_.end() ? nullptr : &it->second;
 }
 
-bool SessionTable::allocate(Entry& e, int side) {
+std::optional<PortShortage> SessionTable::allocate(Entry& e, int side) {
   Session& s = e.session;
   auto& pool = pools_[index(s.family)];
-  // A pair we cannot bind (taken by another program) goes to the tail; try each once.
+  if (pool.available() == 0) return PortShortage::range_used_up;
+  // A pair we cannot bind (taken by another program) goes to the tail; try each
+  // once. Without descriptors no pair binds: the search ends at once.
   for (std::size_t tries = pool.available(); tries > 0; --tries) {
     const auto port = pool.take();
-    if (!port) return false;
-    if (!binder_.open(s.family, *port)) {
+    if (!port) break;
+    const BindResult bound = binder_.open(s.family, *port);
+    if (bound != BindResult::bound) {
       pool.give_back(*port);
+      if (bound == BindResult::no_descriptors) return PortShortage::file_limit;
       continue;
     }
     s.legs[side].port = *port;
     s.legs[side].owner = config_.instance;
     e.local.legs[side].bound = true;
     ports_[index(s.family)][*port] = PortRef{&e, side};
-    return true;
+    return std::nullopt;
   }
-  return false;
+  return PortShortage::all_taken;
 }
 
 void SessionTable::release(Entry& e, int side) {
@@ -94,7 +98,7 @@ void SessionTable::mark_dirty(Entry& e) {
   dirty_.push_back(e.session.key());
 }
 
-std::variant<OfferResult, OfferError> SessionTable::update(const Offer& offer, Clock::time_point now) {
+std::variant<OfferResult, OfferFailure> SessionTable::update(const Offer& offer, Clock::time_point now) {
   auto match = locate(sessions_, offer.call_id, offer.from_tag, offer.to_tag);
   OfferResult result;
   if (!match) {
@@ -107,9 +111,9 @@ std::variant<OfferResult, OfferError> SessionTable::update(const Offer& offer, C
     fresh.session.last_active = now;
     fresh.session.origin = config_.instance;
     auto [it, inserted] = sessions_.emplace(SessionKey{offer.call_id, offer.from_tag}, std::move(fresh));
-    if (!allocate(it->second, 0)) {
+    if (const auto shortage = allocate(it->second, 0)) {
       sessions_.erase(it);
-      return OfferError::no_ports_session;
+      return OfferFailure{OfferError::no_ports_session, *shortage};
     }
     (void)inserted;
     ++stats_.created;
@@ -130,11 +134,11 @@ std::variant<OfferResult, OfferError> SessionTable::update(const Offer& offer, C
       leg.port = 0;
       bound = false;
     }
-    if (!allocate(e, side)) {
+    if (const auto shortage = allocate(e, side)) {
       leg.port = old_port;
       bound = old_bound;
       if (old_bound) ports_[index(s.family)][old_port] = PortRef{&e, side};
-      return OfferError::no_ports_leg;
+      return OfferFailure{OfferError::no_ports_leg, *shortage};
     }
     if (old_port != 0 && old_bound) {
       binder_.close(s.family, old_port);
@@ -369,33 +373,38 @@ Changes SessionTable::take_changes() {
   return c;
 }
 
-std::string SessionTable::bind_remote(Entry& e, int side) {
+std::optional<Event> SessionTable::bind_remote(Entry& e, int side) {
   const Session& s = e.session;
   const Leg& leg = s.legs[side];
   const auto f = index(s.family);
   const std::string what = "sync: call-id=" + s.call_id + " tag=" + s.from_tag + " port " + std::to_string(leg.port);
+  auto problem = [](std::string cause, std::string text) { return Event{Level::error, std::move(text), std::move(cause)}; };
   if (ports_[f].count(leg.port)) {
     ++stats_.sync_port_conflicts;
     const Session& other = ports_[f].at(leg.port).entry->session;
-    return what + " is already used here by call-id=" + other.call_id + " tag=" + other.from_tag + "; leg not bound";
+    return problem("sync-port-in-use", what + " is already used here by call-id=" + other.call_id + " tag=" +
+                                           other.from_tag + "; leg not bound");
   }
   bool claimed = false;
   if (pools_[f].owns(leg.port) || pools_[f].owns(static_cast<std::uint16_t>(leg.port + 1))) {
     // Only a session this instance allocated before a restart may use our range.
     if (leg.owner != config_.instance || !(claimed = pools_[f].claim(leg.port))) {
       ++stats_.sync_port_conflicts;
-      return what + " (allocated by " + leg.owner + ") lies in this instance's port range " +
-             "and is not free here: do the -p ranges overlap? leg not bound";
+      return problem("sync-port-in-our-range", what + " (allocated by " + leg.owner +
+                                                 ") lies in this instance's port range and is not free here: "
+                                                 "do the -p ranges overlap? leg not bound");
     }
   }
-  if (!binder_.open(s.family, leg.port)) {
+  if (const BindResult bound = binder_.open(s.family, leg.port); bound != BindResult::bound) {
     if (claimed) pools_[f].give_back(leg.port);
     ++stats_.sync_bind_failures;
-    return what + ": cannot bind it here (taken by another program, or the file limit); leg not bound";
+    if (bound == BindResult::no_descriptors)
+      return problem("sync-file-limit", what + ": cannot bind it here: the open-file limit is reached; leg not bound");
+    return problem("sync-port-taken", what + ": cannot bind it here: taken by another program; leg not bound");
   }
   e.local.legs[side].bound = true;
   ports_[f][leg.port] = PortRef{&e, side};
-  return {};
+  return std::nullopt;
 }
 
 SessionTable::Applied SessionTable::apply_upsert(Session incoming) {
@@ -428,10 +437,11 @@ SessionTable::Applied SessionTable::apply_upsert(Session incoming) {
     e = &mine;
   } else {
     if (sessions_.size() >= config_.max_sessions) {
-      if (++stats_.sync_refused_full % 1000 == 1)  // once per thousand: a flood must not flood the log
-        problems.push_back("sync: the table is full (" + std::to_string(config_.max_sessions) +
-                           " sessions); refused call-id=" + incoming.call_id + " and " +
-                           std::to_string(stats_.sync_refused_full - 1) + " before it");
+      ++stats_.sync_refused_full;
+      problems.push_back(Event{Level::error,
+                               "sync: the table is full (" + std::to_string(config_.max_sessions) +
+                                   " sessions); refused call-id=" + incoming.call_id,
+                               "sync-table-full"});
       return result;
     }
     auto [pos, inserted] = sessions_.emplace(key, Entry{std::move(incoming), LocalState{}});
@@ -441,7 +451,7 @@ SessionTable::Applied SessionTable::apply_upsert(Session incoming) {
   }
   for (int side = 0; side < 2; ++side)
     if (e->session.legs[side].port != 0 && !e->local.legs[side].bound)
-      if (auto problem = bind_remote(*e, side); !problem.empty()) problems.push_back(std::move(problem));
+      if (auto problem = bind_remote(*e, side)) problems.push_back(std::move(*problem));
   ++stats_.sync_applied;
   result.changed = true;
   return result;

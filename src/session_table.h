@@ -10,6 +10,7 @@
 // hands out is values and keys, never pointers that outlive the call.
 #pragma once
 
+#include "event.h"
 #include "port_allocator.h"
 #include "session.h"
 
@@ -24,13 +25,18 @@
 
 namespace anyrtpproxy {
 
+// What opening a port pair came to. `taken`: that pair is not to be had (another
+// program holds it), the next may be; `no_descriptors`: the process or system
+// file limit is reached, no pair will bind until sockets are closed.
+enum class BindResult { bound, taken, no_descriptors };
+
 // The data plane as the table sees it: opens and closes the RTP+RTCP socket
-// pair of a port. open() answers at once (false: could not bind), because a U
-// that cannot bind a pair tries the next one before it replies, as rtpproxy does.
+// pair of a port. open() answers at once, because a U that cannot bind a pair
+// tries the next one before it replies, as rtpproxy does.
 class PortBinder {
 public:
   virtual ~PortBinder() = default;
-  virtual bool open(Family family, std::uint16_t rtp_port) = 0;
+  virtual BindResult open(Family family, std::uint16_t rtp_port) = 0;
   virtual void close(Family family, std::uint16_t rtp_port) = 0;
 };
 
@@ -84,6 +90,12 @@ struct OfferResult {
   Family family = Family::v4;
 };
 enum class OfferError { no_ports_session, no_ports_leg };
+// Why no port pair could be had.
+enum class PortShortage { range_used_up, all_taken, file_limit };
+struct OfferFailure {
+  OfferError error;
+  PortShortage why;
+};
 
 // What the packet path does with one datagram. A value: the packet path
 // keeps it no longer than its batch, and it points at nothing.
@@ -125,7 +137,7 @@ public:
   const Entry* at(const SessionKey& key) const;
 
   // U (creates when nothing matches) and L (answers port 0 when nothing matches).
-  std::variant<OfferResult, OfferError> update(const Offer& offer, Clock::time_point now);
+  std::variant<OfferResult, OfferFailure> update(const Offer& offer, Clock::time_point now);
   // D: the number of sessions matched (destroyed or kept by a weak flag).
   std::size_t remove(const std::string& call_id, const std::string& from_tag, const std::string& to_tag, bool weak,
                      Clock::time_point now);
@@ -147,8 +159,8 @@ public:
   // for publishing again, except a session kept alive against a peer's expiry.
   Changes take_changes();
   struct Applied {
-    bool changed = false;               // the table took the session (it was not stale)
-    std::vector<std::string> problems;  // legs that could not be bound here, a full table
+    bool changed = false;          // the table took the session (it was not stale)
+    std::vector<Event> problems;   // legs that could not be bound here, a full table (with causes)
   };
   Applied apply_upsert(Session incoming);
   bool apply_removal(const Tombstone& t, Clock::time_point now);  // true: the session is gone here
@@ -167,13 +179,13 @@ public:
 private:
   struct PortRef { Entry* entry; int side; };
   static std::size_t index(Family f) { return static_cast<std::size_t>(f); }
-  bool allocate(Entry& e, int side);
+  std::optional<PortShortage> allocate(Entry& e, int side);  // nothing: allocated
   void release(Entry& e, int side);
   const PortRef* lookup(Family family, std::uint16_t port, Kind& kind) const;
   void mark_dirty(Entry& e);
   void erase(Entry& e, bool expired, bool publish, Clock::time_point now);
   void remember(Tombstone t, Clock::time_point now);
-  std::string bind_remote(Entry& e, int side);
+  std::optional<Event> bind_remote(Entry& e, int side);  // nothing: bound
 
   TableConfig config_;
   std::array<PortAllocator, 2> pools_;

@@ -8,8 +8,11 @@
 set -u
 cd "$(dirname "$0")/.."
 export TEST_LOGDIR=${TEST_LOGDIR:-$(mktemp -d /tmp/anyrtpproxy-tests.XXXXXX)}
-export ANYRTPPROXY=${ANYRTPPROXY:-$PWD/anyrtpproxy}
-UNIT_TESTS=${UNIT_TESTS:-./build/unit_tests}
+ANYRTPPROXY=${ANYRTPPROXY:-anyrtpproxy}
+UNIT_TESTS=${UNIT_TESTS:-build/unit_tests}
+case $ANYRTPPROXY in /*) ;; *) ANYRTPPROXY=$PWD/$ANYRTPPROXY ;; esac  # the tests start it from elsewhere too
+case $UNIT_TESTS in /*) ;; *) UNIT_TESTS=$PWD/$UNIT_TESTS ;; esac
+export ANYRTPPROXY
 SANITIZE=${SANITIZE:-}
 suites="tests/integration/test_*.py tests/e2e/test_*.py"
 if [ "$SANITIZE" = 1 ]; then
@@ -50,7 +53,7 @@ echo "== layers"
 # Who may include whom inside the core: arrows point down only. Every module
 # of the Makefile's CORE (and the header-only event) must be listed here.
 graph=$(printf '%s' "text: | event: | port_allocator: | session: | protocol: text | sync_codec: session text |
-  session_table: port_allocator session | controller: event protocol session_table |
+  session_table: event port_allocator session | controller: event protocol session_table |
   cluster: event session_table sync_codec text | stats: controller session_table" | tr -s ' \n' ' ')
 io=$(sed -n 's/^IO = //p' Makefile)
 io_headers=$(printf '%s|' $io write_queue)

@@ -4,6 +4,7 @@ unix one-shot mode, IPv6 control, hostile datagrams."""
 import os
 import random
 import re
+import signal
 import socket
 import tempfile
 
@@ -173,6 +174,72 @@ def persistent_stream_modes_for_opensips():
         u.close()
         t.close()
     assert not os.path.exists(path)
+
+
+@test
+def one_client_cannot_take_every_stream_control_slot():
+    """100 idle TCP control connections from one address (the global limit)
+    leave room for another client: at most 32 come from one address."""
+    tcp_port = free_port(socket.SOCK_STREAM)
+    with Daemon(extra_control=["tcp:127.0.0.1:%d" % tcp_port], level="info") as d:
+        hog = []
+        for _ in range(100):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.bind(("127.0.0.1", 0))
+            c.settimeout(2)
+            c.connect(("127.0.0.1", tcp_port))
+            hog.append(c)
+        wait_until(lambda: "32 connections open from 127.0.0.1" in d.logtext(), 3, "the refusal to be logged")
+        hog[-1].sendall(b"V\n")
+        try:
+            closed = hog[-1].recv(100) == b""
+        except ConnectionResetError:
+            closed = True
+        assert closed, "the 100th connection from one address is closed"
+        other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        other.bind(("127.0.0.2", 0))
+        other.settimeout(2)
+        other.connect(("127.0.0.1", tcp_port))
+        other.sendall(b"V\n")
+        assert read_lines(other, 1) == b"20040107\n", "another client is still served"
+        hog[0].sendall(b"V\n")
+        assert read_lines(hog[0], 1) == b"20040107\n", "and so are the first 32 of the first one"
+        assert d.logtext().count("connections open from 127.0.0.1") == 1, "refusals are logged once per 10 s"
+        for c in hog + [other]:
+            c.close()
+
+
+def relay_bind_failures(d):
+    """The relay's bind-failures counter, from the SIGUSR1 statistics line."""
+    before = d.logtext().count("stats: sessions active=")
+    d.proc.send_signal(signal.SIGUSR1)
+    wait_until(lambda: d.logtext().count("stats: sessions active=") > before, 2, "the SIGUSR1 statistics")
+    return int(re.findall(r"sockets=\d+ bind-failures=(\d+)", d.logtext())[-1])
+
+
+@test
+def the_file_limit_fails_a_command_at_once_and_quietly():
+    """Out of descriptors, a U fails with E72 after one bind attempt (not one per
+    free pair of a 2,000-pair range), and 200 such commands log one line."""
+    base = free_port(pair=True)
+    d = Daemon(ports=(base, base + 3999), start=False)
+    d.argv = ["prlimit", "--nofile=64:64", "--"] + d.argv
+    d.start()
+    with d:
+        for i in range(100):  # fill the descriptors with sessions
+            if d.cmd("U fill%d 127.0.0.1 4000 A;1" % i) == "E72":
+                break
+            if d.cmd("L fill%d 127.0.0.1 5000 A;1 B;1" % i) == "E71":
+                break
+        else:
+            raise AssertionError("64 descriptors held 100 sessions?")
+        tried = relay_bind_failures(d)
+        for i in range(200):
+            assert d.cmd("U over%d 127.0.0.1 4000 A;1" % i) == "E72"
+        assert relay_bind_failures(d) - tried == 200, "one bind attempt per failing command"
+        lines = [l for l in d.logtext().splitlines() if "E72" in l]
+        assert 1 <= len(lines) <= 2, lines
+        assert "open-file limit is reached" in lines[0], lines
 
 
 if __name__ == "__main__":

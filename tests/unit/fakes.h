@@ -13,14 +13,19 @@ inline udp::endpoint ep(const char* a, unsigned short p) {
   return udp::endpoint(boost::asio::ip::make_address(a), p);
 }
 
-// Records what the table opened; refuses ports listed in `busy` as a taken port would.
+// Records what the table opened; refuses ports listed in `busy` as a taken port
+// would, and every port once `descriptors` open sockets are held (a file limit).
 struct FakeBinder : PortBinder {
   std::set<std::pair<Family, std::uint16_t>> open_ports;
   std::set<std::uint16_t> busy;
-  bool open(Family f, std::uint16_t p) override {
-    if (busy.count(p)) return false;
+  std::size_t descriptors = static_cast<std::size_t>(-1);
+  std::size_t attempts = 0;
+  BindResult open(Family f, std::uint16_t p) override {
+    ++attempts;
+    if (open_ports.size() >= descriptors) return BindResult::no_descriptors;
+    if (busy.count(p)) return BindResult::taken;
     open_ports.insert({f, p});
-    return true;
+    return BindResult::bound;
   }
   void close(Family f, std::uint16_t p) override { open_ports.erase({f, p}); }
 };

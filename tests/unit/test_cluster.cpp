@@ -208,6 +208,24 @@ BOOST_AUTO_TEST_CASE(endpoints_as_text) {
   BOOST_TEST(endpoint_text(ep("2001:db8::1", 5004)) == "[2001:db8::1]:5004");
 }
 
+BOOST_AUTO_TEST_CASE(a_repeated_cause_is_logged_once_per_interval_with_a_count) {
+  LogLimiter limiter(std::chrono::seconds(10), 2);
+  const Event fail(Level::warning, "U call-id=a: E72: the open-file limit is reached", "E72 file");
+  BOOST_TEST(*limiter.admit(fail, t0) == fail.text);
+  for (int i = 0; i < 9999; ++i) BOOST_TEST(!limiter.admit(fail, t0 + std::chrono::milliseconds(i)).has_value());
+  BOOST_TEST(limiter.suppressed() == 9999u);
+  BOOST_TEST(*limiter.admit(fail, t0 + 10s) == fail.text + " (9999 more like it suppressed)");
+  BOOST_TEST(!limiter.admit(fail, t0 + 11s).has_value());
+  // other causes have their own turn; lines without a cause are never held
+  BOOST_TEST(limiter.admit(Event(Level::warning, "x", "other"), t0 + 11s).has_value());
+  const Event plain(Level::info, "created call-id=b");
+  BOOST_TEST(limiter.admit(plain, t0 + 11s).has_value());
+  BOOST_TEST(limiter.admit(plain, t0 + 11s).has_value());
+  // bounded: a third cause pushes out the one logged longest ago, which is then new again
+  BOOST_TEST(limiter.admit(Event(Level::warning, "y", "third"), t0 + 12s).has_value());
+  BOOST_TEST(limiter.admit(fail, t0 + 12s).has_value());
+}
+
 BOOST_AUTO_TEST_CASE(write_queue_is_bounded_in_bytes_with_one_write_in_flight) {
   WriteQueue q(10);
   auto bytes = [](std::size_t n) { return std::make_shared<const std::string>(n, 'x'); };

@@ -118,6 +118,25 @@ BOOST_AUTO_TEST_CASE(retransmitted_cookie_is_answered_from_the_cache) {
   BOOST_TEST(controller.handle_datagram(" \n", "x", t0, e) == "E5\n");
 }
 
+BOOST_AUTO_TEST_CASE(reply_cache_is_bounded_in_bytes) {
+  // 200,000 distinct cookies with long replies (I): the cache stays within its
+  // byte bound, and a retransmission of a recent command still hits it.
+  auto c = config();
+  c.reply_cache_bytes = 256 * 1024;
+  Controller controller(table, c);
+  Effects e;
+  std::size_t most = 0;
+  for (int i = 0; i < 200000; ++i) {
+    controller.handle_datagram("cookie-" + std::to_string(i) + " I", "192.0.2.1:5060", t0, e);
+    most = std::max(most, controller.cache_bytes());
+  }
+  BOOST_TEST(most <= c.reply_cache_bytes);
+  BOOST_TEST(controller.cache_entries() > 500u);  // and it still holds many
+  const auto dups = controller.stats().duplicates;
+  controller.handle_datagram("cookie-199999 I", "192.0.2.1:5060", t0, e);
+  BOOST_TEST(controller.stats().duplicates == dups + 1);
+}
+
 BOOST_AUTO_TEST_CASE(reply_cache_is_bounded_and_ages) {
   auto c = config();
   c.reply_cache_entries = 10;
@@ -128,6 +147,22 @@ BOOST_AUTO_TEST_CASE(reply_cache_is_bounded_and_ages) {
   BOOST_TEST(controller.stats().duplicates == 1u);
   controller.handle_datagram("k0 D c A", "s", t0, e);  // long forgotten: executed again
   BOOST_TEST(controller.stats().duplicates == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_failing_offer_is_one_warning_with_its_code_and_cause) {
+  Controller controller(table, config());
+  binder.descriptors = 0;  // the file limit is reached
+  Effects e;
+  BOOST_TEST(controller.handle_text("U c1 192.0.2.1 4000 A;1", t0, e) == "E72\n");
+  BOOST_REQUIRE(e.events.size() == 1u);
+  BOOST_TEST((e.events[0].level == Level::warning));
+  BOOST_TEST(e.events[0].text == "U call-id=c1 tag=A;1: E72: the open-file limit is reached (raise it: ulimit -n, LimitNOFILE)");
+  BOOST_TEST(binder.attempts == 1u);
+  Effects again;
+  controller.handle_text("U c2 192.0.2.1 4000 A;1", t0, again);
+  BOOST_REQUIRE(again.events.size() == 1u);
+  BOOST_TEST(again.events[0].cause == e.events[0].cause);  // one cause: rate-limited together
+  BOOST_TEST(again.events[0].text.find("call-id=c2") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(long_cookies_are_answered_but_not_cached) {

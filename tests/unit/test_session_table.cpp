@@ -22,7 +22,7 @@ Offer ul(bool create, const char* call, const char* addr, std::uint16_t port, co
   return u;
 }
 
-std::uint16_t port_of(std::variant<OfferResult, OfferError> r) {
+std::uint16_t port_of(std::variant<OfferResult, OfferFailure> r) {
   BOOST_REQUIRE(std::holds_alternative<OfferResult>(r));
   return std::get<OfferResult>(r).port;
 }
@@ -176,9 +176,38 @@ BOOST_AUTO_TEST_CASE(unbindable_ports_are_skipped) {
   const auto p = port_of(table.update(ul(true, "c", "192.0.2.10", 4000, "A;1"), t0));
   BOOST_TEST(p == 30018);
   auto r = table.update(ul(true, "d", "192.0.2.10", 4000, "A;1"), t0);
-  BOOST_TEST(std::holds_alternative<OfferError>(r));
-  BOOST_TEST((std::get<OfferError>(r) == OfferError::no_ports_session));  // E72, as the controller answers
+  BOOST_REQUIRE(std::holds_alternative<OfferFailure>(r));
+  BOOST_TEST((std::get<OfferFailure>(r).error == OfferError::no_ports_session));  // E72, as the controller answers
+  BOOST_TEST((std::get<OfferFailure>(r).why == PortShortage::all_taken));
   BOOST_TEST(table.sessions().size() == 1u);  // the failed U left nothing behind
+  binder.busy.clear();
+  const auto used = table.update(ul(true, "d", "192.0.2.10", 4000, "A;1"), t0);  // 30000..30016 now free again
+  BOOST_TEST(std::holds_alternative<OfferResult>(used));
+}
+
+BOOST_AUTO_TEST_CASE(the_file_limit_ends_the_port_search_at_once) {
+  binder.descriptors = 1;  // one pair open, then the process is out of descriptors
+  port_of(table.update(ul(true, "c", "192.0.2.10", 4000, "A;1"), t0));
+  binder.attempts = 0;
+  const auto r = table.update(ul(true, "d", "192.0.2.10", 4000, "A;1"), t0);
+  BOOST_REQUIRE(std::holds_alternative<OfferFailure>(r));
+  BOOST_TEST((std::get<OfferFailure>(r).why == PortShortage::file_limit));
+  BOOST_TEST(binder.attempts == 1u);  // not one try per free pair
+  BOOST_TEST(table.pool(Family::v4).available() == 9u);  // the pair it tried went back
+  // the answer's leg (L) fails the same way, and the session keeps what it had
+  const auto l = table.update(ul(false, "c", "192.0.2.20", 5000, "A;1", "B;1"), t0);
+  BOOST_REQUIRE(std::holds_alternative<OfferFailure>(l));
+  BOOST_TEST((std::get<OfferFailure>(l).error == OfferError::no_ports_leg));
+  BOOST_TEST(table.sessions().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_used_up_range_says_so) {
+  for (int i = 0; i < 10; ++i) port_of(table.update(ul(true, ("c" + std::to_string(i)).c_str(), "192.0.2.10", 4000, "A;1"), t0));
+  binder.attempts = 0;
+  const auto r = table.update(ul(true, "full", "192.0.2.10", 4000, "A;1"), t0);
+  BOOST_REQUIRE(std::holds_alternative<OfferFailure>(r));
+  BOOST_TEST((std::get<OfferFailure>(r).why == PortShortage::range_used_up));
+  BOOST_TEST(binder.attempts == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(new_port_modifier_swaps_the_pair) {
@@ -337,7 +366,8 @@ BOOST_AUTO_TEST_CASE(ports_of_our_range_from_a_peer_are_refused_unless_ours) {
   foreign.legs[1].owner = "peer:40000";
   const auto problems = table.apply_upsert(foreign).problems;
   BOOST_REQUIRE(problems.size() == 1u);
-  BOOST_TEST(problems[0].find("overlap") != std::string::npos);
+  BOOST_TEST(problems[0].text.find("overlap") != std::string::npos);
+  BOOST_TEST(problems[0].cause == "sync-port-in-our-range");
   BOOST_TEST(binder.open_ports.count({Family::v4, 30000}) == 0u);
   BOOST_TEST(table.stats().sync_port_conflicts == 1u);
   // after a restart, our own session comes back from a peer: its port is claimed from our pool
