@@ -8,10 +8,113 @@
 
 namespace anyrtpproxy {
 
-SyncOutcome apply_sync(SessionTable& table, SyncMessage& msg, const std::string& peer, Clock::time_point now,
-                       bool listing) {
+namespace {
+
+bool clean(const std::string& s, std::size_t max) {
+  return s.size() <= max && std::none_of(s.begin(), s.end(), is_control);
+}
+
+bool good_name(const std::string& name) { return !name.empty() && clean(name, max_instance_name); }
+
+bool of_family(const udp::endpoint& ep, Family family) { return ep.address().is_v6() == (family == Family::v6); }
+
+// The range an instance announced in its own hello (ours included).
+const PortRange* range_of(const ClusterView& view, const std::string& instance) {
+  if (instance == view.self) return &view.own;
+  const auto it = view.ranges.find(instance);
+  return it == view.ranges.end() ? nullptr : &it->second;
+}
+
+// Why a message a peer sent cannot be taken: a kind (what the log's rate limit
+// counts by) and the words.
+struct Refusal {
+  const char* kind;
+  std::string text;
+};
+
+// Why a session a peer sent cannot be taken, or nothing.
+std::optional<Refusal> check(const Session& s, const ClusterView& view) {
+  if (s.call_id.empty() || !clean(s.call_id, max_call_id)) return Refusal{"string", "a call-id that is empty, over 1024 bytes or not text"};
+  if (s.from_tag.empty() || !clean(s.from_tag, max_tag) || !clean(s.to_tag, max_tag))
+    return Refusal{"string", "a tag that is empty, over 256 bytes or not text"};
+  if (!good_name(s.origin) || !good_name(s.changed_by)) return Refusal{"name", "an instance name that is empty, long or not text"};
+  if (!clean(s.notify_target, max_notify) || !clean(s.notify_tag, max_notify))
+    return Refusal{"notify", "a notify target or tag over 1024 bytes or with control characters"};
+  for (const Leg& leg : s.legs) {
+    if (!clean(leg.codecs, max_codecs)) return Refusal{"string", "a codec list over 256 bytes or not text"};
+    for (const Stream* st : {&leg.rtp, &leg.rtcp})
+      if (st->known && !of_family(st->remote, s.family)) return Refusal{"family", "an address of the other family"};
+    if (leg.has_signalled && !of_family(leg.signalled, s.family))
+      return Refusal{"family", "an address of the other family"};
+    if (leg.port == 0) continue;
+    if (!good_name(leg.owner)) return Refusal{"name", "a port without a valid owner"};
+    const PortRange* range = range_of(view, leg.owner);
+    const auto port = leg.port;
+    if (!range)
+      return Refusal{"owner", "port " + std::to_string(port) + " of " + leg.owner +
+                                  ", an instance that has not said its range"};
+    if (port % 2 != 0 || port == 65535 || !range->holds(port) || !range->holds(static_cast<std::uint16_t>(port + 1)))
+      return Refusal{"port", "port " + std::to_string(port) + " outside the range " + std::to_string(range->min) +
+                                 "-" + std::to_string(range->max) + " its owner " + leg.owner + " announced"};
+  }
+  return std::nullopt;
+}
+
+std::optional<Refusal> check(const Tombstone& t) {
+  if (t.call_id.empty() || !clean(t.call_id, max_call_id) || t.from_tag.empty() || !clean(t.from_tag, max_tag))
+    return Refusal{"string", "a removal whose call-id or tag is empty, long or not text"};
+  if (!good_name(t.changed_by)) return Refusal{"name", "a removal by an instance name that is empty, long or not text"};
+  return std::nullopt;
+}
+
+std::optional<Refusal> check(const SyncActivity& a, const SyncSource& from) {
+  if (a.instance != from.instance)
+    return Refusal{"activity", "activity reported for another instance (" + printable(a.instance, 64) + ")"};
+  for (const auto& e : a.entries)
+    if (!clean(e.key.call_id, max_call_id) || !clean(e.key.from_tag, max_tag))
+      return Refusal{"string", "activity for a call-id or tag that is long or not text"};
+  return std::nullopt;
+}
+
+std::optional<Refusal> check(const SyncHello& h, const ClusterView& view) {
+  if (!good_name(h.instance)) return Refusal{"hello", "a hello whose instance name is empty, long or not text"};
+  if (h.port_min > h.port_max) return Refusal{"hello", "a hello with an empty port range"};
+  for (const auto& [name, range] : view.ranges)
+    if (name != h.instance && h.port_min <= range.max && range.min <= h.port_max)
+      return Refusal{"hello", "a hello whose range " + std::to_string(h.port_min) + "-" + std::to_string(h.port_max) +
+                                  " overlaps that of " + name};
+  if (view.ranges.size() >= ClusterView::max_instances && !view.ranges.count(h.instance))
+    return Refusal{"hello", "a hello of one instance too many (" + std::to_string(ClusterView::max_instances) + ")"};
+  return std::nullopt;
+}
+
+}  // namespace
+
+SyncOutcome apply_sync(SessionTable& table, ClusterView& view, SyncMessage& msg, const SyncSource& from,
+                       Clock::time_point now, bool listing) {
   SyncOutcome out;
+  const std::string& peer = from.name;
+  // Logged once per peer and kind of failure (every 10 s at most, with a count).
+  auto refuse = [&](const Refusal& why, const std::string& where = {}) {
+    out.refused = true;
+    out.events.push_back({Level::error, "sync: " + peer + " sent " + printable(why.text + where, 300) + "; refused it",
+                          std::string("sync-invalid ") + why.kind + " " + peer});
+    return out;
+  };
+  if (!std::holds_alternative<SyncHello>(msg) && from.instance.empty())
+    return refuse(Refusal{"early", "a frame before its hello"});
   if (auto* s = std::get_if<Session>(&msg)) {
+    if (auto why = check(*s, view)) return refuse(*why, " in call-id=" + printable(s->call_id, 64));
+    const auto& targets = view.notify_targets;
+    if (!s->notify_target.empty() && std::find(targets.begin(), targets.end(), s->notify_target) == targets.end()) {
+      out.events.push_back({Level::warning,
+                            "sync: " + peer + " sent call-id=" + s->call_id + " with notify target " + s->notify_target +
+                                ", which is not a --notify target here; it will expire silently here",
+                            "sync-notify " + peer});
+      s->notify_target.clear();
+      s->notify_tag.clear();
+    }
+
     const SessionKey key = s->key();
     auto applied = table.apply_upsert(std::move(*s));
     for (auto& problem : applied.problems) out.events.push_back(std::move(problem));
@@ -21,6 +124,7 @@ SyncOutcome apply_sync(SessionTable& table, SyncMessage& msg, const std::string&
         out.listing.push_back(listing_line(e->session, e->local, now, table.ttl_left(e->session, now)));
     }
   } else if (auto* t = std::get_if<Tombstone>(&msg)) {
+    if (auto why = check(*t)) return refuse(*why);
     if (table.apply_removal(*t, now)) {
       std::string line = std::string(t->expired ? "expired" : "deleted") + " call-id=" + t->call_id + " tag=" +
                          t->from_tag + " by " + t->changed_by;
@@ -28,8 +132,11 @@ SyncOutcome apply_sync(SessionTable& table, SyncMessage& msg, const std::string&
       out.events.push_back({Level::info, std::move(line)});
     }
   } else if (auto* a = std::get_if<SyncActivity>(&msg)) {
+    if (auto why = check(*a, from)) return refuse(*why);
     for (const auto& entry : a->entries) table.apply_activity(entry, a->instance, now);
   } else if (auto* h = std::get_if<SyncHello>(&msg)) {
+    if (auto why = check(*h, view)) return refuse(*why);
+    view.ranges[h->instance] = PortRange{h->port_min, h->port_max};
     out.events.push_back({Level::notice, "sync: " + peer + " is instance " + h->instance + " (ports " +
                                              std::to_string(h->port_min) + "-" + std::to_string(h->port_max) + ", " +
                                              std::to_string(h->sessions) + " sessions)"});
@@ -39,6 +146,8 @@ SyncOutcome apply_sync(SessionTable& table, SyncMessage& msg, const std::string&
 
 std::optional<HelloRefusal> refuse_hello(const SyncHello& theirs, const SyncHello& ours) {
   using std::chrono::seconds;
+  if (!good_name(theirs.instance) || theirs.port_min > theirs.port_max)
+    return HelloRefusal{"sent a hello without a valid instance name and port range", seconds(10)};
   if (theirs.instance == ours.instance) return HelloRefusal{"is this instance itself", seconds(60)};
   if (theirs.port_min <= ours.port_max && ours.port_min <= theirs.port_max)
     return HelloRefusal{"instance " + theirs.instance + " uses ports " + std::to_string(theirs.port_min) + "-" +

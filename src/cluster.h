@@ -12,21 +12,51 @@
 #include "sync_codec.h"
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace anyrtpproxy {
 
-struct SyncOutcome {
-  std::vector<Event> events;         // for the log
-  std::vector<std::string> listing;  // lines for the people watching the sync port
+struct PortRange {
+  std::uint16_t min = 0, max = 0;
+  bool holds(std::uint16_t port) const { return min <= port && port <= max; }
 };
 
-// Applies one message a peer sent. `listing`: also render the lines for the
-// sync port's readers (only worth it while someone reads).
-SyncOutcome apply_sync(SessionTable& table, SyncMessage& msg, const std::string& peer, Clock::time_point now,
-                       bool listing);
+// What this instance knows of its cluster, to judge what peers send: its own
+// name and range, the range every instance announced in its own hello, and
+// where it may send timeout notifications.
+struct ClusterView {
+  std::string self;
+  PortRange own;
+  std::vector<std::string> notify_targets;  // --notify, as written
+  std::map<std::string, PortRange> ranges;  // by instance, from their hellos
+  static constexpr std::size_t max_instances = 256;
+};
+
+// The connection a message came in on.
+struct SyncSource {
+  std::string name;      // the -M peer as configured, for the log
+  std::string instance;  // what its hello on this connection said; empty before it
+};
+
+struct SyncOutcome {
+  std::vector<Event> events;         // for the log (failures carry a cause)
+  std::vector<std::string> listing;  // lines for the people watching the sync port
+  bool refused = false;              // the message failed validation and was not applied
+};
+
+// Checks one message a peer sent as strictly as a control command, then
+// applies it. Refused: anything before the peer's hello; names, tags and other
+// strings over their bounds or with control characters; a leg whose port is
+// not inside the range its owner announced in its own hello (or inside ours,
+// unless we own it); an address of the other family; activity that another
+// instance than the sender reports; a hello whose range overlaps another
+// instance's. A notify target that is not one of ours is dropped from the
+// session, as for U. `listing`: also render lines for the sync port's readers.
+SyncOutcome apply_sync(SessionTable& table, ClusterView& view, SyncMessage& msg, const SyncSource& from,
+                       Clock::time_point now, bool listing);
 
 // Why a peer's hello ends the connection, and when to try again.
 struct HelloRefusal {

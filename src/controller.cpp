@@ -204,6 +204,11 @@ std::optional<Error> Controller::resolve_notify(UpdateLookup& ul) const {
 
 std::string Controller::on(UpdateLookup& ul, Clock::time_point now, Effects& effects,
                            std::optional<SessionKey>& target) {
+  // The bounds a peer's session must keep (session.h), so that what one
+  // instance takes every instance takes.
+  if (ul.call_id.size() > max_call_id || ul.from_tag.size() > max_tag || ul.to_tag.size() > max_tag ||
+      (ul.mods.codecs && ul.mods.codecs->size() > max_codecs) || ul.notify_tag.size() > max_notify)
+    return format_error(Error::syntax);
   if (auto e = check_addresses(ul.mods)) return format_error(*e);
   if (ul.create) {
     if (auto e = resolve_notify(ul)) return format_error(*e);

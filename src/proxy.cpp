@@ -56,6 +56,9 @@ Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
       controller_(table_, controller_config(options)), notifier_(io, options.notify, log), flush_timer_(io), sweep_(io),
       signals_(io, SIGTERM, SIGINT, SIGHUP) {
   signals_.add(SIGUSR1);
+  view_.self = table_.config().instance;
+  view_.own = PortRange{options.port_min, options.port_max};
+  for (const auto& t : options.notify) view_.notify_targets.push_back(t.text);
   auto apply = [this](Effects& e) { this->apply(e); };
   for (const auto& c : options.control) {
     switch (c.kind) {
@@ -90,7 +93,7 @@ Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
   for (const auto& peer : options.sync_hosts)
     peers_.push_back(std::make_unique<SyncClient>(
         io, peer.host, peer.port, hello,
-        [this](SyncMessage& msg, const std::string& from) { on_sync(msg, from); }, log, sync_stats_));
+        [this](SyncMessage& msg, const SyncSource& from) { on_sync(msg, from); }, log, sync_stats_));
 }
 
 void Proxy::on_latched(const Latch& latch) {
@@ -100,8 +103,10 @@ void Proxy::on_latched(const Latch& latch) {
   flush_soon();
 }
 
-void Proxy::on_sync(SyncMessage& msg, const std::string& peer) {
-  const auto outcome = apply_sync(table_, msg, peer, Clock::now(), sync_server_ && sync_server_->connections() > 0);
+void Proxy::on_sync(SyncMessage& msg, const SyncSource& from) {
+  const auto outcome =
+      apply_sync(table_, view_, msg, from, Clock::now(), sync_server_ && sync_server_->connections() > 0);
+  if (outcome.refused) ++sync_stats_.frames_refused;
   log(outcome.events);
   if (sync_server_) {
     for (const auto& line : outcome.listing) sync_server_->note(line);

@@ -39,7 +39,7 @@ private:
   void flush_changes();
   void flush_soon();
   void on_latched(const Latch& latch);
-  void on_sync(SyncMessage& msg, const std::string& peer);
+  void on_sync(SyncMessage& msg, const SyncSource& from);
   void sweep();
   std::vector<std::string> reachable_peers() const;
   void wait_signal();
@@ -57,6 +57,7 @@ private:
   std::vector<std::unique_ptr<UdpControl>> udp_;
   std::vector<std::unique_ptr<TcpControl>> tcp_;
   std::vector<std::unique_ptr<UnixControl>> unix_;  // one-shot (unix:) and persistent (cunix:)
+  ClusterView view_;    // what peers have said of themselves, to check what they send
   LogLimiter limiter_;  // repeated causes (failing commands, bad frames) are logged once per 10 s
   SyncStats sync_stats_;
   std::unique_ptr<SyncServer> sync_server_;

@@ -116,6 +116,15 @@ struct Session {
   SessionKey key() const { return SessionKey{call_id, from_tag}; }
 };
 
+// Bounds of what a session may hold, for commands and peers alike: far above
+// real SIP (call-ids and tags are tens of bytes), far below what would let a
+// peer pin memory.
+constexpr std::size_t max_call_id = 1024;
+constexpr std::size_t max_tag = 256;          // a from- or to-tag, with its ";N"
+constexpr std::size_t max_codecs = 256;       // a c modifier's list
+constexpr std::size_t max_notify = 1024;      // a notify target, a notify tag
+constexpr std::size_t max_instance_name = 64;
+
 // Packet counters another instance reported for a session (activity frames).
 struct PeerCounters {
   std::string instance;

@@ -13,6 +13,7 @@ namespace anyrtpproxy {
 
 struct SyncStats {
   std::uint64_t connections_refused = 0, slow_peers_dropped = 0, bad_streams = 0, frames_received = 0;
+  std::uint64_t frames_refused = 0;  // decoded, but refused by validation (cluster.h)
 };
 
 struct RelayStats {

@@ -260,7 +260,7 @@ void SyncClient::read() {
         if (auto refusal = refuse_hello(*h, self_)) return fail(refusal->why, refusal->retry);
         peer_instance_ = h->instance;
       }
-      handler_(msg, name_);
+      handler_(msg, SyncSource{name_, peer_instance_});
       last_error_.clear();  // a healthy stream: the next failure is news again
       if (closed_ || !socket_.is_open()) return;
     }

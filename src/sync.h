@@ -9,6 +9,7 @@
 // each message to the proxy. Wire format: sync_codec.h.
 #pragma once
 
+#include "cluster.h"
 #include "session_table.h"
 #include "stats.h"
 #include "sync_codec.h"
@@ -67,7 +68,7 @@ private:
 
 class SyncClient {
 public:
-  using Handler = std::function<void(SyncMessage&, const std::string& peer)>;
+  using Handler = std::function<void(SyncMessage&, const SyncSource& from)>;
   // Resolves the peer now (before any chroot); throws if it cannot.
   SyncClient(boost::asio::io_context& io, const std::string& host, std::uint16_t port, SyncHello self,
              Handler handler, Logger& log, SyncStats& stats);

@@ -19,6 +19,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                      test::pools(30000, 30039), binder);
   FrameReader reader;
   const auto now = test::t0;
+  // as the daemon: the client checks a hello first, then the peer's messages are checked and applied
+  ClusterView view{"me:30000", PortRange{30000, 30039}, {"tcp:127.0.0.1:9999"}, {}};
+  const SyncHello ours{"me:30000", 30000, 30039, 0};
+  SyncSource from{"fuzz", ""};
   while (!stream.empty()) {
     const auto piece = stream.substr(0, chunk);
     stream.remove_prefix(piece.size());
@@ -26,7 +30,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     while (auto next = reader.next(now)) {
       auto* msg = std::get_if<SyncMessage>(&*next);
       if (!msg) return 0;  // an error ends the stream, as the client does
-      (void)apply_sync(table, *msg, "fuzz", now, true);
+      if (auto* h = std::get_if<SyncHello>(msg)) {
+        if (refuse_hello(*h, ours)) return 0;  // the client drops the connection
+        from.instance = h->instance;
+      }
+      (void)apply_sync(table, view, *msg, from, now, true);
       (void)table.take_changes();
     }
   }

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from harness import BINARY, Daemon, NotifyListener, Peer, Skip, free_port, rtp, run_all, test, wait_until
+from harness import BINARY, Daemon, NotifyListener, Peer, Skip, free_port, port_is_free, rtp, run_all, test, wait_until
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 
@@ -406,6 +406,65 @@ def partition_heals_inside():
 @test
 def partition_heals():
     in_namespace("partition_heals")
+
+
+def v2_frame(kind, fields):
+    """A frame of sync wire version 2: Boost text archive fields (numbers, and
+    strings as "<size> <bytes>"), in the order of src/sync_codec.cpp."""
+    payload = " ".join(str(f) for f in fields) + "\n"
+    return ("F 2 %s %d x\n" % (kind, len(payload.encode()))).encode() + payload.encode() + b"\n"
+
+
+def text(value):
+    return "%d %s" % (len(value.encode()), value)
+
+
+def leg_fields(port, owner, remote=("127.0.0.1", 0)):
+    known = 1 if remote[1] else 0
+    return [port, text(remote[0]), remote[1], known, 0, text(remote[0]), remote[1] + known, known, 0,
+            0, 0, 0, text(""), 0, 0, 0, 0, text(owner), text("0.0.0.0"), 0, 0]
+
+
+def session_frame(call, ports, owners, notify=("", ""), origin="evil:1"):
+    fields = [text(call), text("A;1"), text(""), 0]
+    for port, owner in zip(ports, owners):
+        fields += leg_fields(port, owner, ("127.0.0.1", 4000))
+    fields += [0, 0, 1, text(notify[0]), text(notify[1]), text(origin), 5, text(origin)]
+    return v2_frame("upsert", fields)
+
+
+@test
+def a_peers_data_is_checked_like_a_command():
+    """A peer that speaks valid frames still binds nothing outside the range it
+    announced (port 5060 stays free), smuggles no line breaks into a
+    notification, speaks for no other instance, and what it sends that is
+    valid still applies."""
+    fake = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    fake.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    fake.bind((HOSTS[1], 0))
+    fake.listen(4)
+    fake.settimeout(5)
+    with Daemon("-M", "%s:%d" % fake.getsockname(), host=HOSTS[0], media=HOSTS[0], level="info") as d:
+        lo = 10000 if d.ports[0] > 20000 else 50000  # the fake's range, away from the daemon's
+        conn, _ = fake.accept()
+        conn.sendall(session_frame("early", (lo, lo + 2), ("evil:1", "evil:1")) +  # before its hello
+                     v2_frame("hello", [text("evil:1"), lo, lo + 999, 3]) +
+                     session_frame("dns", (5060, lo + 2), ("evil:1", "evil:1")) +
+                     session_frame("crlf", (lo + 4, lo + 6), ("evil:1", "evil:1"), ("tcp:127.0.0.1:9", "x\r\nBYE")) +
+                     session_frame("ghost", (lo + 8, lo + 10), ("ghost:2", "ghost:2")) +
+                     session_frame("ok", (lo + 12, lo + 14), ("evil:1", "evil:1")))
+        wait_until(lambda: d.cmd("Q ok A;1 B;1") != "E50", 5, "the valid session to apply")
+        for call in ("early", "dns", "crlf", "ghost"):
+            assert d.cmd("Q %s A;1 B;1" % call) == "E50", call
+        assert port_is_free(5060, host=HOSTS[0]), "port 5060 was bound for a peer"
+        log = d.logtext()
+        for why in ("a frame before its hello", "port 5060 outside the range", "a notify target or tag",
+                    "ghost:2, an instance that has not said its range"):
+            assert why in log, (why, log[-3000:])
+        d.proc.send_signal(signal.SIGUSR1)
+        wait_until(lambda: "invalid=4 " in d.logtext(), 2, "4 refused frames counted")
+        conn.close()
+    fake.close()
 
 
 if __name__ == "__main__":

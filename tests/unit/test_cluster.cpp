@@ -34,8 +34,20 @@ struct Peer {
     s.last_active = t0;
     return s;
   }
+  ClusterView view{"me:30000", PortRange{30000, 30019}, {"tcp:127.0.0.1:9999"}, {{"peer:40000", {40000, 44999}}}};
+  SyncSource from{"10.0.0.2:2342", "peer:40000"};
   SyncOutcome apply(SyncMessage msg, Clock::time_point now = t0, bool listing = true) {
-    return apply_sync(table, msg, "10.0.0.2:2342", now, listing);
+    return apply_sync(table, view, msg, from, now, listing);
+  }
+  // Refused, with an error naming why, and nothing applied.
+  void refused(SyncMessage msg, const std::string& why) {
+    const auto sessions = table.sessions().size();
+    const auto out = apply(std::move(msg));
+    BOOST_TEST(out.refused, why);
+    BOOST_TEST(has(out.events, Level::error, why), why);
+    BOOST_TEST(!out.events.empty());
+    if (!out.events.empty()) BOOST_TEST(out.events[0].cause.rfind("sync-invalid ", 0) == 0u);
+    BOOST_TEST(table.sessions().size() == sessions);
   }
   static bool has(const std::vector<Event>& events, Level level, const std::string& part) {
     for (const auto& e : events)
@@ -140,16 +152,80 @@ BOOST_FIXTURE_TEST_CASE(a_leg_that_cannot_be_bound_is_an_error_and_listed_unboun
 }
 
 BOOST_FIXTURE_TEST_CASE(a_removal_is_logged_and_listed_once_on_one_line, Peer) {
-  apply(session("evil\r\ncall", 40000, 40002, 1));
-  const auto out = apply(Tombstone{"evil\r\ncall", "A;1", 2, "peer:40000", false});
+  apply(session("c-1", 40000, 40002, 1));
+  const auto out = apply(Tombstone{"c-1", "A;1", 2, "peer:40000", false});
   BOOST_TEST(table.sessions().empty());
-  BOOST_TEST(has(out.events, Level::info, "deleted call-id=evil"));
+  BOOST_TEST(has(out.events, Level::info, "deleted call-id=c-1"));
   BOOST_REQUIRE(out.listing.size() == 1u);
-  BOOST_TEST(out.listing[0] == "# deleted call-id=evil??call tag=A;1 by peer:40000\n");
+  BOOST_TEST(out.listing[0] == "# deleted call-id=c-1 tag=A;1 by peer:40000\n");
   // the same removal again: nothing left to remove, nothing said
-  const auto again = apply(Tombstone{"evil\r\ncall", "A;1", 2, "peer:40000", false});
+  const auto again = apply(Tombstone{"c-1", "A;1", 2, "peer:40000", false});
   BOOST_TEST(again.events.empty());
   BOOST_TEST(again.listing.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(nothing_but_a_hello_is_taken_before_the_hello, Peer) {
+  from.instance.clear();
+  refused(session("c", 40000, 40002, 1), "a frame before its hello");
+  refused(Tombstone{"c", "A;1", 2, "peer:40000", false}, "a frame before its hello");
+  BOOST_TEST(!apply(SyncHello{"peer:40000", 40000, 44999, 0}).refused);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_peer_binds_nothing_outside_the_range_its_owner_announced, Peer) {
+  refused(session("dns", 52, 40002, 1), "port 52 outside the range 40000-44999 its owner peer:40000 announced");
+  auto ghost = session("ghost", 40000, 40002, 1);
+  ghost.legs[1].owner = "ghost:5060";
+  refused(ghost, "port 40002 of ghost:5060, an instance that has not said its range");
+  auto ours = session("ours", 30000, 40002, 1);  // our range, claimed by the peer
+  refused(ours, "port 30000 outside the range 40000-44999");
+  refused(session("odd", 40001, 40002, 1), "port 40001 outside");
+  BOOST_TEST(binder.open_ports.empty());
+  // the rest of the stream still applies
+  BOOST_TEST(!apply(session("fine", 40000, 40002, 1)).refused);
+  BOOST_TEST(binder.open_ports.size() == 2u);
+}
+
+BOOST_FIXTURE_TEST_CASE(strings_names_and_families_are_checked_as_for_a_command, Peer) {
+  refused(session(std::string(max_call_id + 1, 'c').c_str(), 40000, 40002, 1), "a call-id that is empty, over 1024");
+  auto tag = session("c", 40000, 40002, 1);
+  tag.to_tag = "t\r\nx";
+  refused(tag, "a tag that is empty, over 256 bytes or not text");
+  auto name = session("c", 40000, 40002, 1);
+  name.origin = std::string(max_instance_name + 1, 'i');
+  refused(name, "an instance name");
+  auto notify = session("c", 40000, 40002, 1);
+  notify.notify_target = "tcp:127.0.0.1:9999";
+  notify.notify_tag = "dialog\r\nBYE";
+  refused(notify, "a notify target or tag");
+  auto family = session("c", 40000, 40002, 1);
+  family.legs[0].rtp = Stream{ep("2001:db8::1", 4000), true, false};
+  refused(family, "an address of the other family");
+  refused(Tombstone{"c", "A\n;1", 2, "peer:40000", false}, "a removal whose call-id or tag");
+  BOOST_TEST(table.sessions().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_notify_target_that_is_not_ours_is_dropped_as_for_u, Peer) {
+  auto s = session("c", 40000, 40002, 1);
+  s.notify_target = "tcp:198.51.100.66:5060";
+  s.notify_tag = "x";
+  const auto out = apply(s);
+  BOOST_TEST(!out.refused);
+  BOOST_TEST(has(out.events, Level::warning, "not a --notify target here"));
+  BOOST_TEST(table.sessions().begin()->second.session.notify_target.empty());
+  s = session("d", 40004, 40006, 1);
+  s.notify_target = "tcp:127.0.0.1:9999";  // one of ours: kept
+  s.notify_tag = "dialog 42";
+  apply(s);
+  BOOST_TEST(table.at(SessionKey{"d", "A;1"})->session.notify_tag == "dialog 42");
+}
+
+BOOST_FIXTURE_TEST_CASE(a_peer_reports_only_its_own_activity_and_only_its_own_range, Peer) {
+  apply(session("c", 40000, 40002, 1));
+  refused(SyncActivity{"other:50000", {ActivityEntry{SessionKey{"c", "A;1"}, 0, {}}}}, "activity reported for another instance");
+  refused(SyncHello{"other:50000", 44000, 49999, 0}, "overlaps that of peer:40000");
+  BOOST_TEST(!view.ranges.count("other:50000"));
+  BOOST_TEST(!apply(SyncHello{"other:50000", 50000, 54999, 0}).refused);
+  BOOST_TEST(view.ranges.at("other:50000").min == 50000);
 }
 
 BOOST_FIXTURE_TEST_CASE(activity_keeps_sessions_alive_and_counts_the_peers_packets, Peer) {

@@ -165,6 +165,16 @@ BOOST_AUTO_TEST_CASE(a_failing_offer_is_one_warning_with_its_code_and_cause) {
   BOOST_TEST(again.events[0].text.find("call-id=c2") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(sessions_keep_the_bounds_peers_are_held_to) {
+  Controller controller(table, config());
+  Effects e;
+  const std::string long_id(max_call_id + 1, 'c');
+  BOOST_TEST(controller.handle_text("U " + long_id + " 192.0.2.1 4000 A;1", t0, e) == "E5\n");
+  BOOST_TEST(controller.handle_text("U c 192.0.2.1 4000 " + std::string(max_tag + 1, 't'), t0, e) == "E5\n");
+  BOOST_TEST(table.sessions().empty());
+  BOOST_TEST(controller.handle_text("U " + std::string(max_call_id, 'c') + " 192.0.2.1 4000 A;1", t0, e) != "E5\n");
+}
+
 BOOST_AUTO_TEST_CASE(long_cookies_are_answered_but_not_cached) {
   Controller controller(table, config());
   Effects e;
