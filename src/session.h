@@ -145,6 +145,7 @@ struct LocalState {
   bool dirty = false;   // changed here, not yet published
   bool active = false;  // packets relayed here since the last activity report
   std::vector<PeerCounters> peer_counters;  // what the peers' activity frames reported
+  std::size_t bytes = 0;  // what the table counted for this session against its budget
 
   // This instance's counters plus what the peers reported, per leg.
   Counters cluster_counters(int side) const;

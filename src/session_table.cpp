@@ -30,6 +30,30 @@ std::optional<std::pair<Entry*, int>> locate(Map& sessions, const std::string& c
   }
   return by_to;
 }
+// Estimates of what the table's state costs in memory: the strings (the key's
+// twice, once in the map's key and once in the session) and the bookkeeping
+// around them. Small strings cost their headers only, which the fixed part
+// covers; the estimate errs high.
+constexpr std::size_t node_overhead = 96;
+
+std::size_t cost_of(const Session& s, const LocalState& local) {
+  std::size_t n = sizeof(SessionTable::Entry) + node_overhead + 2 * (s.call_id.size() + s.from_tag.size()) +
+                  s.to_tag.size() + s.notify_target.size() + s.notify_tag.size() + s.origin.size() +
+                  s.changed_by.size();
+  for (const auto& leg : s.legs) n += leg.codecs.size() + leg.owner.size();
+  for (const auto& p : local.peer_counters) n += sizeof(p) + p.instance.size();
+  return n;
+}
+
+std::size_t cost_of(const Tombstone& t) {
+  return sizeof(SessionTable::Buried) + node_overhead + 2 * (t.call_id.size() + t.from_tag.size()) +
+         t.changed_by.size();
+}
+
+// An entry of tombstone_order_: the time and another copy of the key.
+std::size_t cost_of_order(const SessionKey& k) {
+  return sizeof(std::pair<Clock::time_point, SessionKey>) + k.call_id.size() + k.from_tag.size();
+}
 }  // namespace
 
 SessionTable::SessionTable(TableConfig config, std::array<PortAllocator, 2> pools, PortBinder& binder)
@@ -90,6 +114,12 @@ void SessionTable::release(Entry& e, int side) {
   }
   leg.port = 0;
   bound = false;
+}
+
+void SessionTable::account(Entry& e) {
+  const std::size_t now = cost_of(e.session, e.local);
+  bytes_ = bytes_ - e.local.bytes + now;
+  e.local.bytes = now;
 }
 
 void SessionTable::mark_dirty(Entry& e) {
@@ -163,6 +193,7 @@ std::variant<OfferResult, OfferFailure> SessionTable::update(const Offer& offer,
     s.notify_tag = offer.notify_tag;
   }
   mark_dirty(e);
+  account(e);
   result.port = leg.port;
   result.found = true;
   result.key = s.key();
@@ -183,6 +214,7 @@ void SessionTable::erase(Entry& e, bool expired, bool publish, Clock::time_point
   release(e, 0);
   release(e, 1);
   ++stats_.destroyed;
+  bytes_ -= e.local.bytes;
   sessions_.erase(s.key());
   if (publish) {
     removals_.push_back(t);
@@ -196,13 +228,22 @@ void SessionTable::remember(Tombstone t, Clock::time_point now) {
   if (!fresh) {
     const auto& old = it->second.tomb;
     if (!newer(t.version, t.changed_by, old.version, old.changed_by)) return;
+    tombstone_bytes_ -= cost_of(old);
     it->second = Buried{std::move(t), now};
   }
+  tombstone_bytes_ += cost_of(it->second.tomb) + cost_of_order(key);
   tombstone_order_.emplace_back(now, std::move(key));
+  // The oldest go first: beyond the count, the lifetime or the byte budget.
   while (!tombstone_order_.empty() &&
-         (tombstone_order_.size() > max_tombstones || now - tombstone_order_.front().first > tombstone_lifetime)) {
-    auto found = tombstones_.find(tombstone_order_.front().second);
-    if (found != tombstones_.end() && found->second.at == tombstone_order_.front().first) tombstones_.erase(found);
+         (tombstone_order_.size() > max_tombstones || now - tombstone_order_.front().first > tombstone_lifetime ||
+          tombstone_bytes_ > config_.max_tombstone_bytes)) {
+    const auto& [at, oldest] = tombstone_order_.front();
+    auto found = tombstones_.find(oldest);
+    if (found != tombstones_.end() && found->second.at == at) {
+      tombstone_bytes_ -= cost_of(found->second.tomb);
+      tombstones_.erase(found);
+    }
+    tombstone_bytes_ -= cost_of_order(oldest);
     tombstone_order_.pop_front();
   }
 }
@@ -411,22 +452,44 @@ SessionTable::Applied SessionTable::apply_upsert(Session incoming) {
   Applied result;
   auto& problems = result.problems;
   SessionKey key{incoming.call_id, incoming.from_tag};
-  if (auto t = tombstones_.find(key); t != tombstones_.end()) {
-    const auto& tomb = t->second.tomb;
-    if (!newer(incoming.version, incoming.changed_by, tomb.version, tomb.changed_by)) {
-      ++stats_.sync_stale;  // deleted here after that change: it must not come back
-      return result;
-    }
+  // Everything that refuses the session comes first: nothing has changed yet.
+  const auto t = tombstones_.find(key);
+  if (t != tombstones_.end() &&
+      !newer(incoming.version, incoming.changed_by, t->second.tomb.version, t->second.tomb.changed_by)) {
+    ++stats_.sync_stale;  // deleted here after that change: it must not come back
+    return result;
+  }
+  const auto it = sessions_.find(key);
+  if (it != sessions_.end() &&
+      !newer(incoming.version, incoming.changed_by, it->second.session.version, it->second.session.changed_by)) {
+    ++stats_.sync_stale;
+    return result;
+  }
+  const std::size_t before = it != sessions_.end() ? it->second.local.bytes : 0;
+  const std::size_t after = cost_of(incoming, it != sessions_.end() ? it->second.local : LocalState{});
+  if (after > before && bytes_ - before + after > config_.max_bytes) {
+    ++stats_.sync_refused_budget;
+    problems.push_back(Event{Level::error,
+                             "sync: the sessions' memory budget (" + std::to_string(config_.max_bytes >> 20) +
+                                 " MiB) is used up; refused call-id=" + incoming.call_id,
+                             "sync-budget"});
+    return result;
+  }
+  if (it == sessions_.end() && sessions_.size() >= config_.max_sessions) {
+    ++stats_.sync_refused_full;
+    problems.push_back(Event{Level::error,
+                             "sync: the table is full (" + std::to_string(config_.max_sessions) +
+                                 " sessions); refused call-id=" + incoming.call_id,
+                             "sync-table-full"});
+    return result;
+  }
+  if (t != tombstones_.end()) {  // a change newer than the deletion: the session is back
+    tombstone_bytes_ -= cost_of(t->second.tomb);  // its entry in tombstone_order_ goes when it comes due
     tombstones_.erase(t);
   }
-  auto it = sessions_.find(key);
   Entry* e = nullptr;
   if (it != sessions_.end()) {
     Entry& mine = it->second;
-    if (!newer(incoming.version, incoming.changed_by, mine.session.version, mine.session.changed_by)) {
-      ++stats_.sync_stale;
-      return result;
-    }
     for (int side = 0; side < 2; ++side)  // a leg on the same port keeps its sockets; a moved one lets them go
       if (mine.session.legs[side].port != incoming.legs[side].port || mine.session.family != incoming.family)
         release(mine, side);
@@ -436,19 +499,10 @@ SessionTable::Applied SessionTable::apply_upsert(Session incoming) {
     mine.local.dirty = false;  // a pending local change is superseded
     e = &mine;
   } else {
-    if (sessions_.size() >= config_.max_sessions) {
-      ++stats_.sync_refused_full;
-      problems.push_back(Event{Level::error,
-                               "sync: the table is full (" + std::to_string(config_.max_sessions) +
-                                   " sessions); refused call-id=" + incoming.call_id,
-                               "sync-table-full"});
-      return result;
-    }
-    auto [pos, inserted] = sessions_.emplace(key, Entry{std::move(incoming), LocalState{}});
-    (void)inserted;
-    e = &pos->second;
+    e = &sessions_.emplace(key, Entry{std::move(incoming), LocalState{}}).first->second;
     ++stats_.created;
   }
+  account(*e);
   for (int side = 0; side < 2; ++side)
     if (e->session.legs[side].port != 0 && !e->local.legs[side].bound)
       if (auto problem = bind_remote(*e, side)) problems.push_back(std::move(*problem));
@@ -496,10 +550,12 @@ void SessionTable::apply_activity(const ActivityEntry& entry, const std::string&
     const std::uint64_t before = p != peers.end() ? p->legs[side].relayed : 0;
     if (entry.counters[side].relayed > before) local.legs[side].heard = std::max(local.legs[side].heard, seen);
   }
-  if (p != peers.end())
+  if (p != peers.end()) {
     p->legs = entry.counters;
-  else if (peers.size() < max_peer_counters)
+  } else if (peers.size() < max_peer_counters) {
     peers.push_back(PeerCounters{instance, entry.counters});
+    account(it->second);
+  }
 }
 
 std::vector<ActivityEntry> SessionTable::take_activity() {

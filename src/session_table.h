@@ -48,6 +48,12 @@ struct TableConfig {
   // No cluster can hold more: every session owns an even port of some instance's
   // range, per family. Sessions a peer sends beyond this are refused (counted).
   std::size_t max_sessions = 65536;
+  // What the sessions and the tombstones may take in memory (strings and
+  // bookkeeping, estimated): a peer's sessions beyond it are refused (counted),
+  // the oldest tombstones beyond it forgotten. Real sessions take about 600
+  // bytes: 64 MiB holds the 65,536 a cluster can have, with room.
+  std::size_t max_bytes = 64 << 20;
+  std::size_t max_tombstone_bytes = 16 << 20;
 };
 
 // Local changes not yet told to the peers, as values.
@@ -66,7 +72,7 @@ struct TableStats {
   std::uint64_t created = 0, destroyed = 0, timeouts = 0, completed = 0;
   std::uint64_t packets_received = 0, packets_relayed = 0, packets_dropped = 0;
   std::uint64_t sync_applied = 0, sync_stale = 0, sync_port_conflicts = 0, sync_bind_failures = 0;
-  std::uint64_t sync_refused_full = 0;
+  std::uint64_t sync_refused_full = 0, sync_refused_budget = 0;
 };
 
 // A U (create) or L as the table needs it; the controller checks and fills it.
@@ -174,6 +180,8 @@ public:
   std::chrono::seconds ttl_left(const Session& s, Clock::time_point now) const;
   const std::map<SessionKey, Entry>& sessions() const { return sessions_; }
   const TableStats& stats() const { return stats_; }
+  std::size_t bytes() const { return bytes_; }  // the sessions, against max_bytes
+  std::size_t tombstone_bytes() const { return tombstone_bytes_; }
   const PortAllocator& pool(Family f) const { return pools_[index(f)]; }
 
 private:
@@ -183,6 +191,7 @@ private:
   void release(Entry& e, int side);
   const PortRef* lookup(Family family, std::uint16_t port, Kind& kind) const;
   void mark_dirty(Entry& e);
+  void account(Entry& e);  // brings bytes_ up to date with what e costs now
   void erase(Entry& e, bool expired, bool publish, Clock::time_point now);
   void remember(Tombstone t, Clock::time_point now);
   std::optional<Event> bind_remote(Entry& e, int side);  // nothing: bound
@@ -197,6 +206,7 @@ private:
   std::vector<Tombstone> removals_;
   std::map<SessionKey, Buried> tombstones_;
   std::deque<std::pair<Clock::time_point, SessionKey>> tombstone_order_;
+  std::size_t bytes_ = 0, tombstone_bytes_ = 0;
 };
 
 }  // namespace anyrtpproxy

@@ -13,7 +13,7 @@ std::string stats_line(const DaemonStats& s) {
          " bind-failures=" + n(s.relay.bind_failures) + " sync: connections=" + n(s.sync_connections) +
          " applied=" + n(t.sync_applied) + " stale=" + n(t.sync_stale) + " port-conflicts=" +
          n(t.sync_port_conflicts) + " bind-failures=" + n(t.sync_bind_failures) + " refused-full=" +
-         n(t.sync_refused_full) + " bad-streams=" + n(s.sync.bad_streams) + " invalid=" + n(s.sync.frames_refused) + " refused=" +
+         n(t.sync_refused_full) + " refused-budget=" + n(t.sync_refused_budget) + " bad-streams=" + n(s.sync.bad_streams) + " invalid=" + n(s.sync.frames_refused) + " refused=" +
          n(s.sync.connections_refused);
 }
 

@@ -10,6 +10,8 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/write.hpp>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -27,6 +29,13 @@ public:
     boost::system::error_code ec;
     peer_ = endpoint_text(socket_.remote_endpoint(ec));
   }
+  // A reader dropped with up to max_queued_bytes queued leaves that much free
+  // heap behind: give it back to the system (glibc keeps it otherwise).
+  ~Connection() {
+    if (!trim_) return;
+    queue_ = WriteQueue(0);
+    ::malloc_trim(0);
+  }
 
   void start(std::shared_ptr<const std::string> first) {
     deliver(std::move(first));
@@ -40,6 +49,7 @@ public:
       case WriteQueue::Push::start_writing: return write();
       case WriteQueue::Push::queued: return;
       case WriteQueue::Push::over_limit:
+        trim_ = true;
         ++owner_.stats_.slow_peers_dropped;
         owner_.log_.warning("sync: " + peer_ + " reads too slowly (" + std::to_string(queue_.bytes() + size) +
                             " bytes queued); dropping it, it gets the whole table when it reconnects");
@@ -83,6 +93,7 @@ private:
   tcp::socket socket_;
   SyncServer& owner_;
   std::string peer_;
+  bool trim_ = false;  // it was dropped with a full queue
   WriteQueue queue_;
   std::size_t ignored_ = 0;
   std::array<char, 4096> sink_{};

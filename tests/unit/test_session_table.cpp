@@ -400,6 +400,40 @@ BOOST_AUTO_TEST_CASE(a_peer_cannot_grow_the_table_without_bound) {
   BOOST_TEST(small.stats().sync_refused_full == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(a_peers_sessions_stop_at_the_memory_budget) {
+  TableConfig config{60s, 60s, LatchPolicy::once, "me:30000"};
+  config.max_bytes = 64 * 1024;
+  SessionTable small{config, pools(30000, 30019), binder};
+  std::size_t taken = 0;
+  for (int i = 0; i < 200; ++i) {  // maximal call-ids and tags
+    auto s = peer_session((std::to_string(i) + std::string(max_call_id - 4, 'c')).c_str(), 40000, 40002, 1);
+    s.from_tag = std::string(max_tag, 't');
+    s.notify_tag = std::string(max_notify, 'n');
+    s.legs[0].port = s.legs[1].port = 0;  // no sockets: only memory counts here
+    if (small.apply_upsert(s).changed) ++taken;
+    BOOST_REQUIRE(small.bytes() <= config.max_bytes);
+  }
+  BOOST_TEST(taken > 10u);
+  BOOST_TEST(taken < 200u);
+  BOOST_TEST(small.stats().sync_refused_budget == 200u - taken);
+  small.clear(t0);
+  BOOST_TEST(small.bytes() == 0u);  // the accounting balances
+}
+
+BOOST_AUTO_TEST_CASE(tombstones_stay_within_their_budget_oldest_first) {
+  TableConfig config{60s, 60s, LatchPolicy::once, "me:30000"};
+  config.max_tombstone_bytes = 32 * 1024;
+  SessionTable small{config, pools(30000, 30019), binder};
+  for (int i = 0; i < 1000; ++i) {  // removals of sessions never seen, with maximal strings
+    const std::string call = std::to_string(i) + std::string(max_call_id - 4, 'c');
+    small.apply_removal(Tombstone{call, std::string(max_tag, 't'), 1, "peer:40000", false}, t0);
+    BOOST_REQUIRE(small.tombstone_bytes() <= config.max_tombstone_bytes);
+  }
+  BOOST_TEST(small.tombstones().size() > 5u);
+  BOOST_TEST(small.tombstones().count(SessionKey{"999" + std::string(max_call_id - 4, 'c'), std::string(max_tag, 't')}) == 1u);
+  BOOST_TEST(small.tombstones().count(SessionKey{"0" + std::string(max_call_id - 4, 'c'), std::string(max_tag, 't')}) == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(learning_is_published) {
   table.apply_upsert(peer_session("c", 40000, 40002, 5));
   std::array<unsigned char, 20> pkt{0x80};
@@ -548,6 +582,9 @@ BOOST_AUTO_TEST_CASE(random_merges_keep_ports_and_pool_consistent) {
         if (table.pool(Family::v4).owns(leg.port)) ++mine;
       }
     BOOST_REQUIRE(binder.open_ports.size() == bound);
+    std::size_t bytes = 0;
+    for (const auto& [key, e] : table.sessions()) bytes += e.local.bytes;
+    BOOST_REQUIRE(table.bytes() == bytes);
     BOOST_REQUIRE(table.pool(Family::v4).available() + mine == table.pool(Family::v4).capacity());
   }
 }
