@@ -322,7 +322,8 @@ std::string Controller::info() const {
   const auto active = table_.sessions().size();
   return "sessions created: " + std::to_string(t.created) + "\nactive sessions: " + std::to_string(active) +
          "\nactive streams: " + std::to_string(2 * active) + "\npackets received: " +
-         std::to_string(t.packets_received) + "\npackets transmitted: " + std::to_string(t.packets_relayed);
+         std::to_string(t.packets_received) + "\npackets transmitted: " + std::to_string(t.packets_relayed) +
+         "\nunbound legs: " + std::to_string(table_.unbound_legs());
 }
 
 }  // namespace anyrtpproxy

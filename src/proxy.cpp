@@ -194,8 +194,10 @@ void Proxy::sweep() {
       notifier_.send(e.notify_target, e.notify_tag);
   }
   flush_changes();
+  // Peers' legs that could not be bound: again once sockets were closed, and every 5 s.
+  if (table_.take_freed() || sweeps_ % 5 == 0) log(table_.retry_unbound());
   if (++sweeps_ % 2 == 0) {  // coarse activity: media here keeps the session alive everywhere
-    const auto frames = activity_frames(self, table_.take_activity());  // clears the flags, read or not
+    const auto frames = activity_frames(self, table_.take_activity(Clock::now()));  // clears the flags, read or not
     if (sync_server_)
       for (const auto& frame : frames) sync_server_->publish(frame);
   }

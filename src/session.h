@@ -125,10 +125,12 @@ constexpr std::size_t max_codecs = 256;       // a c modifier's list
 constexpr std::size_t max_notify = 1024;      // a notify target, a notify tag
 constexpr std::size_t max_instance_name = 64;
 
-// Packet counters another instance reported for a session (activity frames).
+// Packet counters another instance reported for a session (activity frames),
+// and which legs it could not bind (bit 0: leg 0, bit 1: leg 1).
 struct PeerCounters {
   std::string instance;
   std::array<Counters, 2> legs;
+  std::uint8_t unbound = 0;
 };
 constexpr std::size_t max_peer_counters = 64;
 
@@ -144,6 +146,7 @@ struct LocalState {
   std::array<LegLocal, 2> legs;
   bool dirty = false;   // changed here, not yet published
   bool active = false;  // packets relayed here since the last activity report
+  bool report = false;  // a leg became bound here: the peers must hear it once more
   std::vector<PeerCounters> peer_counters;  // what the peers' activity frames reported
   std::size_t bytes = 0;  // what the table counted for this session against its budget
 
@@ -160,11 +163,13 @@ struct Tombstone {
   bool expired = false;  // by timeout: a peer that still sees media keeps the session
 };
 
-// One session that had media on an instance, with that instance's counters.
+// One session that had media on an instance (or that it cannot carry fully),
+// with that instance's counters and the legs it could not bind.
 struct ActivityEntry {
   SessionKey key;
   std::uint32_t idle = 0;  // seconds
   std::array<Counters, 2> counters{};
+  std::uint8_t unbound = 0;  // bit 0: leg 0, bit 1: leg 1 (wire version 2)
 };
 
 // What the packet path needs to know of a datagram's header.

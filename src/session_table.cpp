@@ -111,6 +111,7 @@ void SessionTable::release(Entry& e, int side) {
     binder_.close(e.session.family, leg.port);
     ports_[f].erase(leg.port);
     pools_[f].give_back(leg.port);
+    freed_ = true;
   }
   leg.port = 0;
   bound = false;
@@ -414,14 +415,14 @@ Changes SessionTable::take_changes() {
   return c;
 }
 
-std::optional<Event> SessionTable::bind_remote(Entry& e, int side) {
+std::optional<Event> SessionTable::bind_remote(Entry& e, int side, bool count) {
   const Session& s = e.session;
   const Leg& leg = s.legs[side];
   const auto f = index(s.family);
   const std::string what = "sync: call-id=" + s.call_id + " tag=" + s.from_tag + " port " + std::to_string(leg.port);
   auto problem = [](std::string cause, std::string text) { return Event{Level::error, std::move(text), std::move(cause)}; };
   if (ports_[f].count(leg.port)) {
-    ++stats_.sync_port_conflicts;
+    stats_.sync_port_conflicts += count;
     const Session& other = ports_[f].at(leg.port).entry->session;
     return problem("sync-port-in-use", what + " is already used here by call-id=" + other.call_id + " tag=" +
                                            other.from_tag + "; leg not bound");
@@ -430,7 +431,7 @@ std::optional<Event> SessionTable::bind_remote(Entry& e, int side) {
   if (pools_[f].owns(leg.port) || pools_[f].owns(static_cast<std::uint16_t>(leg.port + 1))) {
     // Only a session this instance allocated before a restart may use our range.
     if (leg.owner != config_.instance || !(claimed = pools_[f].claim(leg.port))) {
-      ++stats_.sync_port_conflicts;
+      stats_.sync_port_conflicts += count;
       return problem("sync-port-in-our-range", what + " (allocated by " + leg.owner +
                                                  ") lies in this instance's port range and is not free here: "
                                                  "do the -p ranges overlap? leg not bound");
@@ -438,7 +439,7 @@ std::optional<Event> SessionTable::bind_remote(Entry& e, int side) {
   }
   if (const BindResult bound = binder_.open(s.family, leg.port); bound != BindResult::bound) {
     if (claimed) pools_[f].give_back(leg.port);
-    ++stats_.sync_bind_failures;
+    stats_.sync_bind_failures += count;
     if (bound == BindResult::no_descriptors)
       return problem("sync-file-limit", what + ": cannot bind it here: the open-file limit is reached; leg not bound");
     return problem("sync-port-taken", what + ": cannot bind it here: taken by another program; leg not bound");
@@ -552,20 +553,60 @@ void SessionTable::apply_activity(const ActivityEntry& entry, const std::string&
   }
   if (p != peers.end()) {
     p->legs = entry.counters;
+    p->unbound = entry.unbound;
   } else if (peers.size() < max_peer_counters) {
-    peers.push_back(PeerCounters{instance, entry.counters});
+    peers.push_back(PeerCounters{instance, entry.counters, entry.unbound});
     account(it->second);
   }
 }
 
-std::vector<ActivityEntry> SessionTable::take_activity() {
-  std::vector<ActivityEntry> active;
+namespace {
+std::uint8_t unbound_mask(const SessionTable::Entry& e) {
+  std::uint8_t mask = 0;
+  for (int side = 0; side < 2; ++side)
+    if (e.session.legs[side].port != 0 && !e.local.legs[side].bound) mask |= static_cast<std::uint8_t>(1 << side);
+  return mask;
+}
+}  // namespace
+
+std::vector<ActivityEntry> SessionTable::take_activity(Clock::time_point now) {
+  std::vector<ActivityEntry> report;
   for (auto& [key, e] : sessions_) {
-    if (!e.local.active) continue;
+    const std::uint8_t unbound = unbound_mask(e);
+    if (!e.local.active && !e.local.report && !unbound) continue;
+    // Without local packets the entry says how long the session has been idle,
+    // so that a peer's expiry is not put off by a report of unbound legs.
+    const auto idle = e.local.active ? std::chrono::seconds(0)
+        : std::chrono::duration_cast<std::chrono::seconds>(std::max(now - e.session.last_active, Clock::duration(0)));
+    report.push_back(ActivityEntry{key, static_cast<std::uint32_t>(std::min<std::int64_t>(idle.count(), 86400 * 365)),
+                                   {e.local.legs[0].counters, e.local.legs[1].counters}, unbound});
     e.local.active = false;
-    active.push_back(ActivityEntry{key, 0, {e.local.legs[0].counters, e.local.legs[1].counters}});
+    e.local.report = false;
   }
-  return active;
+  return report;
+}
+
+std::vector<Event> SessionTable::retry_unbound() {
+  std::vector<Event> bound;
+  for (auto& [key, e] : sessions_) {
+    for (int side = 0; side < 2; ++side) {
+      if (e.session.legs[side].port == 0 || e.local.legs[side].bound) continue;
+      auto problem = bind_remote(e, side, false);
+      if (problem && problem->cause == "sync-file-limit") return bound;  // nothing more binds now
+      if (problem) continue;
+      e.local.report = true;
+      bound.push_back(Event{Level::notice, "sync: call-id=" + key.call_id + " tag=" + key.from_tag + " port " +
+                                               std::to_string(e.session.legs[side].port) +
+                                               " is bound now (it could not be before)"});
+    }
+  }
+  return bound;
+}
+
+std::size_t SessionTable::unbound_legs() const {
+  std::size_t n = 0;
+  for (const auto& [key, e] : sessions_) n += (unbound_mask(e) & 1) + (unbound_mask(e) >> 1);
+  return n;
 }
 
 }  // namespace anyrtpproxy

@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -171,9 +172,18 @@ public:
   Applied apply_upsert(Session incoming);
   bool apply_removal(const Tombstone& t, Clock::time_point now);  // true: the session is gone here
   void apply_activity(const ActivityEntry& entry, const std::string& instance, Clock::time_point now);
-  // Sessions with local packets since the last call, with this instance's
-  // counters; clears their flag.
-  std::vector<ActivityEntry> take_activity();
+  // What to tell the peers every 2 s: the sessions with local packets since the
+  // last call (idle 0), those with legs this instance could not bind, and those
+  // whose legs got bound since (each with its idle time), with this instance's
+  // counters and its unbound legs. Clears the flags.
+  std::vector<ActivityEntry> take_activity(Clock::time_point now);
+  // Binds again the peers' legs that could not be bound (a file limit, a port
+  // taken by another program). Logs nothing for what still fails (it was
+  // logged when it first failed); returns a notice per leg bound now.
+  std::vector<Event> retry_unbound();
+  // True once since sockets were closed: a retry may now succeed.
+  bool take_freed() { return std::exchange(freed_, false); }
+  std::size_t unbound_legs() const;
 
   const std::map<SessionKey, Buried>& tombstones() const { return tombstones_; }
   const TableConfig& config() const { return config_; }
@@ -194,7 +204,7 @@ private:
   void account(Entry& e);  // brings bytes_ up to date with what e costs now
   void erase(Entry& e, bool expired, bool publish, Clock::time_point now);
   void remember(Tombstone t, Clock::time_point now);
-  std::optional<Event> bind_remote(Entry& e, int side);  // nothing: bound
+  std::optional<Event> bind_remote(Entry& e, int side, bool count = true);  // nothing: bound
 
   TableConfig config_;
   std::array<PortAllocator, 2> pools_;
@@ -207,6 +217,7 @@ private:
   std::map<SessionKey, Buried> tombstones_;
   std::deque<std::pair<Clock::time_point, SessionKey>> tombstone_order_;
   std::size_t bytes_ = 0, tombstone_bytes_ = 0;
+  bool freed_ = false;
 };
 
 }  // namespace anyrtpproxy

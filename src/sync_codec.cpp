@@ -179,6 +179,14 @@ void serialize_activity(IO& io, ActivityT& a) {
     io.num(e.idle);
     serialize_counters(io, e.counters[0]);
     serialize_counters(io, e.counters[1]);
+    if (io.version >= 2) {
+      std::uint16_t unbound = e.unbound;  // a number in the archive, not a character
+      io.num(unbound);
+      if constexpr (std::is_same_v<IO, In>) {
+        if (unbound > 3) throw Limit("an unbound-legs mask of " + std::to_string(unbound));
+        e.unbound = static_cast<std::uint8_t>(unbound);
+      }
+    }
   }
 }
 
@@ -257,8 +265,12 @@ std::string listing_line(const Session& s, const LocalState& local, Clock::time_
   auto leg = [&](const char* name, int side) {
     const Leg& l = s.legs[side];
     const LegLocal& here = local.legs[side];
+    std::string elsewhere;  // the peers that reported this leg unbound there
+    for (const auto& p : local.peer_counters)
+      if (p.unbound >> side & 1) elsewhere += (elsewhere.empty() ? "" : ",") + printable(p.instance, 64);
     return std::string(" ") + name + "=" + (l.port ? std::to_string(l.port) : "-") +
-           (l.port && !here.bound ? "(unbound)" : "") + " " + name + "-remote=" + where(l.rtp) + " " + name +
+           (l.port && !here.bound ? "(unbound)" : "") + (elsewhere.empty() ? "" : "(unbound at " + elsewhere + ")") +
+           " " + name + "-remote=" + where(l.rtp) + " " + name +
            "-pkts=" + std::to_string(here.counters.received) + "/" + std::to_string(here.counters.relayed) + "/" +
            std::to_string(here.counters.dropped);
   };

@@ -408,6 +408,47 @@ def partition_heals():
     in_namespace("partition_heals")
 
 
+@test
+def an_unbound_leg_is_shown_retried_and_relays_once_it_can_be_bound():
+    """An instance short of descriptors cannot bind all of its peer's sessions:
+    it says so (I, its listing, its peer's listing), and once sockets are
+    closed it binds them and relays their media."""
+    sync_port = free_port(socket.SOCK_STREAM)
+    base = (free_port(pair=True) // 1000 % 20 + 20) * 1000
+    a = Daemon("-S", str(sync_port), "-I", HOSTS[0], "-M", "%s:%d" % (HOSTS[1], sync_port), host=HOSTS[0],
+               media=HOSTS[0], ports=(base, base + 199), control=free_port(), start=False, level="info")
+    b = Daemon("-S", str(sync_port), "-I", HOSTS[1], "-M", "%s:%d" % (HOSTS[0], sync_port), host=HOSTS[1],
+               media=HOSTS[1], ports=(base + 300, base + 499), control=free_port(), start=False, level="info")
+    b.argv = ["prlimit", "--nofile=40:40", "--"] + b.argv  # room for about 6 sessions' sockets
+    caller, callee = Peer(), Peer()
+    with a, b:
+        a.start()
+        b.start()
+        wait_until(lambda: "sync: connected to" in a.logtext() and "sync: connected to" in b.logtext(), 5,
+                   "the two instances to connect")
+        legs = []
+        for i in range(12):
+            p = ports_of(a.cmd("U u%d 127.0.0.1 %d A;1" % (i, caller.port)))
+            q = ports_of(a.cmd("L u%d 127.0.0.1 %d A;1 B;1" % (i, callee.port)))
+            legs.append((p, q))
+        wait_until(lambda: "open-file limit is reached" in b.logtext(), 5, "B to say it cannot bind")
+        unbound = lambda: int(re.search(r"unbound legs: (\d+)", b.cmd("I")).group(1))
+        wait_until(lambda: unbound() > 0 and b.cmd("Q u11 A;1 B;1") != "E50", 5, "B to hold the sessions unbound")
+        assert any("(unbound)" in l for l in listing(HOSTS[1], sync_port))
+        wait_until(lambda: any("(unbound at " in l for l in listing(HOSTS[0], sync_port)), 5,
+                   "A's listing to show which instance cannot carry which leg")
+        for i in range(8):  # B closes their sockets, and binds the others' legs
+            assert a.cmd("D u%d A" % i) == "0"
+        wait_until(lambda: unbound() == 0, 8, "B to bind the legs it could not")
+        assert "is bound now" in b.logtext()
+        p, q = legs[11]
+        caller.send(rtp(1, ssrc=11), (HOSTS[1], q))
+        data, src = callee.recv(2)
+        assert data == rtp(1, ssrc=11) and src == (HOSTS[1], p), (data, src)
+        wait_until(lambda: not any("unbound" in l for l in listing(HOSTS[0], sync_port)), 5,
+                   "A's listing to drop the mark")
+
+
 def v2_frame(kind, fields):
     """A frame of sync wire version 2: Boost text archive fields (numbers, and
     strings as "<size> <bytes>"), in the order of src/sync_codec.cpp."""

@@ -240,6 +240,18 @@ BOOST_FIXTURE_TEST_CASE(activity_keeps_sessions_alive_and_counts_the_peers_packe
   BOOST_TEST(table.sessions().size() == 1u);  // activity never creates a session
 }
 
+BOOST_FIXTURE_TEST_CASE(the_listing_says_which_instance_cannot_carry_which_leg, Peer) {
+  apply(session("c", 40000, 40002, 1));
+  const auto out = apply(SyncActivity{"peer:40000", {ActivityEntry{SessionKey{"c", "A;1"}, 3, {}, 1}}});
+  BOOST_TEST(!out.refused);
+  const auto& e = table.sessions().begin()->second;
+  const auto line = listing_line(e.session, e.local, t0, 60s);
+  BOOST_TEST(line.find("callee=40000(unbound at peer:40000) ") != std::string::npos, line);
+  BOOST_TEST(line.find("caller=40002 ") != std::string::npos, line);
+  apply(SyncActivity{"peer:40000", {ActivityEntry{SessionKey{"c", "A;1"}, 3, {}, 0}}});  // bound there now
+  BOOST_TEST(listing_line(e.session, e.local, t0, 60s).find("unbound") == std::string::npos);
+}
+
 BOOST_FIXTURE_TEST_CASE(a_hello_is_noticed, Peer) {
   const auto out = apply(SyncHello{"peer:40000", 40000, 44999, 12});
   BOOST_TEST(has(out.events, Level::notice, "is instance peer:40000 (ports 40000-44999, 12 sessions)"));

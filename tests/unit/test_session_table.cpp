@@ -434,6 +434,47 @@ BOOST_AUTO_TEST_CASE(tombstones_stay_within_their_budget_oldest_first) {
   BOOST_TEST(small.tombstones().count(SessionKey{"0" + std::string(max_call_id - 4, 'c'), std::string(max_tag, 't')}) == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(an_unbound_leg_is_retried_reported_and_bound_once_it_can_be) {
+  binder.busy.insert(40002);  // another program holds it
+  table.apply_upsert(peer_session("c", 40000, 40002, 1));
+  BOOST_TEST(table.unbound_legs() == 1u);
+  auto report = table.take_activity(t0 + 5s);
+  BOOST_REQUIRE(report.size() == 1u);  // no packets here, but the peers must know
+  BOOST_TEST(report[0].unbound == 2);  // leg 1
+  BOOST_TEST(report[0].idle == 5u);    // its true idle time: no expiry put off
+  BOOST_TEST(table.retry_unbound().empty());  // still taken: nothing said again
+  BOOST_TEST(table.stats().sync_bind_failures == 1u);  // nor counted again
+  binder.busy.clear();
+  const auto bound = table.retry_unbound();
+  BOOST_REQUIRE(bound.size() == 1u);
+  BOOST_TEST(bound[0].text.find("port 40002 is bound now") != std::string::npos);
+  BOOST_TEST(binder.open_ports.count({Family::v4, 40002}) == 1u);
+  BOOST_TEST(table.unbound_legs() == 0u);
+  report = table.take_activity(t0 + 6s);
+  BOOST_REQUIRE(report.size() == 1u);  // once more, so that the peers forget it
+  BOOST_TEST(report[0].unbound == 0);
+  BOOST_TEST(table.take_activity(t0 + 7s).empty());
+  // packets relayed here now: reported with idle 0
+  std::array<unsigned char, 20> pkt{0x80};
+  table.route(Family::v4, 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0 + 8s);
+  BOOST_TEST(table.take_activity(t0 + 9s).at(0).idle == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(closed_sockets_make_a_retry_due_and_a_file_limit_ends_it) {
+  table.apply_upsert(peer_session("c", 40000, 40002, 1));
+  BOOST_TEST(!table.take_freed());
+  table.remove("c", "A", "", false, t0);
+  BOOST_TEST(table.take_freed());
+  BOOST_TEST(!table.take_freed());
+  binder.descriptors = 0;
+  table.apply_upsert(peer_session("a", 40000, 40002, 1));
+  table.apply_upsert(peer_session("b", 40004, 40006, 1));
+  BOOST_TEST(table.unbound_legs() == 4u);
+  binder.attempts = 0;
+  BOOST_TEST(table.retry_unbound().empty());
+  BOOST_TEST(binder.attempts == 1u);  // not one try per leg
+}
+
 BOOST_AUTO_TEST_CASE(learning_is_published) {
   table.apply_upsert(peer_session("c", 40000, 40002, 5));
   std::array<unsigned char, 20> pkt{0x80};
@@ -443,8 +484,8 @@ BOOST_AUTO_TEST_CASE(learning_is_published) {
   BOOST_REQUIRE(c.upserts.size() == 1u);
   BOOST_TEST(c.upserts[0].legs[0].rtp.remote == ep("198.51.100.9", 7000));
   BOOST_TEST(c.upserts[0].legs[0].rtp.learned);
-  BOOST_TEST(table.take_activity().size() == 1u);
-  BOOST_TEST(table.take_activity().empty());
+  BOOST_TEST(table.take_activity(t0).size() == 1u);
+  BOOST_TEST(table.take_activity(t0).empty());
 }
 
 BOOST_AUTO_TEST_CASE(tombstones_carry_the_time_of_their_own_deletion) {
@@ -473,7 +514,7 @@ BOOST_AUTO_TEST_CASE(changes_and_activity_are_values_that_outlive_the_session) {
   std::array<unsigned char, 20> pkt{0x80};
   table.route(Family::v4, 40000, ep("198.51.100.9", 7000), pkt.data(), pkt.size(), t0);
   auto changes = table.take_changes();
-  auto activity = table.take_activity();
+  auto activity = table.take_activity(t0);
   table.clear(t0);  // the session and its map node are gone
   BOOST_REQUIRE(changes.upserts.size() == 1u);
   BOOST_TEST(changes.upserts[0].call_id == "c");

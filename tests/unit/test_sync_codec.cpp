@@ -134,7 +134,7 @@ std::string golden_stream() {
          encode(SyncActivity{"relay1:35000",
                              {ActivityEntry{SessionKey{"a84b4c76e66710@pc33.example.com", "1928301774;1"}, 0,
                                             {Counters{500, 499, 1}, Counters{480, 480, 0}}},
-                              ActivityEntry{SessionKey{"v6-call", "1928301774;1"}, 2, {}}}});
+                              ActivityEntry{SessionKey{"v6-call", "1928301774;1"}, 2, {}, 2}}});
 }
 }  // namespace
 
@@ -178,6 +178,7 @@ BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_2) {
   BOOST_REQUIRE(all.size() == 5u);
   check_same(std::get<Session>(std::get<SyncMessage>(all[1])), sample());
   BOOST_TEST(std::get<Session>(std::get<SyncMessage>(all[2])).legs[0].rtp.remote == ep("2001:db8::20", 5004));
+  BOOST_TEST(std::get<SyncActivity>(std::get<SyncMessage>(all[4])).entries.at(1).unbound == 2);
 }
 
 BOOST_AUTO_TEST_CASE(frames_of_wire_version_1_are_still_read) {
@@ -189,6 +190,7 @@ BOOST_AUTO_TEST_CASE(frames_of_wire_version_1_are_still_read) {
   BOOST_TEST(std::get<Session>(std::get<SyncMessage>(all[2])).legs[0].rtp.remote == ep("2001:db8::20", 5004));
   BOOST_TEST(std::get<Tombstone>(std::get<SyncMessage>(all[3])).call_id == "gone-call");
   BOOST_TEST(std::get<SyncActivity>(std::get<SyncMessage>(all[4])).entries.size() == 2u);
+  BOOST_TEST(std::get<SyncActivity>(std::get<SyncMessage>(all[4])).entries.at(1).unbound == 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_newer_version_is_refused_not_misread) {
