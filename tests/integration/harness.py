@@ -98,6 +98,7 @@ class Daemon:
     def __init__(self, *args, control=None, ports=None, media="127.0.0.1", extra_control=(), start=True,
                  host="127.0.0.1", level="debug", env=None):
         self.env = env
+        self.picked_control = control is None  # ours to pick again if another process takes it first
         self.control_port = control or free_port()
         self.control = (host, self.control_port)
         if ports is None:
@@ -118,10 +119,21 @@ class Daemon:
             self.start()
 
     def start(self):
-        self.log.seek(0)
-        self.log.truncate()
-        self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
-        wait_until(self._answers, 5, "the daemon to answer V")
+        for attempt in range(5):
+            self.log.seek(0)
+            self.log.truncate()
+            self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+            try:
+                wait_until(self._answers, 5, "the daemon to answer V")
+                return
+            except AssertionError:
+                # A port picked free can be taken before the daemon binds it: pick another.
+                if not (self.picked_control and attempt < 4 and "cannot bind control socket" in self.logtext()):
+                    raise
+            old = "udp:%s:%d" % (self.control[0], self.control_port)
+            self.control_port = free_port()
+            self.control = (self.control[0], self.control_port)
+            self.argv[self.argv.index(old)] = "udp:%s:%d" % self.control
 
     def exit_status(self):
         """None while running; else the exit status (negative: the signal that killed it)."""

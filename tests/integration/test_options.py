@@ -60,6 +60,20 @@ def taken_control_port_is_a_startup_error():
 
 
 @test
+def the_harness_picks_again_when_its_control_port_is_taken_first():
+    """The race of picking a free port: another process binds it before the
+    daemon does. The harness (every test's Daemon) starts it on another."""
+    d = Daemon(start=False)
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(d.control)
+    with d:
+        d.start()
+        assert d.control_port != taken.getsockname()[1]
+        assert d.cmd("V") == "20040107"
+    taken.close()
+
+
+@test
 def taken_sync_port_is_a_startup_error():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
