@@ -134,6 +134,26 @@ NotifyTarget parse_notify(const std::string& text) {
   return t;
 }
 
+std::vector<Network> parse_networks(const std::string& opt, const std::vector<std::string>& values) {
+  std::vector<Network> nets;
+  for (const auto& value : values) {
+    std::stringstream ss(value);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      const auto slash = item.find('/');
+      boost::system::error_code ec;
+      const auto addr = ip::make_address(item.substr(0, slash), ec);
+      if (item.empty() || ec) fail(opt, "'" + item + "' is not an address or ADDRESS/PREFIX");
+      const unsigned bits = addr.is_v6() ? 128 : 32;
+      const unsigned prefix =
+          slash == std::string::npos ? bits : static_cast<unsigned>(number(opt, item.substr(slash + 1), 0, bits));
+      nets.push_back(Network{unmapped(addr), addr.is_v6() && addr.to_v6().is_v4_mapped() ? prefix - 96 : prefix});
+      if (nets.size() > 256) fail(opt, "more than 256 networks");
+    }
+  }
+  return nets;
+}
+
 std::vector<SyncPeer> parse_sync_hosts(const std::vector<std::string>& values) {
   const std::string opt = "-M/--sync-hosts";
   std::vector<SyncPeer> peers;
@@ -152,6 +172,32 @@ std::vector<SyncPeer> parse_sync_hosts(const std::vector<std::string>& values) {
 }
 
 }  // namespace
+
+ip::address unmapped(const ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) return ip::make_address_v4(ip::v4_mapped, a.to_v6());
+  return a;
+}
+
+bool Network::contains(const ip::address& a) const {
+  const ip::address x = unmapped(a);
+  if (x.is_v6() != address.is_v6()) return false;
+  const auto bytes = [](const ip::address& v) {
+    std::array<unsigned char, 16> b{};
+    if (v.is_v4()) {
+      const auto v4 = v.to_v4().to_bytes();
+      std::copy(v4.begin(), v4.end(), b.begin());
+    } else {
+      b = v.to_v6().to_bytes();
+    }
+    return b;
+  };
+  const auto want = bytes(address), have = bytes(x);
+  for (unsigned bit = 0; bit < prefix; ++bit) {
+    const unsigned char mask = static_cast<unsigned char>(0x80 >> (bit % 8));
+    if ((want[bit / 8] & mask) != (have[bit / 8] & mask)) return false;
+  }
+  return true;
+}
 
 Options parse_options(int argc, const char* const argv[]) {
   Options o;
@@ -177,6 +223,8 @@ Options parse_options(int argc, const char* const argv[]) {
     ("sync-port,S", po::value<std::string>()->value_name("PORT"), "TCP port of the session sync server")
     ("sync-interface,I", po::value<std::string>()->value_name("ADDR"), "address of the sync server (default all)")
     ("sync-hosts,M", po::value<std::vector<std::string>>()->value_name("HOST:PORT,..."), "other instances to sync with")
+    ("sync-allow", po::value<std::vector<std::string>>()->value_name("NET,..."),
+     "who may read the sync port's listing (default 127.0.0.1,::1)")
     ("timeout,T", po::value<std::string>()->value_name("SECONDS"), "inactivity timeout of a session (default 60)")
     ("setup-timeout,W", po::value<std::string>()->value_name("SECONDS"),
        "timeout of an offer that is never answered (default: --timeout)")
@@ -250,6 +298,8 @@ Options parse_options(int argc, const char* const argv[]) {
     o.sync_interface = resolve("-I/--sync-interface", str("sync-interface"));
   }
   if (vm.count("sync-hosts")) o.sync_hosts = parse_sync_hosts(list("sync-hosts"));
+  o.sync_allow = parse_networks("--sync-allow", vm.count("sync-allow") ? list("sync-allow")
+                                                                       : std::vector<std::string>{"127.0.0.1,::1"});
 
   if (vm.count("timeout")) o.ttl = std::chrono::seconds(number("-T/--timeout", str("timeout"), 1, 86400));
   o.setup_ttl = vm.count("setup-timeout")

@@ -40,6 +40,15 @@ struct NotifyTarget {
 
 struct SyncPeer { std::string host; std::uint16_t port = 0; };
 
+// An address block, "192.0.2.0/24", "2001:db8::/32" or one address.
+struct Network {
+  boost::asio::ip::address address;
+  unsigned prefix = 32;
+  bool contains(const boost::asio::ip::address& a) const;
+};
+// v4-mapped IPv6 (what a dual-stack socket reports for IPv4) as plain IPv4.
+boost::asio::ip::address unmapped(const boost::asio::ip::address& a);
+
 struct Options {
   bool help = false;
   bool version = false;
@@ -60,6 +69,7 @@ struct Options {
   std::uint16_t sync_port = 0;
   std::optional<boost::asio::ip::address> sync_interface;  // -I, resolved; none: every address
   std::vector<SyncPeer> sync_hosts;
+  std::vector<Network> sync_allow;  // operators who may read the listing (--sync-allow)
 
   std::chrono::seconds ttl{60};
   std::chrono::seconds setup_ttl{60};

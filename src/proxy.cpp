@@ -80,20 +80,23 @@ Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
   }
   check_file_limit();
   const SyncHello hello{table_.config().instance, options.port_min, options.port_max, 0};
+  SyncServer::Access access{{}, options.sync_allow};
+  for (const auto& peer : options.sync_hosts) {
+    peers_.push_back(std::make_unique<SyncClient>(
+        io, peer.host, peer.port, hello, options.sync_interface,
+        [this](SyncMessage& msg, const SyncSource& from) { on_sync(msg, from); }, log, sync_stats_));
+    for (const auto& e : peers_.back()->endpoints()) access.peers.push_back(e.address());  // who may speak as a peer
+  }
   if (options.sync_port) {
     auto at = sync_endpoint(options);  // IPv4 and IPv6 unless -I names one address
     try {
-      sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello, log, sync_stats_);
+      sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello, access, log, sync_stats_);
     } catch (const std::runtime_error&) {
       if (options.sync_interface) throw;
       at = boost::asio::ip::tcp::endpoint(boost::asio::ip::address_v4::any(), options.sync_port);  // no IPv6 here
-      sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello, log, sync_stats_);
+      sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello, access, log, sync_stats_);
     }
   }
-  for (const auto& peer : options.sync_hosts)
-    peers_.push_back(std::make_unique<SyncClient>(
-        io, peer.host, peer.port, hello,
-        [this](SyncMessage& msg, const SyncSource& from) { on_sync(msg, from); }, log, sync_stats_));
 }
 
 void Proxy::on_latched(const Latch& latch) {
@@ -105,7 +108,7 @@ void Proxy::on_latched(const Latch& latch) {
 
 void Proxy::on_sync(SyncMessage& msg, const SyncSource& from) {
   const auto outcome =
-      apply_sync(table_, view_, msg, from, Clock::now(), sync_server_ && sync_server_->connections() > 0);
+      apply_sync(table_, view_, msg, from, Clock::now(), sync_server_ && sync_server_->has_operators());
   if (outcome.refused) ++sync_stats_.frames_refused;
   log(outcome.events);
   if (sync_server_) {

@@ -20,12 +20,15 @@ namespace anyrtpproxy {
 namespace ip = boost::asio::ip;
 using ip::tcp;
 
-// One reader of the sync stream: a write queue (one async_write in flight), and
-// a read that only discards (the port is read-only) and notices the close.
+// One connection to the sync port. Pending until it said it is a peer (its
+// hello line) or, from an operator's address, said nothing for
+// operator_wait; then a write queue (one async_write in flight), and a read
+// that only discards (the port is read-only) and notices the close.
 class SyncServer::Connection : public std::enable_shared_from_this<Connection> {
 public:
-  Connection(tcp::socket socket, SyncServer& owner)
-      : socket_(std::move(socket)), owner_(owner), queue_(max_queued_bytes) {
+  Connection(tcp::socket socket, ip::address source, SyncServer& owner)
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), owner_(owner), source_(std::move(source)),
+        queue_(max_queued_bytes), since_(Clock::now()) {
     boost::system::error_code ec;
     peer_ = endpoint_text(socket_.remote_endpoint(ec));
   }
@@ -37,13 +40,16 @@ public:
     ::malloc_trim(0);
   }
 
-  void start(std::shared_ptr<const std::string> first) {
-    deliver(std::move(first));
-    discard();
+  Role role() const { return role_; }
+  const ip::address& source() const { return source_; }
+
+  void start() {
+    wait(operator_wait);
+    read();
   }
 
   void deliver(std::shared_ptr<const std::string> bytes) {
-    if (!socket_.is_open()) return;
+    if (!socket_.is_open() || role_ == Role::pending) return;
     const std::size_t size = bytes->size();
     switch (queue_.push(std::move(bytes))) {
       case WriteQueue::Push::start_writing: return write();
@@ -61,11 +67,65 @@ public:
   // still in flight lives in it until that write's handler has run.
   void shut() {
     boost::system::error_code ec;
+    timer_.cancel();
     socket_.close(ec);
     owner_.forget(this);
   }
 
 private:
+  void wait(Clock::duration d) {
+    timer_.expires_after(d);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->waited();
+    });
+  }
+
+  // Silence: an operator, if it may be one; a peer gets hello_wait to speak.
+  void waited() {
+    if (role_ != Role::pending || !socket_.is_open()) return;
+    if (owner_.is_operator(source_)) return become(Role::operator_);
+    const auto left = since_ + hello_wait - Clock::now();
+    if (left > Clock::duration::zero()) return wait(left);
+    owner_.refuse(source_, "sent no hello within " + std::to_string(hello_wait.count()) + " s");
+    shut();
+  }
+
+  void become(Role role) {
+    timer_.cancel();
+    if (!owner_.admit(*this, role)) return shut();
+    role_ = role;
+    deliver(owner_.snapshot(role, Clock::now()));
+  }
+
+  void read() {
+    socket_.async_read_some(boost::asio::buffer(sink_), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+      if (ec) return self->shut();
+      if (self->role_ == Role::pending) {
+        self->said_.append(self->sink_.data(), n);
+        const auto eol = self->said_.find('\n');
+        if (eol == std::string::npos && self->said_.size() <= max_hello) return self->read();
+        // A peer's hello, from a peer's address; anything else ends it.
+        if (eol == std::string::npos || self->said_.compare(0, 2, "P ") != 0 || !self->owner_.is_peer(self->source_)) {
+          self->owner_.refuse(self->source_, "spoke, but not a peer's hello");
+          return self->shut();
+        }
+        self->become(Role::peer);
+        if (!self->socket_.is_open()) return;
+        self->ignored_ = self->said_.size() - eol - 1;
+        return self->read();
+      }
+      // A client that keeps talking to a read-only port is cut off before it
+      // can cost the media path any time.
+      self->ignored_ += n;
+      if (self->ignored_ > max_ignored_bytes) {
+        self->owner_.log_.notice("sync: " + self->peer_ + " sent " + std::to_string(self->ignored_) +
+                                 " bytes to the read-only sync port; closing it");
+        return self->shut();
+      }
+      self->read();
+    });
+  }
+
   void write() {
     boost::asio::async_write(socket_, boost::asio::buffer(queue_.front()),
                              [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
@@ -73,35 +133,28 @@ private:
                                if (self->queue_.pop()) self->write();
                              });
   }
-  // Reads only to notice the close; a client that keeps talking to a read-only
-  // port is cut off before it can cost the media path any time.
-  void discard() {
-    socket_.async_read_some(boost::asio::buffer(sink_), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-      if (ec) return self->shut();
-      self->ignored_ += n;
-      if (self->ignored_ > max_ignored_bytes) {
-        self->owner_.log_.notice("sync: " + self->peer_ + " sent " + std::to_string(self->ignored_) +
-                                 " bytes to the read-only sync port; closing it");
-        return self->shut();
-      }
-      self->discard();
-    });
-  }
 
   static constexpr std::size_t max_ignored_bytes = 64 * 1024;
+  static constexpr std::size_t max_hello = 256;
 
   tcp::socket socket_;
+  boost::asio::steady_timer timer_;
   SyncServer& owner_;
   std::string peer_;
+  ip::address source_;
+  Role role_ = Role::pending;
   bool trim_ = false;  // it was dropped with a full queue
   WriteQueue queue_;
+  Clock::time_point since_;
+  std::string said_;  // while pending: what it sent
   std::size_t ignored_ = 0;
   std::array<char, 4096> sink_{};
 };
 
 SyncServer::SyncServer(boost::asio::io_context& io, const tcp::endpoint& at, const SessionTable& table,
-                       SyncHello hello, Logger& log, SyncStats& stats)
-    : acceptor_(io), table_(table), hello_(std::move(hello)), log_(log), stats_(stats) {
+                       SyncHello hello, Access access, Logger& log, SyncStats& stats)
+    : acceptor_(io), table_(table), hello_(std::move(hello)), access_(std::move(access)), log_(log), stats_(stats) {
+  for (auto& a : access_.peers) a = unmapped(a);
   boost::system::error_code ec;
   acceptor_.open(at.protocol(), ec);
   if (!ec && at.address().is_v6()) acceptor_.set_option(ip::v6_only(!at.address().is_unspecified()), ec);
@@ -123,41 +176,99 @@ void SyncServer::close() {
   connections_.clear();
 }
 
-std::string SyncServer::snapshot(Clock::time_point now) const {
+bool SyncServer::is_peer(const ip::address& a) const {
+  return std::find(access_.peers.begin(), access_.peers.end(), a) != access_.peers.end();
+}
+
+bool SyncServer::is_operator(const ip::address& a) const {
+  return std::any_of(access_.operators.begin(), access_.operators.end(), [&](const Network& n) { return n.contains(a); });
+}
+
+bool SyncServer::has_operators() const {
+  return std::any_of(connections_.begin(), connections_.end(), [](const auto& c) { return c->role() == Role::operator_; });
+}
+
+void SyncServer::refuse(const ip::address& source, const std::string& why) {
+  ++stats_.connections_refused;
+  const Event e(Level::warning, "sync: refused a connection from " + source.to_string() + ": " + why +
+                                    " (" + std::to_string(stats_.connections_refused) + " refused so far)",
+                "refused " + source.to_string());
+  if (auto line = refusals_.admit(e, Clock::now())) log_.warning(*line);
+}
+
+// Slots by role, and pending ones by whether they come from a peer's address:
+// peers are capped per peer only, so that no operator and no stranger can take
+// theirs (only a flood from a peer's own address can delay that peer).
+bool SyncServer::admit(const Connection& c, Role role) {
+  const bool from_peer = is_peer(c.source());
+  std::size_t all = 0, here = 0;
+  for (const auto& other : connections_) {
+    if (other.get() == &c || other->role() != role) continue;
+    if (role == Role::pending && is_peer(other->source()) != from_peer) continue;
+    ++all;
+    here += other->source() == c.source();
+  }
+  const char* refused = nullptr;
+  if (role == Role::peer && here >= max_per_peer) refused = "too many connections from this peer";
+  if (role == Role::operator_ && (all >= max_operators || here >= max_operators_per_source))
+    refused = "too many operators";
+  if (role == Role::pending && from_peer && here >= max_per_peer)
+    refused = "too many connections from a peer's address that have not said who they are";
+  if (role == Role::pending && !from_peer && (all >= max_pending || here >= max_pending_per_source))
+    refused = "too many connections that have not said who they are";
+  if (refused) refuse(c.source(), refused);
+  return !refused;
+}
+
+std::string SyncServer::operator_snapshot(Clock::time_point now) const {
   const auto& sessions = table_.sessions();
   std::string out = "# anyrtpproxy sync: instance " + hello_.instance + ", ports " + std::to_string(hello_.port_min) +
                     "-" + std::to_string(hello_.port_max) + ", " + std::to_string(sessions.size()) +
                     " active sessions\n";
   for (const auto& [key, e] : sessions) out += listing_line(e.session, e.local, now, table_.ttl_left(e.session, now));
-  out += "# end of listing; what follows is the sync stream: the table as frames, then one F line per change\n";
+  out += "# end of listing; what follows is one line per change\n";
+  return out;
+}
+
+std::string SyncServer::peer_snapshot(Clock::time_point now) const {
+  const auto& sessions = table_.sessions();
   SyncHello h = hello_;
   h.sessions = sessions.size();
-  out += encode(h);
+  std::string out = encode(h);
   for (const auto& [key, e] : sessions) out += encode(e.session, now);
   for (const auto& [key, b] : table_.tombstones()) out += encode(b.tomb);
   return out;
+}
+
+std::shared_ptr<const std::string> SyncServer::snapshot(Role role, Clock::time_point now) {
+  Snapshot& s = role == Role::peer ? peer_snapshot_ : operator_snapshot_;
+  if (!s.bytes || now - s.at > std::chrono::seconds(1)) {
+    s.bytes = std::make_shared<const std::string>(role == Role::peer ? peer_snapshot(now) : operator_snapshot(now));
+    s.at = now;
+  }
+  return s.bytes;
+}
+
+void SyncServer::table_changed() {
+  peer_snapshot_.bytes.reset();
+  operator_snapshot_.bytes.reset();
 }
 
 void SyncServer::accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
     if (ec == boost::asio::error::operation_aborted || !acceptor_.is_open()) return;
     if (!ec) {
-      if (connections_.size() >= max_connections) {
-        ++stats_.connections_refused;
-        if (stats_.connections_refused == 1 || stats_.connections_refused % 1000 == 0)
-          log_.warning("sync: " + std::to_string(max_connections) + " connections open; refusing more (" +
-                       std::to_string(stats_.connections_refused) + " so far)");
-        boost::system::error_code ignored;
-        socket.close(ignored);
-      } else {
-        auto c = std::make_shared<Connection>(std::move(socket), *this);
+      boost::system::error_code peer_ec;
+      const ip::address source = unmapped(socket.remote_endpoint(peer_ec).address());
+      auto c = std::make_shared<Connection>(std::move(socket), source, *this);
+      if (peer_ec || (!is_peer(source) && !is_operator(source))) {
+        refuse(source, "neither a configured peer nor in --sync-allow");  // before a byte is written
+        c->shut();
+      } else if (admit(*c, Role::pending)) {
         connections_.push_back(c);
-        const auto now = Clock::now();
-        if (!snapshot_ || now - snapshot_at_ > std::chrono::seconds(1)) {
-          snapshot_ = std::make_shared<const std::string>(snapshot(now));
-          snapshot_at_ = now;
-        }
-        c->start(snapshot_);
+        c->start();
+      } else {
+        c->shut();
       }
     }
     accept();
@@ -170,34 +281,44 @@ void SyncServer::forget(Connection* c) {
                      connections_.end());
 }
 
-void SyncServer::deliver(std::shared_ptr<const std::string> bytes) {
+void SyncServer::deliver(Role role, std::shared_ptr<const std::string> bytes) {
   auto all = connections_;  // a slow one may drop out while we deliver
-  for (auto& c : all) c->deliver(bytes);
+  for (auto& c : all)
+    if (c->role() == role) c->deliver(bytes);
 }
 
 void SyncServer::publish(const Changes& changes, Clock::time_point now) {
   if (changes.upserts.empty() && changes.removals.empty()) return;
   table_changed();
   if (connections_.empty()) return;
-  std::string out;
-  for (const Session& s : changes.upserts) out += encode(s, now);
-  for (const auto& t : changes.removals) out += encode(t);
-  deliver(std::make_shared<const std::string>(std::move(out)));
+  std::string frames;
+  for (const Session& s : changes.upserts) frames += encode(s, now);
+  for (const auto& t : changes.removals) frames += encode(t);
+  deliver(Role::peer, std::make_shared<const std::string>(std::move(frames)));
+  if (!has_operators()) return;
+  std::string lines;  // the same changes, readable
+  for (const Session& s : changes.upserts)
+    if (const auto* e = table_.at(s.key())) lines += listing_line(e->session, e->local, now, table_.ttl_left(e->session, now));
+  for (const auto& t : changes.removals)
+    lines += "# " + std::string(t.expired ? "expired" : "deleted") + " call-id=" + printable(t.call_id, 1000) +
+             " tag=" + printable(t.from_tag) + " by " + printable(t.changed_by) + "\n";
+  deliver(Role::operator_, std::make_shared<const std::string>(std::move(lines)));
 }
 
 void SyncServer::note(std::string line) {
   if (connections_.empty()) return;
-  deliver(std::make_shared<const std::string>(std::move(line)));
+  deliver(Role::operator_, std::make_shared<const std::string>(std::move(line)));
 }
 
 void SyncServer::publish(const SyncActivity& activity) {
   if (connections_.empty() || activity.entries.empty()) return;
-  deliver(std::make_shared<const std::string>(encode(activity)));
+  deliver(Role::peer, std::make_shared<const std::string>(encode(activity)));
 }
 
 SyncClient::SyncClient(boost::asio::io_context& io, const std::string& host, std::uint16_t port, SyncHello self,
-                       Handler handler, Logger& log, SyncStats& stats)
-    : socket_(io), timer_(io), name_(host + ":" + std::to_string(port)), self_(std::move(self)),
+                       std::optional<ip::address> local, Handler handler, Logger& log, SyncStats& stats)
+    : socket_(io), timer_(io), local_(std::move(local)), name_(host + ":" + std::to_string(port)),
+      self_(std::move(self)), hello_line_("P " + std::to_string(sync_wire_version) + " " + self_.instance + "\n"),
       handler_(std::move(handler)), log_(log), stats_(stats) {
   tcp::resolver resolver(io);
   boost::system::error_code ec;
@@ -241,12 +362,24 @@ void SyncClient::fail(const std::string& why, std::chrono::milliseconds delay) {
 
 void SyncClient::connect() {
   reader_ = FrameReader();
-  boost::asio::async_connect(socket_, endpoints_, [this](boost::system::error_code ec, const tcp::endpoint&) {
+  // From -I, the address our peers know us by: the server tells peers by it.
+  tcp::endpoint to = endpoints_.front();
+  for (const auto& e : endpoints_)
+    if (local_ && e.address().is_v6() == local_->is_v6()) to = e;
+  boost::system::error_code ec;
+  socket_.open(to.protocol(), ec);
+  if (!ec && local_ && local_->is_v6() == to.address().is_v6()) socket_.bind(tcp::endpoint(*local_, 0), ec);
+  if (ec) return fail("cannot open a socket: " + ec.message());
+  socket_.async_connect(to, [this](boost::system::error_code ec) {
     if (closed_) return;
     if (ec) return fail("cannot connect: " + ec.message());
     connected_ = true;
     backoff_ = std::chrono::milliseconds(100);
     log_.notice("sync: connected to " + name_);
+    // A peer speaks first; the server writes nothing before it knows who we are.
+    boost::asio::async_write(socket_, boost::asio::buffer(hello_line_), [this](boost::system::error_code wec, std::size_t) {
+      if (wec && !closed_) fail("cannot send its hello: " + wec.message());
+    });
     read();
   });
 }

@@ -1,15 +1,25 @@
 // sync: session synchronisation between the instances of an anycast cluster.
 //
-// SyncServer (-S) writes, to everyone who connects, the readable listing of
-// every session, then the whole table as frames (hello, one upsert per
-// session, one remove per tombstone), then every change as it happens. It
-// never acts on what a client sends; it caps its connections and the bytes
-// queued per connection. SyncClient (one per -M peer) connects, reconnects
-// with a short backoff, splits the stream into frames (FrameReader) and hands
-// each message to the proxy. Wire format: sync_codec.h.
+// SyncServer (-S) tells apart, before it writes a byte, who connects:
+// - a peer: a connection from the address of a configured -M host that
+//   starts with a peer hello line ("P <wire-version> <instance>"); it gets the
+//   machine stream: its hello frame, the whole table as frames, then every
+//   change and the activity reports, never a listing line;
+// - an operator: a connection from an address in --sync-allow that says
+//   nothing for operator_wait (telnet, nc); it gets the readable listing of
+//   every session, then a readable line per change, never a frame;
+// - anyone else: closed at once, counted, logged once per address a minute.
+// Peers have slots of their own, so neither operators nor strangers can lock
+// a peer out; pending and operator connections are capped per address and in
+// all. The server never acts on what a client sends. SyncClient (one per -M
+// peer) connects from -I, sends its hello line, reconnects with a short
+// backoff, splits the stream into frames (FrameReader) and hands each
+// message to the proxy. Wire format: sync_codec.h.
 #pragma once
 
 #include "cluster.h"
+#include "event.h"
+#include "options.h"
 #include "session_table.h"
 #include "stats.h"
 #include "sync_codec.h"
@@ -20,6 +30,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,54 +40,77 @@ class Logger;
 
 class SyncServer {
 public:
+  struct Access {
+    std::vector<boost::asio::ip::address> peers;  // the -M hosts' addresses
+    std::vector<Network> operators;               // --sync-allow
+  };
   // Binds now; throws std::runtime_error naming the address on failure.
   SyncServer(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& at, const SessionTable& table,
-             SyncHello hello, Logger& log, SyncStats& stats);
+             SyncHello hello, Access access, Logger& log, SyncStats& stats);
   ~SyncServer();
   void start();
   void close();
   void publish(const Changes& changes, Clock::time_point now);
   void publish(const SyncActivity& activity);
-  // A line for the people watching (peers skip it): a change that came from a peer.
+  // A line for the operators: a change that came from a peer.
   void note(std::string line);
   // The table changed without a publish (a peer's change): the next connection
-  // must not get the shared snapshot taken before.
-  void table_changed() { snapshot_.reset(); }
+  // must not get a snapshot taken before.
+  void table_changed();
   std::size_t connections() const { return connections_.size(); }
+  bool has_operators() const;
 
-  static constexpr std::size_t max_connections = 64;
+  static constexpr std::size_t max_pending = 64, max_pending_per_source = 8;
+  static constexpr std::size_t max_operators = 32, max_operators_per_source = 4;
+  static constexpr std::size_t max_per_peer = 4;  // a peer's reconnects may overlap its old connection
+  static constexpr std::chrono::milliseconds operator_wait{300};
+  static constexpr std::chrono::seconds hello_wait{5};
   static constexpr std::size_t max_queued_bytes = 64 * 1024 * 1024;  // a full table is about 30 MiB
 
 private:
   class Connection;
+  enum class Role { pending, peer, operator_ };
   void accept();
+  void refuse(const boost::asio::ip::address& source, const std::string& why);
+  bool admit(const Connection& c, Role role);
   void forget(Connection* c);
-  void deliver(std::shared_ptr<const std::string> bytes);
-  std::string snapshot(Clock::time_point now) const;
+  void deliver(Role role, std::shared_ptr<const std::string> bytes);
+  bool is_peer(const boost::asio::ip::address& a) const;
+  bool is_operator(const boost::asio::ip::address& a) const;
+  std::shared_ptr<const std::string> snapshot(Role role, Clock::time_point now);
+  std::string peer_snapshot(Clock::time_point now) const;
+  std::string operator_snapshot(Clock::time_point now) const;
 
   boost::asio::ip::tcp::acceptor acceptor_;
   const SessionTable& table_;
   SyncHello hello_;
+  Access access_;
   Logger& log_;
   SyncStats& stats_;
+  LogLimiter refusals_{std::chrono::seconds(60), 1024};  // once per address a minute
   std::vector<std::shared_ptr<Connection>> connections_;
-  // The snapshot new connections start with, shared while the table is unchanged
-  // (at most a second, for the listing's ages): a connection flood costs one copy.
-  std::shared_ptr<const std::string> snapshot_;
-  Clock::time_point snapshot_at_{};
+  // The snapshots new connections start with, shared while the table is
+  // unchanged (at most a second, for the listing's ages): a flood costs one copy.
+  struct Snapshot {
+    std::shared_ptr<const std::string> bytes;
+    Clock::time_point at{};
+  };
+  Snapshot peer_snapshot_, operator_snapshot_;
 };
 
 class SyncClient {
 public:
   using Handler = std::function<void(SyncMessage&, const SyncSource& from)>;
-  // Resolves the peer now (before any chroot); throws if it cannot.
+  // Resolves the peer now (before any chroot); throws if it cannot. `local`:
+  // the address to connect from (-I), the one the peer knows us by.
   SyncClient(boost::asio::io_context& io, const std::string& host, std::uint16_t port, SyncHello self,
-             Handler handler, Logger& log, SyncStats& stats);
+             std::optional<boost::asio::ip::address> local, Handler handler, Logger& log, SyncStats& stats);
   void start();
   void close();
   bool connected() const { return connected_; }
   // The instance at the other end, once its hello arrived on the current connection.
   const std::string& peer_instance() const { return peer_instance_; }
+  const std::vector<boost::asio::ip::tcp::endpoint>& endpoints() const { return endpoints_; }
 
 private:
   void connect();
@@ -87,8 +121,10 @@ private:
   boost::asio::ip::tcp::socket socket_;
   boost::asio::steady_timer timer_;
   std::vector<boost::asio::ip::tcp::endpoint> endpoints_;
+  std::optional<boost::asio::ip::address> local_;
   std::string name_;
   SyncHello self_;
+  std::string hello_line_;  // what it says first: "P <wire-version> <instance>"
   Handler handler_;
   Logger& log_;
   SyncStats& stats_;

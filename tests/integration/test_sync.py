@@ -270,8 +270,8 @@ def the_listing_shows_changes_as_they_happen():
         got = b""
         while b"# end of listing" not in got:
             got += s.recv(65536)
-        c.nodes[1].cmd("U w1 192.0.2.1 4000 A;1")  # a change on this instance: an F line
-        c.nodes[0].cmd("U w2 192.0.2.1 4000 A;1")  # a change that came from a peer: an S line
+        c.nodes[1].cmd("U w1 192.0.2.1 4000 A;1")  # a change on this instance: an S line
+        c.nodes[0].cmd("U w2 192.0.2.1 4000 A;1")  # a change that came from a peer: an S line too
         wait_until(lambda: c.nodes[2].cmd("Q w2 A;1") != "E50", 2, "w2 to reach C")
         assert c.nodes[2].cmd("D w2 A") == "0"
         deadline = time.monotonic() + 3
@@ -282,8 +282,9 @@ def the_listing_shows_changes_as_they_happen():
             except socket.timeout:
                 break
         text = got.decode()
-        assert re.search(r"^F 2 upsert \d+ call-id=w1 tag=A;1", text, re.M), text  # wire version 2
+        assert re.search(r"^S call-id=w1 media=1 from-tag=A;1", text, re.M), text
         assert re.search(r"^S call-id=w2 media=1 from-tag=A;1", text, re.M), text
+        assert not re.search(r"^F ", text, re.M), "an operator gets no frames: %s" % text
         assert re.search(r"^# deleted call-id=w2 tag=A;1 by ", text, re.M), text
 
 
@@ -330,22 +331,25 @@ def hostile_sync_input_does_not_hurt():
             s.setblocking(False)
             s.connect_ex((HOSTS[0], sync_port))
             idle.append(s)
-        time.sleep(0.3)
+        wait_until(lambda: "refused a connection from 127.0.0.1: too many" in d.logtext(), 3, "the flood to be capped")
         for i in range(20):
             caller.send(rtp(100 + i, ssrc=1), (HOSTS[0], q))
             assert callee.recv()[0] == rtp(100 + i, ssrc=1)
         assert d.cmd("V") == "20040107"
-        assert "connections open; refusing more" in d.logtext()
         for s in idle:
             s.close()
         assert len(listing(HOSTS[0], sync_port)) == 1, "the sync port still serves after the flood"
         chatty = socket.create_connection((HOSTS[0], sync_port), timeout=2)
         try:
-            for _ in range(100):  # 100 KiB to a read-only port: it hangs up
+            for _ in range(100):  # 100 KiB to a read-only port: it hangs up (at the first line that is no hello)
                 chatty.sendall(b"x" * 1024)
         except OSError:
             pass
-        wait_until(lambda: "bytes to the read-only sync port; closing it" in d.logtext(), 2, "the chatty client to be cut off")
+        try:
+            closed = chatty.recv(65536) == b""
+        except (ConnectionResetError, socket.timeout) as e:
+            closed = isinstance(e, ConnectionResetError)
+        assert closed, "the chatty client is cut off"
         chatty.close()
     fake.close()
 
@@ -448,6 +452,95 @@ def an_unbound_leg_is_shown_retried_and_relays_once_it_can_be_bound():
         assert data == rtp(1, ssrc=11) and src == (HOSTS[1], p), (data, src)
         wait_until(lambda: not any("unbound" in l for l in listing(HOSTS[0], sync_port)), 5,
                    "A's listing to drop the mark")
+
+
+def closed_without_a_byte(host, port, source, timeout=2):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((source, 0))
+    s.settimeout(timeout)
+    s.connect((host, port))
+    try:
+        data = s.recv(100)
+    except ConnectionResetError:
+        data = b""
+    s.close()
+    return data == b""
+
+
+@test
+def strangers_get_nothing_and_are_logged_once():
+    """A client that is neither a configured peer nor in --sync-allow is closed
+    before a byte is written, counted, and logged once per address a minute."""
+    sync_port = free_port(socket.SOCK_STREAM)
+    with Daemon("-S", str(sync_port), "-I", HOSTS[0], "--sync-allow", "127.0.0.9/32", host=HOSTS[0], media=HOSTS[0],
+                level="info") as d:
+        d.cmd("U secret-call 192.0.2.1 4000 A;1")
+        for _ in range(5):
+            assert closed_without_a_byte(HOSTS[0], sync_port, "127.0.0.1")
+        assert closed_without_a_byte(HOSTS[0], sync_port, "127.0.0.7")
+        log = d.logtext()
+        assert log.count("refused a connection from 127.0.0.1: neither a configured peer nor in --sync-allow") == 1, log
+        assert log.count("refused a connection from 127.0.0.7") == 1, log
+        d.proc.send_signal(signal.SIGUSR1)
+        wait_until(lambda: re.search(r" refused=6$", d.logtext(), re.M), 2, "6 refusals counted")
+        # the allowed operator reads the listing without typing anything
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.9", 0))
+        s.settimeout(2)
+        s.connect((HOSTS[0], sync_port))
+        got = b""
+        while b"# end of listing" not in got:
+            got += s.recv(65536)
+        assert b"S call-id=secret-call" in got and b"F " not in got
+        s.close()
+
+
+@test
+def a_peer_gets_the_machine_stream_only():
+    """A peer (its address, its hello line) gets frames, never listing lines."""
+    with Cluster(hosts=HOSTS[:2]) as c:
+        c.nodes[0].cmd("U framed 192.0.2.1 4000 A;1")
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((HOSTS[1], 0))  # B's address: a configured peer of A
+        s.settimeout(2)
+        s.connect((HOSTS[0], c.sync_port))
+        s.sendall(b"P 2 probe:1\n")
+        got = b""
+        deadline = time.monotonic() + 3
+        while b"call-id=framed" not in got and time.monotonic() < deadline:
+            got += s.recv(65536)
+        s.close()
+        assert got.startswith(b"F 2 hello "), got[:200]
+        assert b"call-id=framed" in got
+        assert not re.search(rb"^(S |#)", got, re.M), "a peer gets no listing lines: %r" % got[:500]
+        # the same address without a hello is no operator (not in --sync-allow): closed after 5 s, unread
+        start = time.monotonic()
+        assert closed_without_a_byte(HOSTS[0], c.sync_port, HOSTS[1], timeout=8)
+        assert time.monotonic() - start >= 4.5
+
+
+@test
+def idle_connections_cannot_lock_a_peer_out():
+    """100 idle connections, from operators' addresses and from strangers', while
+    a peer restarts: the peer still gets its slot and the whole table."""
+    with Cluster("--sync-allow", "127.0.0.0/8", hosts=HOSTS[:2]) as c:
+        a, b = c.nodes
+        a.cmd("U before-flood 192.0.2.1 4000 A;1")
+        wait_until(lambda: b.cmd("Q before-flood A;1") != "E50", 3, "the call on B")
+        b.kill()
+        idle = []
+        for i in range(100):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.%d.%d" % (1 + i // 50, 10 + i % 50), 0))
+            s.setblocking(False)
+            s.connect_ex((HOSTS[0], c.sync_port))
+            idle.append(s)
+        a.cmd("U during-flood 192.0.2.1 4000 A;1")
+        b.start()
+        wait_until(lambda: b.cmd("Q during-flood A;1") != "E50" and b.cmd("Q before-flood A;1") != "E50", 5,
+                   "the restarted peer to get A's table despite the flood")
+        for s in idle:
+            s.close()
 
 
 def v2_frame(kind, fields):
