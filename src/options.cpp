@@ -225,6 +225,9 @@ Options parse_options(int argc, const char* const argv[]) {
     ("sync-hosts,M", po::value<std::vector<std::string>>()->value_name("HOST:PORT,..."), "other instances to sync with")
     ("sync-allow", po::value<std::vector<std::string>>()->value_name("NET,..."),
      "who may read the sync port's listing (default 127.0.0.1,::1)")
+    ("sync-tls-cert", po::value<std::string>()->value_name("FILE"), "this instance's certificate for sync TLS (PEM)")
+    ("sync-tls-key", po::value<std::string>()->value_name("FILE"), "its private key (PEM)")
+    ("sync-tls-ca", po::value<std::string>()->value_name("FILE"), "the cluster's CA: peers must present a certificate it signed")
     ("timeout,T", po::value<std::string>()->value_name("SECONDS"), "inactivity timeout of a session (default 60)")
     ("setup-timeout,W", po::value<std::string>()->value_name("SECONDS"),
        "timeout of an offer that is never answered (default: --timeout)")
@@ -300,6 +303,16 @@ Options parse_options(int argc, const char* const argv[]) {
   if (vm.count("sync-hosts")) o.sync_hosts = parse_sync_hosts(list("sync-hosts"));
   o.sync_allow = parse_networks("--sync-allow", vm.count("sync-allow") ? list("sync-allow")
                                                                        : std::vector<std::string>{"127.0.0.1,::1"});
+  const char* tls[] = {"sync-tls-cert", "sync-tls-key", "sync-tls-ca"};
+  const auto given = std::count_if(std::begin(tls), std::end(tls), [&](const char* n) { return vm.count(n) > 0; });
+  if (given > 0 && given < 3)
+    for (const char* n : tls)
+      if (!vm.count(n)) fail(std::string("--") + n, "is needed too: sync TLS takes --sync-tls-cert, --sync-tls-key and --sync-tls-ca");
+  if (given == 3) {
+    o.sync_tls = Options::Tls{str("sync-tls-cert"), str("sync-tls-key"), str("sync-tls-ca")};
+    for (const char* n : tls)
+      if (str(n).empty()) fail(std::string("--") + n, "empty file name");
+  }
 
   if (vm.count("timeout")) o.ttl = std::chrono::seconds(number("-T/--timeout", str("timeout"), 1, 86400));
   o.setup_ttl = vm.count("setup-timeout")

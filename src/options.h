@@ -70,6 +70,10 @@ struct Options {
   std::optional<boost::asio::ip::address> sync_interface;  // -I, resolved; none: every address
   std::vector<SyncPeer> sync_hosts;
   std::vector<Network> sync_allow;  // operators who may read the listing (--sync-allow)
+  struct Tls {
+    std::string cert, key, ca;  // PEM files: ours, its key, the cluster's CA
+  };
+  std::optional<Tls> sync_tls;  // none: sync is unauthenticated
 
   std::chrono::seconds ttl{60};
   std::chrono::seconds setup_ttl{60};

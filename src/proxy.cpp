@@ -80,21 +80,26 @@ Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
   }
   check_file_limit();
   const SyncHello hello{table_.config().instance, options.port_min, options.port_max, 0};
+  if (options.sync_tls)
+    sync_tls_ = make_sync_tls(*options.sync_tls);  // read now, before any chroot
+  else if (options.sync_port || !options.sync_hosts.empty())
+    log.warning("sync is unauthenticated: peers are told by their address alone, and what they send is not "
+                "encrypted; give --sync-tls-cert, --sync-tls-key and --sync-tls-ca");
   SyncServer::Access access{{}, options.sync_allow};
   for (const auto& peer : options.sync_hosts) {
     peers_.push_back(std::make_unique<SyncClient>(
-        io, peer.host, peer.port, hello, options.sync_interface,
+        io, peer.host, peer.port, hello, options.sync_interface, sync_tls_.get(),
         [this](SyncMessage& msg, const SyncSource& from) { on_sync(msg, from); }, log, sync_stats_));
     for (const auto& e : peers_.back()->endpoints()) access.peers.push_back(e.address());  // who may speak as a peer
   }
   if (options.sync_port) {
     auto at = sync_endpoint(options);  // IPv4 and IPv6 unless -I names one address
     try {
-      sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello, access, log, sync_stats_);
+      sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello, access, sync_tls_.get(), log, sync_stats_);
     } catch (const std::runtime_error&) {
       if (options.sync_interface) throw;
       at = boost::asio::ip::tcp::endpoint(boost::asio::ip::address_v4::any(), options.sync_port);  // no IPv6 here
-      sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello, access, log, sync_stats_);
+      sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello, access, sync_tls_.get(), log, sync_stats_);
     }
   }
 }

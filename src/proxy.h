@@ -60,6 +60,7 @@ private:
   ClusterView view_;    // what peers have said of themselves, to check what they send
   LogLimiter limiter_;  // repeated causes (failing commands, bad frames) are logged once per 10 s
   SyncStats sync_stats_;
+  std::unique_ptr<boost::asio::ssl::context> sync_tls_;  // before the server and clients that use it
   std::unique_ptr<SyncServer> sync_server_;
   std::vector<std::unique_ptr<SyncClient>> peers_;
   boost::asio::steady_timer flush_timer_;

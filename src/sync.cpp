@@ -11,6 +11,8 @@
 #include <boost/asio/write.hpp>
 
 #include <malloc.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -18,7 +20,25 @@
 namespace anyrtpproxy {
 
 namespace ip = boost::asio::ip;
+namespace ssl = boost::asio::ssl;
 using ip::tcp;
+
+std::unique_ptr<ssl::context> make_sync_tls(const Options::Tls& files) {
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_3_VERSION);
+  ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  auto load = [](const std::string& option, const std::string& file, auto&& how) {
+    boost::system::error_code ec;
+    how(ec);
+    if (ec) throw std::runtime_error("option " + option + ": cannot use " + file + ": " + ec.message());
+  };
+  load("--sync-tls-ca", files.ca, [&](auto& ec) { ctx->load_verify_file(files.ca, ec); });
+  load("--sync-tls-cert", files.cert, [&](auto& ec) { ctx->use_certificate_chain_file(files.cert, ec); });
+  load("--sync-tls-key", files.key, [&](auto& ec) { ctx->use_private_key_file(files.key, ssl::context::pem, ec); });
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
+    throw std::runtime_error("option --sync-tls-key: " + files.key + " is not the key of " + files.cert);
+  return ctx;
+}
 
 // One connection to the sync port. Pending until it said it is a peer (its
 // hello line) or, from an operator's address, said nothing for
@@ -45,11 +65,12 @@ public:
 
   void start() {
     wait(operator_wait);
+    if (owner_.tls_ && owner_.is_peer(source_)) return peek();
     read();
   }
 
   void deliver(std::shared_ptr<const std::string> bytes) {
-    if (!socket_.is_open() || role_ == Role::pending) return;
+    if (!lowest().is_open() || role_ == Role::pending) return;
     const std::size_t size = bytes->size();
     switch (queue_.push(std::move(bytes))) {
       case WriteQueue::Push::start_writing: return write();
@@ -68,11 +89,41 @@ public:
   void shut() {
     boost::system::error_code ec;
     timer_.cancel();
-    socket_.close(ec);
+    lowest().close(ec);
     owner_.forget(this);
   }
 
 private:
+  tcp::socket& lowest() { return tls_ ? tls_->next_layer() : socket_; }
+  template <class Op>
+  void with_stream(Op&& op) {
+    if (tls_)
+      op(*tls_);
+    else
+      op(socket_);
+  }
+
+  // From a peer's address with TLS on: a TLS handshake record first (looked
+  // at, not taken) is a peer whose certificate decides; anything else is read
+  // as on a plain connection (an operator's silence, a refused plain hello).
+  void peek() {
+    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || !self->socket_.is_open()) return self->shut();
+      unsigned char first = 0;
+      const auto n = ::recv(self->socket_.native_handle(), &first, 1, MSG_PEEK);
+      if (n <= 0) return self->shut();
+      if (first != 0x16) return self->read();
+      self->tls_ = std::make_unique<TlsStream>(std::move(self->socket_), *self->owner_.tls_);
+      self->tls_->async_handshake(ssl::stream_base::server, [self](boost::system::error_code hec) {
+        if (hec) {
+          self->owner_.refuse(self->source_, "failed the TLS handshake: " + hec.message());
+          return self->shut();
+        }
+        self->become(Role::peer);  // the cluster's CA signed its certificate
+        if (self->lowest().is_open()) self->read();
+      });
+    });
+  }
   void wait(Clock::duration d) {
     timer_.expires_after(d);
     timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
@@ -82,7 +133,7 @@ private:
 
   // Silence: an operator, if it may be one; a peer gets hello_wait to speak.
   void waited() {
-    if (role_ != Role::pending || !socket_.is_open()) return;
+    if (role_ != Role::pending || !lowest().is_open()) return;
     if (owner_.is_operator(source_)) return become(Role::operator_);
     const auto left = since_ + hello_wait - Clock::now();
     if (left > Clock::duration::zero()) return wait(left);
@@ -98,7 +149,7 @@ private:
   }
 
   void read() {
-    socket_.async_read_some(boost::asio::buffer(sink_), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+    with_stream([&](auto& stream) { stream.async_read_some(boost::asio::buffer(sink_), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
       if (ec) return self->shut();
       if (self->role_ == Role::pending) {
         self->said_.append(self->sink_.data(), n);
@@ -109,8 +160,12 @@ private:
           self->owner_.refuse(self->source_, "spoke, but not a peer's hello");
           return self->shut();
         }
+        if (self->owner_.tls_) {
+          self->owner_.refuse(self->source_, "sent a peer's hello without TLS, which this cluster requires");
+          return self->shut();
+        }
         self->become(Role::peer);
-        if (!self->socket_.is_open()) return;
+        if (!self->lowest().is_open()) return;
         self->ignored_ = self->said_.size() - eol - 1;
         return self->read();
       }
@@ -123,21 +178,24 @@ private:
         return self->shut();
       }
       self->read();
-    });
+    }); });
   }
 
   void write() {
-    boost::asio::async_write(socket_, boost::asio::buffer(queue_.front()),
-                             [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                               if (ec || !self->socket_.is_open()) return self->shut();
-                               if (self->queue_.pop()) self->write();
-                             });
+    with_stream([&](auto& stream) {
+      boost::asio::async_write(stream, boost::asio::buffer(queue_.front()),
+                               [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                                 if (ec || !self->lowest().is_open()) return self->shut();
+                                 if (self->queue_.pop()) self->write();
+                               });
+    });
   }
 
   static constexpr std::size_t max_ignored_bytes = 64 * 1024;
   static constexpr std::size_t max_hello = 256;
 
-  tcp::socket socket_;
+  tcp::socket socket_;            // until a TLS handshake moves it into tls_
+  std::unique_ptr<TlsStream> tls_;
   boost::asio::steady_timer timer_;
   SyncServer& owner_;
   std::string peer_;
@@ -152,8 +210,9 @@ private:
 };
 
 SyncServer::SyncServer(boost::asio::io_context& io, const tcp::endpoint& at, const SessionTable& table,
-                       SyncHello hello, Access access, Logger& log, SyncStats& stats)
-    : acceptor_(io), table_(table), hello_(std::move(hello)), access_(std::move(access)), log_(log), stats_(stats) {
+                       SyncHello hello, Access access, ssl::context* tls, Logger& log, SyncStats& stats)
+    : acceptor_(io), table_(table), hello_(std::move(hello)), access_(std::move(access)), tls_(tls), log_(log),
+      stats_(stats) {
   for (auto& a : access_.peers) a = unmapped(a);
   boost::system::error_code ec;
   acceptor_.open(at.protocol(), ec);
@@ -316,8 +375,9 @@ void SyncServer::publish(const SyncActivity& activity) {
 }
 
 SyncClient::SyncClient(boost::asio::io_context& io, const std::string& host, std::uint16_t port, SyncHello self,
-                       std::optional<ip::address> local, Handler handler, Logger& log, SyncStats& stats)
-    : socket_(io), timer_(io), local_(std::move(local)), name_(host + ":" + std::to_string(port)),
+                       std::optional<ip::address> local, ssl::context* tls, Handler handler, Logger& log,
+                       SyncStats& stats)
+    : socket_(io), timer_(io), local_(std::move(local)), tls_context_(tls), name_(host + ":" + std::to_string(port)),
       self_(std::move(self)), hello_line_("P " + std::to_string(sync_wire_version) + " " + self_.instance + "\n"),
       handler_(std::move(handler)), log_(log), stats_(stats) {
   tcp::resolver resolver(io);
@@ -333,6 +393,7 @@ void SyncClient::close() {
   boost::system::error_code ec;
   timer_.cancel();
   socket_.close(ec);
+  if (tls_) tls_->lowest_layer().close(ec);
 }
 
 void SyncClient::retry(std::chrono::milliseconds delay) {
@@ -344,8 +405,11 @@ void SyncClient::retry(std::chrono::milliseconds delay) {
 
 void SyncClient::fail(const std::string& why, std::chrono::milliseconds delay) {
   if (closed_) return;
+  ++generation_;  // what the old connection's handlers still report is stale
   boost::system::error_code ec;
   socket_.close(ec);
+  if (tls_) tls_->lowest_layer().close(ec);
+  tls_.reset();  // its handlers hold it until they have run
   if (why != last_error_)
     log_.warning("sync: " + name_ + ": " + why + "; reconnecting");
   else
@@ -370,23 +434,37 @@ void SyncClient::connect() {
   socket_.open(to.protocol(), ec);
   if (!ec && local_ && local_->is_v6() == to.address().is_v6()) socket_.bind(tcp::endpoint(*local_, 0), ec);
   if (ec) return fail("cannot open a socket: " + ec.message());
-  socket_.async_connect(to, [this](boost::system::error_code ec) {
-    if (closed_) return;
+  socket_.async_connect(to, [this, gen = generation_](boost::system::error_code ec) {
+    if (closed_ || gen != generation_) return;
     if (ec) return fail("cannot connect: " + ec.message());
-    connected_ = true;
-    backoff_ = std::chrono::milliseconds(100);
-    log_.notice("sync: connected to " + name_);
-    // A peer speaks first; the server writes nothing before it knows who we are.
-    boost::asio::async_write(socket_, boost::asio::buffer(hello_line_), [this](boost::system::error_code wec, std::size_t) {
-      if (wec && !closed_) fail("cannot send its hello: " + wec.message());
+    if (!tls_context_) return on_connected();
+    tls_ = std::make_shared<TlsStream>(std::move(socket_), *tls_context_);
+    tls_->async_handshake(ssl::stream_base::client, [this, gen, keep = tls_](boost::system::error_code hec) {
+      if (closed_ || gen != generation_) return;
+      if (hec) return fail("failed the TLS handshake: " + hec.message());
+      on_connected();
     });
-    read();
   });
 }
 
+void SyncClient::on_connected() {
+  connected_ = true;
+  backoff_ = std::chrono::milliseconds(100);
+  log_.notice(std::string("sync: connected to ") + name_ + (tls_ ? " (TLS)" : ""));
+  // A peer speaks first; the server writes nothing before it knows who we are.
+  auto on_hello = [this, gen = generation_, keep = tls_](boost::system::error_code ec, std::size_t) {
+    if (ec && !closed_ && gen == generation_) fail("cannot send its hello: " + ec.message());
+  };
+  if (tls_)
+    boost::asio::async_write(*tls_, boost::asio::buffer(hello_line_), on_hello);
+  else
+    boost::asio::async_write(socket_, boost::asio::buffer(hello_line_), on_hello);
+  read();
+}
+
 void SyncClient::read() {
-  socket_.async_read_some(boost::asio::buffer(buffer_), [this](boost::system::error_code ec, std::size_t n) {
-    if (closed_ || ec == boost::asio::error::operation_aborted) return;
+  auto on_read = [this, gen = generation_, keep = tls_](boost::system::error_code ec, std::size_t n) {
+    if (closed_ || gen != generation_ || ec == boost::asio::error::operation_aborted) return;
     if (ec) return fail(ec == boost::asio::error::eof ? "closed the connection" : ec.message());
     if (!reader_.feed(std::string_view(buffer_.data(), n))) {
       ++stats_.bad_streams;
@@ -406,10 +484,14 @@ void SyncClient::read() {
       }
       handler_(msg, SyncSource{name_, peer_instance_});
       last_error_.clear();  // a healthy stream: the next failure is news again
-      if (closed_ || !socket_.is_open()) return;
+      if (closed_ || gen != generation_ || !open()) return;
     }
     read();
-  });
+  };
+  if (tls_)
+    tls_->async_read_some(boost::asio::buffer(buffer_), on_read);
+  else
+    socket_.async_read_some(boost::asio::buffer(buffer_), on_read);
 }
 
 }  // namespace anyrtpproxy

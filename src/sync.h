@@ -26,6 +26,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <functional>
@@ -38,6 +40,13 @@ namespace anyrtpproxy {
 
 class Logger;
 
+// Mutual TLS for the sync connections: TLS 1.3 only, our certificate and key,
+// and the cluster's CA, which must have signed the other side's certificate.
+// Reads the files now (before any chroot); throws naming the file that fails.
+std::unique_ptr<boost::asio::ssl::context> make_sync_tls(const Options::Tls& files);
+
+using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+
 class SyncServer {
 public:
   struct Access {
@@ -45,8 +54,10 @@ public:
     std::vector<Network> operators;               // --sync-allow
   };
   // Binds now; throws std::runtime_error naming the address on failure.
+  // `tls`: peers must speak TLS with a certificate the cluster's CA signed
+  // (the context outlives the server); none: peers are told by address alone.
   SyncServer(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& at, const SessionTable& table,
-             SyncHello hello, Access access, Logger& log, SyncStats& stats);
+             SyncHello hello, Access access, boost::asio::ssl::context* tls, Logger& log, SyncStats& stats);
   ~SyncServer();
   void start();
   void close();
@@ -85,6 +96,7 @@ private:
   const SessionTable& table_;
   SyncHello hello_;
   Access access_;
+  boost::asio::ssl::context* tls_;
   Logger& log_;
   SyncStats& stats_;
   LogLimiter refusals_{std::chrono::seconds(60), 1024};  // once per address a minute
@@ -104,7 +116,8 @@ public:
   // Resolves the peer now (before any chroot); throws if it cannot. `local`:
   // the address to connect from (-I), the one the peer knows us by.
   SyncClient(boost::asio::io_context& io, const std::string& host, std::uint16_t port, SyncHello self,
-             std::optional<boost::asio::ip::address> local, Handler handler, Logger& log, SyncStats& stats);
+             std::optional<boost::asio::ip::address> local, boost::asio::ssl::context* tls, Handler handler,
+             Logger& log, SyncStats& stats);
   void start();
   void close();
   bool connected() const { return connected_; }
@@ -114,14 +127,18 @@ public:
 
 private:
   void connect();
+  void on_connected();
   void retry(std::chrono::milliseconds delay);
   void read();
+  bool open() const { return tls_ ? tls_->lowest_layer().is_open() : socket_.is_open(); }
   void fail(const std::string& why, std::chrono::milliseconds delay = std::chrono::milliseconds(0));
 
   boost::asio::ip::tcp::socket socket_;
   boost::asio::steady_timer timer_;
   std::vector<boost::asio::ip::tcp::endpoint> endpoints_;
   std::optional<boost::asio::ip::address> local_;
+  boost::asio::ssl::context* tls_context_;
+  std::shared_ptr<TlsStream> tls_;  // this connection's, when TLS is on; handlers hold it too
   std::string name_;
   SyncHello self_;
   std::string hello_line_;  // what it says first: "P <wire-version> <instance>"
@@ -133,6 +150,7 @@ private:
   std::chrono::milliseconds backoff_{100};
   bool connected_ = false;
   bool closed_ = false;
+  std::uint64_t generation_ = 0;  // of the current connection; handlers of an older one are stale
   // One log line per kind of failure: an outage, or a peer that keeps sending the
   // same bad frame, is logged once, until a healthy frame arrives.
   std::string last_error_;

@@ -4,10 +4,10 @@
 #   tests/install-deps.sh test    the above, plus Boost.Test, Python 3, Kamailio and sipp,
 #                                 clang with the libFuzzer/sanitizer runtime, packaging tools
 set -eu
-want="g++ make libboost-dev libboost-system-dev libboost-thread-dev libboost-serialization-dev libboost-program-options-dev"
+want="g++ make libboost-dev libboost-system-dev libboost-thread-dev libboost-serialization-dev libboost-program-options-dev libssl-dev"
 case "${1:-build}" in
   build) ;;
-  test) want="$want libboost-test-dev python3 kamailio sip-tester iproute2 procps util-linux debhelper dpkg-dev lintian nftables clang libclang-rt-14-dev" ;;
+  test) want="$want libboost-test-dev python3 kamailio sip-tester iproute2 procps util-linux debhelper dpkg-dev lintian nftables clang libclang-rt-14-dev openssl" ;;
   *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
 missing=
