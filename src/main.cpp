@@ -5,6 +5,8 @@
 #include "options.h"
 #include "proxy.h"
 
+#include <malloc.h>
+
 #include <cstdio>
 #include <optional>
 
@@ -14,6 +16,10 @@
 
 int main(int argc, char* argv[]) {
   using namespace anyrtpproxy;
+  // Blocks of 256 KiB and more are mapped on their own, and stay so (glibc
+  // would raise this threshold as such blocks are freed): a slow sync
+  // reader's backlog (write_queue.h) goes back to the system when it is dropped.
+  ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   Options options;
   try {
     options = parse_options(argc, argv);

@@ -80,11 +80,7 @@ Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
   }
   check_file_limit();
   const SyncHello hello{table_.config().instance, options.port_min, options.port_max, 0};
-  if (options.sync_tls)
-    sync_tls_ = make_sync_tls(*options.sync_tls);  // read now, before any chroot
-  else if (options.sync_port || !options.sync_hosts.empty())
-    log.warning("sync is unauthenticated: peers are told by their address alone, and what they send is not "
-                "encrypted; give --sync-tls-cert, --sync-tls-key and --sync-tls-ca");
+  if (options.sync_tls) sync_tls_ = make_sync_tls(*options.sync_tls);  // read now, before any chroot
   SyncServer::Access access{{}, options.sync_allow};
   for (const auto& peer : options.sync_hosts) {
     peers_.push_back(std::make_unique<SyncClient>(
@@ -165,6 +161,9 @@ void Proxy::start() {
   for (const auto& c : options_.control) where += " " + c.text;
   log_.notice("serving control on" + where + ", ports " + std::to_string(options_.port_min) + "-" +
               std::to_string(options_.port_max));
+  if (!sync_tls_ && (sync_server_ || !peers_.empty()))
+    log_.warning("sync is unauthenticated: peers are told by their address alone, and what they send is not "
+                 "encrypted; give --sync-tls-cert, --sync-tls-key and --sync-tls-ca");
 }
 
 void Proxy::stop() {

@@ -10,7 +10,6 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/write.hpp>
 
-#include <malloc.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
@@ -52,14 +51,6 @@ public:
     boost::system::error_code ec;
     peer_ = endpoint_text(socket_.remote_endpoint(ec));
   }
-  // A reader dropped with up to max_queued_bytes queued leaves that much free
-  // heap behind: give it back to the system (glibc keeps it otherwise).
-  ~Connection() {
-    if (!trim_) return;
-    queue_ = WriteQueue(0);
-    ::malloc_trim(0);
-  }
-
   Role role() const { return role_; }
   const ip::address& source() const { return source_; }
 
@@ -76,7 +67,6 @@ public:
       case WriteQueue::Push::start_writing: return write();
       case WriteQueue::Push::queued: return;
       case WriteQueue::Push::over_limit:
-        trim_ = true;
         ++owner_.stats_.slow_peers_dropped;
         owner_.log_.warning("sync: " + peer_ + " reads too slowly (" + std::to_string(queue_.bytes() + size) +
                             " bytes queued); dropping it, it gets the whole table when it reconnects");
@@ -201,7 +191,6 @@ private:
   std::string peer_;
   ip::address source_;
   Role role_ = Role::pending;
-  bool trim_ = false;  // it was dropped with a full queue
   WriteQueue queue_;
   Clock::time_point since_;
   std::string said_;  // while pending: what it sent

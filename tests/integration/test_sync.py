@@ -454,6 +454,45 @@ def an_unbound_leg_is_shown_retried_and_relays_once_it_can_be_bound():
                    "A's listing to drop the mark")
 
 
+def rss_kib(pid):
+    return int(open("/proc/%d/status" % pid).read().split("VmRSS:")[1].split()[0])
+
+
+@test
+def a_dropped_slow_reader_gives_its_memory_back():
+    """A peer that stops reading while changes pile up is dropped at 64 MiB
+    queued, and the daemon's RSS comes back near where it was."""
+    sync_port = free_port(socket.SOCK_STREAM)
+    with Daemon("-S", str(sync_port), "-I", HOSTS[0], "-M", "%s:%d" % (HOSTS[1], free_port(socket.SOCK_STREAM)),
+                host=HOSTS[0], media=HOSTS[0], level="warning", ports=(20000, 20999)) as d:
+        calls = ["%04d%s" % (i, "c" * 1000) for i in range(20)]  # long call-ids: long change lines
+        for c in calls:
+            assert d.cmd("U %s 192.0.2.1 4000 A;1" % c).split()[0].isdigit()
+        base = rss_kib(d.proc.pid)
+        slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.bind((HOSTS[1], 0))  # the configured peer's address
+        slow.connect((HOSTS[0], sync_port))
+        slow.sendall(b"P 2 slow:1\n")  # a peer, which then never reads
+        deadline = time.monotonic() + 60
+        sent = 0
+        while "reads too slowly" not in d.logtext() and time.monotonic() < deadline:
+            for k in range(50):  # each U is a change: a frame of about 1.4 KB for the peer
+                d.sock.sendto(b"x%d U %s 192.0.2.%d 4000 A;1" % (sent + k, calls[k % 20].encode(), 1 + sent % 200),
+                              d.control)
+            sent += 50
+            d.sock.settimeout(1)
+            try:
+                for _ in range(50):
+                    d.sock.recv(65536)
+            except socket.timeout:
+                pass
+        assert "reads too slowly" in d.logtext(), "not dropped after %d changes" % sent
+        wait_until(lambda: rss_kib(d.proc.pid) < base + 16 * 1024, 5, "the memory to go back",
+                   debug=lambda: (base, rss_kib(d.proc.pid)))
+        slow.close()
+
+
 def closed_without_a_byte(host, port, source, timeout=2):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind((source, 0))

@@ -328,4 +328,26 @@ BOOST_AUTO_TEST_CASE(write_queue_is_bounded_in_bytes_with_one_write_in_flight) {
   BOOST_TEST((q.push(bytes(10)) == WriteQueue::Push::start_writing));
 }
 
+BOOST_AUTO_TEST_CASE(a_backlog_goes_into_chunks_of_its_own_in_order) {
+  WriteQueue q(64 << 20);
+  auto text = [](char c, std::size_t n) { return std::make_shared<const std::string>(n, c); };
+  const auto first = text('a', 10);
+  BOOST_TEST((q.push(first) == WriteQueue::Push::start_writing));
+  BOOST_TEST(&q.front() == first.get());  // a reader that keeps up writes the shared buffer itself
+  for (int i = 0; i < 3000; ++i) q.push(text(static_cast<char>('b' + i % 20), 1000));  // 3 MB behind it
+  BOOST_TEST(q.bytes() == 10u + 3000u * 1000u);
+  BOOST_TEST(q.pop());
+  std::string behind;
+  std::size_t pieces = 0;
+  do {
+    behind += q.front();
+    ++pieces;
+    BOOST_TEST(q.front().capacity() >= WriteQueue::backlog_chunk);  // mapped on its own
+  } while (q.pop());
+  BOOST_TEST(pieces == 3u);  // 1 MiB chunks, not 3000 small buffers
+  BOOST_TEST(behind.size() == 3000u * 1000u);
+  for (int i = 0; i < 3000; ++i) BOOST_REQUIRE(behind[static_cast<std::size_t>(i) * 1000] == static_cast<char>('b' + i % 20));
+  BOOST_TEST(q.bytes() == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
