@@ -42,6 +42,7 @@ std::optional<Refusal> check(const Session& s, const ClusterView& view) {
     return Refusal{"notify", "a notify target or tag over 1024 bytes or with control characters"};
   for (const Leg& leg : s.legs) {
     if (!clean(leg.codecs, max_codecs)) return Refusal{"string", "a codec list over 256 bytes or not text"};
+    if (!leg.owner.empty() && !good_name(leg.owner)) return Refusal{"name", "a leg whose owner's name is long or not text"};
     for (const Stream* st : {&leg.rtp, &leg.rtcp})
       if (st->known && !of_family(st->remote, s.family)) return Refusal{"family", "an address of the other family"};
     if (leg.has_signalled && !of_family(leg.signalled, s.family))

@@ -224,8 +224,8 @@ template <class Protocol>
 StreamControl<Protocol>::StreamControl(boost::asio::io_context& io, const typename Protocol::endpoint& at,
                                        std::string name, Mode mode, Controller& controller, ApplyEffects apply,
                                        Logger& log)
-    : acceptor_(io), name_(std::move(name)), mode_(mode), controller_(controller), apply_(std::move(apply)), log_(log),
-      open_(std::make_shared<Occupancy>()) {
+    : acceptor_(io), accept_retry_(io), name_(std::move(name)), mode_(mode), controller_(controller),
+      apply_(std::move(apply)), log_(log), open_(std::make_shared<Occupancy>()) {
   boost::system::error_code ec;
   if constexpr (std::is_same_v<Protocol, stream_protocol>) ::unlink(at.path().c_str());  // a stale socket
   acceptor_.open(at.protocol(), ec);
@@ -256,6 +256,7 @@ void StreamControl<Protocol>::close() {
   if (!acceptor_.is_open()) return;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  accept_retry_.cancel();
   file_.remove();
 }
 
@@ -280,6 +281,14 @@ void StreamControl<Protocol>::accept() {
         const Event e(Level::warning, "control: " + refused + " on " + name_ + "; closing a new one", "refused");
         if (auto line = refusals_.admit(e, Clock::now())) log_.warning(*line);
       }
+    } else {  // out of descriptors, say: the connection stays queued, so wait before the next try
+      const Event e(Level::warning, "control: cannot accept on " + name_ + ": " + ec.message(), "accept");
+      if (auto line = refusals_.admit(e, Clock::now())) log_.warning(*line);
+      accept_retry_.expires_after(std::chrono::milliseconds(100));
+      accept_retry_.async_wait([this](boost::system::error_code wec) {
+        if (!wec && acceptor_.is_open()) accept();
+      });
+      return;
     }
     accept();
   });

@@ -17,6 +17,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <functional>
 #include <map>
@@ -75,6 +76,7 @@ private:
   void accept();
 
   typename Protocol::acceptor acceptor_;
+  boost::asio::steady_timer accept_retry_;  // after a failed accept (no descriptors): no busy loop
   std::string name_;
   Mode mode_;
   Controller& controller_;

@@ -144,7 +144,7 @@ void Proxy::check_file_limit() {
   }
   if (lim.rlim_cur < needed)
     log_.warning("the open-file limit " + std::to_string(lim.rlim_cur) + " holds only about " +
-                 std::to_string((lim.rlim_cur - 64) / 4) + " sessions, fewer than the port range's " +
+                 std::to_string(lim.rlim_cur > 64 ? (lim.rlim_cur - 64) / 4 : 0) + " sessions, fewer than the port range's " +
                  std::to_string(table_.pool(Family::v4).capacity() / 2) + "; raise it (ulimit -n) or shrink -p");
 }
 

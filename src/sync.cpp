@@ -200,8 +200,8 @@ private:
 
 SyncServer::SyncServer(boost::asio::io_context& io, const tcp::endpoint& at, const SessionTable& table,
                        SyncHello hello, Access access, ssl::context* tls, Logger& log, SyncStats& stats)
-    : acceptor_(io), table_(table), hello_(std::move(hello)), access_(std::move(access)), tls_(tls), log_(log),
-      stats_(stats) {
+    : acceptor_(io), accept_retry_(io), table_(table), hello_(std::move(hello)), access_(std::move(access)), tls_(tls),
+      log_(log), stats_(stats) {
   for (auto& a : access_.peers) a = unmapped(a);
   boost::system::error_code ec;
   acceptor_.open(at.protocol(), ec);
@@ -219,6 +219,7 @@ void SyncServer::start() { accept(); }
 void SyncServer::close() {
   boost::system::error_code ec;
   acceptor_.close(ec);
+  accept_retry_.cancel();
   auto all = connections_;
   for (auto& c : all) c->shut();
   connections_.clear();
@@ -318,6 +319,14 @@ void SyncServer::accept() {
       } else {
         c->shut();
       }
+    } else {  // out of descriptors, say: the connection stays queued, so wait before the next try
+      const Event e(Level::warning, "sync: cannot accept a connection: " + ec.message(), "accept");
+      if (auto line = refusals_.admit(e, Clock::now())) log_.warning(*line);
+      accept_retry_.expires_after(accept_pause);
+      accept_retry_.async_wait([this](boost::system::error_code wec) {
+        if (!wec && acceptor_.is_open()) accept();
+      });
+      return;
     }
     accept();
   });

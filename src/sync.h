@@ -76,6 +76,7 @@ public:
   static constexpr std::size_t max_per_peer = 4;  // a peer's reconnects may overlap its old connection
   static constexpr std::chrono::milliseconds operator_wait{300};
   static constexpr std::chrono::seconds hello_wait{5};
+  static constexpr std::chrono::milliseconds accept_pause{100};
   static constexpr std::size_t max_queued_bytes = 64 * 1024 * 1024;  // a full table is about 30 MiB
 
 private:
@@ -93,6 +94,7 @@ private:
   std::string operator_snapshot(Clock::time_point now) const;
 
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer accept_retry_;  // after a failed accept (no descriptors): no busy loop
   const SessionTable& table_;
   SyncHello hello_;
   Access access_;

@@ -197,6 +197,10 @@ BOOST_FIXTURE_TEST_CASE(strings_names_and_families_are_checked_as_for_a_command,
   notify.notify_target = "tcp:127.0.0.1:9999";
   notify.notify_tag = "dialog\r\nBYE";
   refused(notify, "a notify target or tag");
+  auto owner = session("c", 40000, 40002, 1);
+  owner.legs[0].port = 0;  // no port: its owner's name is still bounded
+  owner.legs[0].owner = std::string(sync_max_string, 'o');
+  refused(owner, "a leg whose owner's name is long or not text");
   auto family = session("c", 40000, 40002, 1);
   family.legs[0].rtp = Stream{ep("2001:db8::1", 4000), true, false};
   refused(family, "an address of the other family");
