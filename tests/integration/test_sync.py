@@ -292,11 +292,7 @@ def the_listing_shows_changes_as_they_happen():
 def hostile_sync_input_does_not_hurt():
     """A fake peer that speaks garbage, oversize frames, a newer version; 200 idle
     connections to the sync port; media keeps flowing and memory stays bounded."""
-    fake = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    fake.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    fake.bind((HOSTS[1], 0))
-    fake.listen(16)
-    fake.settimeout(5)
+    fake = fake_peer_listener()
     fake_port = fake.getsockname()[1]
     sync_port = free_port(socket.SOCK_STREAM)
     caller, callee = Peer(), Peer()
@@ -462,6 +458,16 @@ def an_unbound_leg_is_shown_retried_and_relays_once_it_can_be_bound():
                    "A's listing to drop the mark")
 
 
+def fake_peer_listener():
+    """A TCP listener on a peer's address, for a daemon to sync from (-M)."""
+    fake = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    fake.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    fake.bind((HOSTS[1], 0))
+    fake.listen(16)
+    fake.settimeout(5)
+    return fake
+
+
 def rss_kib(pid):
     return int(open("/proc/%d/status" % pid).read().split("VmRSS:")[1].split()[0])
 
@@ -622,11 +628,7 @@ def a_peer_filling_the_table_with_maximal_strings_stops_at_the_budget():
     """20,000 sessions with every string at its bound (port-less legs, so only
     memory counts): the table stops at its 64 MiB budget, says so, and the
     daemon's memory stays within the budget."""
-    fake = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    fake.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    fake.bind((HOSTS[1], 0))
-    fake.listen(4)
-    fake.settimeout(5)
+    fake = fake_peer_listener()
     with Daemon("-M", "%s:%d" % fake.getsockname(), host=HOSTS[0], media=HOSTS[0], level="notice") as d:
         base = rss_kib(d.proc.pid)
         conn, _ = fake.accept()
@@ -653,7 +655,8 @@ def a_peer_filling_the_table_with_maximal_strings_stops_at_the_budget():
         grown = rss_kib(d.proc.pid) - base
         assert 5000 < held < 20000 and refused == 20000 - held, (held, refused)
         assert int(re.search(r"active sessions: (\d+)", d.cmd("I")).group(1)) == held
-        assert grown < 96 * 1024, "RSS grew by %d KiB for a 64 MiB budget" % grown
+        if os.environ.get("SANITIZE") != "1":  # ASan's shadow memory and quarantine are no measure of ours
+            assert grown < 96 * 1024, "RSS grew by %d KiB for a 64 MiB budget" % grown
         conn.close()
     fake.close()
 
@@ -664,11 +667,7 @@ def a_peers_data_is_checked_like_a_command():
     announced (port 5060 stays free), smuggles no line breaks into a
     notification, speaks for no other instance, and what it sends that is
     valid still applies."""
-    fake = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    fake.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    fake.bind((HOSTS[1], 0))
-    fake.listen(4)
-    fake.settimeout(5)
+    fake = fake_peer_listener()
     with Daemon("-M", "%s:%d" % fake.getsockname(), host=HOSTS[0], media=HOSTS[0], level="info") as d:
         lo = 10000 if d.ports[0] > 20000 else 50000  # the fake's range, away from the daemon's
         conn, _ = fake.accept()
