@@ -81,7 +81,7 @@ std::optional<Refusal> check(const SyncHello& h, const ClusterView& view) {
   if (!good_name(h.instance)) return Refusal{"hello", "a hello whose instance name is empty, long or not text"};
   if (h.port_min > h.port_max) return Refusal{"hello", "a hello with an empty port range"};
   for (const auto& [name, range] : view.ranges)
-    if (name != h.instance && h.port_min <= range.max && range.min <= h.port_max)
+    if (name != h.instance && range.overlaps(h.port_min, h.port_max))
       return Refusal{"hello", "a hello whose range " + std::to_string(h.port_min) + "-" + std::to_string(h.port_max) +
                                   " overlaps that of " + name};
   if (view.ranges.size() >= ClusterView::max_instances && !view.ranges.count(h.instance))
@@ -150,7 +150,7 @@ std::optional<HelloRefusal> refuse_hello(const SyncHello& theirs, const SyncHell
   if (!good_name(theirs.instance) || theirs.port_min > theirs.port_max)
     return HelloRefusal{"sent a hello without a valid instance name and port range", seconds(10)};
   if (theirs.instance == ours.instance) return HelloRefusal{"is this instance itself", seconds(60)};
-  if (theirs.port_min <= ours.port_max && ours.port_min <= theirs.port_max)
+  if (PortRange{ours.port_min, ours.port_max}.overlaps(theirs.port_min, theirs.port_max))
     return HelloRefusal{"instance " + theirs.instance + " uses ports " + std::to_string(theirs.port_min) + "-" +
                             std::to_string(theirs.port_max) + ", which overlap ours (" +
                             std::to_string(ours.port_min) + "-" + std::to_string(ours.port_max) +

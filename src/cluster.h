@@ -19,9 +19,12 @@
 
 namespace anyrtpproxy {
 
+// A -p range as announced: start and end; the end port itself is never
+// allocated (port_allocator.h), so two ranges that share it do not overlap.
 struct PortRange {
   std::uint16_t min = 0, max = 0;
-  bool holds(std::uint16_t port) const { return min <= port && port <= max; }
+  bool holds(std::uint16_t port) const { return min <= port && port < max; }
+  bool overlaps(std::uint16_t other_min, std::uint16_t other_max) const { return min < other_max && other_min < max; }
 };
 
 // What this instance knows of its cluster, to judge what peers send: its own

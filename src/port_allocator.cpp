@@ -12,8 +12,8 @@ std::uint32_t even_up(std::uint32_t p) { return p + (p & 1u); }
 
 std::size_t PortAllocator::pairs_in(std::uint16_t first, std::uint16_t last) {
   const std::uint32_t start = even_up(first);
-  if (start + 1 > last) return 0;
-  return (last - start + 1) / 2;
+  if (start + 1 >= last) return 0;  // the end port itself is never allocated
+  return (last - start) / 2;
 }
 
 PortAllocator::PortAllocator(std::uint16_t first, std::uint16_t last, std::uint32_t seed)
@@ -36,7 +36,7 @@ std::optional<std::uint16_t> PortAllocator::take() {
 }
 
 bool PortAllocator::owns(std::uint16_t port) const {
-  return port >= first_ && port <= last_ && index(port) < state_.size();
+  return port >= first_ && port < last_ && index(port) < state_.size();
 }
 
 void PortAllocator::give_back(std::uint16_t port) {

@@ -16,7 +16,10 @@ namespace anyrtpproxy {
 
 class PortAllocator {
 public:
-  // Pairs p, p+1 with p even and first <= p, p + 1 <= last.
+  // Pairs p, p+1 with p even and first <= p, p + 1 < last: the end port is
+  // never allocated, so ranges that share an end ("-p 20000 25000" and
+  // "-p 25000 30000", as the original manual's cluster example has them) are
+  // disjoint.
   PortAllocator(std::uint16_t first, std::uint16_t last, std::uint32_t seed);
 
   static std::size_t pairs_in(std::uint16_t first, std::uint16_t last);
@@ -25,7 +28,7 @@ public:
   void give_back(std::uint16_t port);  // to the tail; ignored if not ours or already free
   void reserve(std::uint16_t port);    // never hand out the pair holding this port
   bool claim(std::uint16_t port);      // take this free RTP port out of the pool (an adopted session)
-  bool owns(std::uint16_t port) const;  // inside the range (RTP or RTCP)
+  bool owns(std::uint16_t port) const;  // inside the range (RTP or RTCP), the end port excluded
   std::size_t available() const { return free_.size(); }
   std::size_t capacity() const { return state_.size(); }
 

@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view datagram(reinterpret_cast<const char*>(data), size);
   (void)parse_command(split_cookie(datagram).rest);
   test::FakeBinder binder;
-  SessionTable table(TableConfig{}, test::pools(30000, 30019), binder);
+  SessionTable table(TableConfig{}, test::pools(30000, 30020), binder);
   ControllerConfig config;
   config.local = {boost::asio::ip::make_address("127.0.0.1"), boost::asio::ip::make_address("::1")};
   config.notify_targets = {"tcp:127.0.0.1:9999"};

@@ -103,7 +103,7 @@ class Daemon:
         self.control = (host, self.control_port)
         if ports is None:
             base = free_port(pair=True)
-            ports = (base, base + 7)
+            ports = (base, base + 8)  # four pairs: the end port is never allocated
         self.ports = ports
         self.argv = [BINARY, "-D", "-d", level, "-s", "udp:%s:%d" % (host, self.control_port)]
         for c in extra_control:

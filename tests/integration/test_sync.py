@@ -224,6 +224,34 @@ def one_timeout_notification_even_when_the_creator_died():
 
 
 @test
+def the_original_manuals_cluster_example_works_as_written():
+    """anyrtpproxy(8) of the anytun project: three instances with -p 20000 25000,
+    -p 25000 30000 and -p 30000 35000 (neighbours share an end port, which is
+    never allocated). They sync: a call made on one is answered on the others."""
+    sync_port = free_port(socket.SOCK_STREAM)
+    ranges = [(20000, 25000), (25000, 30000), (30000, 35000)]
+    nodes = []
+    for i, h in enumerate(HOSTS):
+        peers = ",".join("%s:%d" % (o, sync_port) for o in HOSTS if o != h)
+        nodes.append(Daemon("-S", str(sync_port), "-I", h, "-M", peers, host=h, media=h, ports=ranges[i],
+                            control=free_port(), start=False, level="info"))
+    try:
+        for n in nodes:
+            n.start()
+        wait_until(lambda: all(n.logtext().count("is instance ") == 2 for n in nodes), 5, "every hello taken")
+        for n in nodes:
+            assert "overlap" not in n.logtext(), n.logtext()
+        port = ports_of(nodes[0].cmd("U manual 192.0.2.1 4000 A;1"))
+        assert 20000 <= port < 25000
+        wait_until(lambda: all(n.cmd("Q manual A;1") != "E50" for n in nodes[1:]), 3, "the call on the others")
+        assert 25000 <= ports_of(nodes[1].cmd("L manual 192.0.2.2 5000 A;1 B;1")) < 30000
+        wait_until(lambda: nodes[2].cmd("Q manual A;1 B;1").startswith("60 "), 3, "the answer on the third")
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+@test
 def sync_over_ipv6():
     try:
         probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)

@@ -16,7 +16,7 @@ namespace {
 
 struct Peer {
   FakeBinder binder;
-  SessionTable table{TableConfig{60s, 60s, LatchPolicy::once, "me:30000"}, pools(30000, 30019), binder};
+  SessionTable table{TableConfig{60s, 60s, LatchPolicy::once, "me:30000"}, pools(30000, 30020), binder};
 
   static Session session(const char* call, std::uint16_t p, std::uint16_t q, std::uint64_t version) {
     Session s;
@@ -34,7 +34,7 @@ struct Peer {
     s.last_active = t0;
     return s;
   }
-  ClusterView view{"me:30000", PortRange{30000, 30019}, {"tcp:127.0.0.1:9999"}, {{"peer:40000", {40000, 44999}}}};
+  ClusterView view{"me:30000", PortRange{30000, 30020}, {"tcp:127.0.0.1:9999"}, {{"peer:40000", {40000, 44999}}}};
   SyncSource from{"10.0.0.2:2342", "peer:40000"};
   SyncOutcome apply(SyncMessage msg, Clock::time_point now = t0, bool listing = true) {
     return apply_sync(table, view, msg, from, now, listing);
@@ -125,7 +125,8 @@ BOOST_AUTO_TEST_CASE(hellos_of_this_instance_or_an_overlapping_range_are_refused
   BOOST_TEST(overlap->why.find("overlap ours (20000-24999)") != std::string::npos);
   BOOST_TEST(overlap->retry.count() == 10);
   BOOST_TEST(!refuse_hello(SyncHello{"other:25000", 25000, 29999, 0}, ours).has_value());
-  BOOST_TEST(refuse_hello(SyncHello{"other:10000", 10000, 20000, 0}, ours).has_value());  // shares port 20000
+  BOOST_TEST(!refuse_hello(SyncHello{"other:10000", 10000, 20000, 0}, ours).has_value());  // its end is never allocated
+  BOOST_TEST(refuse_hello(SyncHello{"other:10000", 10000, 20002, 0}, ours).has_value());   // 20000/20001 in both
 }
 
 BOOST_FIXTURE_TEST_CASE(an_upsert_is_applied_and_shown_to_the_listing_readers, Peer) {

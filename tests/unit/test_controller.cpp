@@ -52,7 +52,7 @@ bool matches(const std::string& expected, const std::string& got, std::map<std::
 
 struct Fixture {
   FakeBinder binder;
-  SessionTable table{TableConfig{60s, 60s, LatchPolicy::once}, pools(23820, 23823), binder};
+  SessionTable table{TableConfig{60s, 60s, LatchPolicy::once}, pools(23820, 23824), binder};
   ControllerConfig config() {
     ControllerConfig c;
     c.local[0] = ip::make_address("0.0.0.0");

@@ -29,7 +29,7 @@ std::uint16_t port_of(std::variant<OfferResult, OfferFailure> r) {
 
 struct Fixture {
   FakeBinder binder;
-  SessionTable table{TableConfig{60s, 30s, LatchPolicy::once}, pools(30000, 30019), binder};
+  SessionTable table{TableConfig{60s, 30s, LatchPolicy::once}, pools(30000, 30020), binder};
   std::array<unsigned char, 172> packet{};
   Fixture() {
     packet[0] = 0x80;
@@ -244,7 +244,7 @@ BOOST_AUTO_TEST_SUITE_END()
 namespace {
 struct Cluster {
   FakeBinder binder;
-  SessionTable table{TableConfig{60s, 60s, LatchPolicy::once, "me:30000"}, pools(30000, 30019), binder};
+  SessionTable table{TableConfig{60s, 60s, LatchPolicy::once, "me:30000"}, pools(30000, 30020), binder};
   Session peer_session(const char* call, std::uint16_t p, std::uint16_t q, std::uint64_t version,
                        const char* owner = "peer:40000") {
     Session s;
@@ -392,7 +392,7 @@ BOOST_AUTO_TEST_CASE(a_port_that_cannot_be_bound_is_counted_and_the_rest_applied
 }
 
 BOOST_AUTO_TEST_CASE(a_peer_cannot_grow_the_table_without_bound) {
-  SessionTable small{TableConfig{60s, 60s, LatchPolicy::once, "me:30000", 3}, pools(30000, 30019), binder};
+  SessionTable small{TableConfig{60s, 60s, LatchPolicy::once, "me:30000", 3}, pools(30000, 30020), binder};
   for (int i = 0; i < 5; ++i)
     small.apply_upsert(peer_session(("f" + std::to_string(i)).c_str(), static_cast<std::uint16_t>(40000 + 4 * i),
                                     static_cast<std::uint16_t>(40002 + 4 * i), 1));
@@ -403,7 +403,7 @@ BOOST_AUTO_TEST_CASE(a_peer_cannot_grow_the_table_without_bound) {
 BOOST_AUTO_TEST_CASE(a_peers_sessions_stop_at_the_memory_budget) {
   TableConfig config{60s, 60s, LatchPolicy::once, "me:30000"};
   config.max_bytes = 64 * 1024;
-  SessionTable small{config, pools(30000, 30019), binder};
+  SessionTable small{config, pools(30000, 30020), binder};
   std::size_t taken = 0;
   for (int i = 0; i < 200; ++i) {  // maximal call-ids and tags
     auto s = peer_session((std::to_string(i) + std::string(max_call_id - 4, 'c')).c_str(), 40000, 40002, 1);
@@ -423,7 +423,7 @@ BOOST_AUTO_TEST_CASE(a_peers_sessions_stop_at_the_memory_budget) {
 BOOST_AUTO_TEST_CASE(tombstones_stay_within_their_budget_oldest_first) {
   TableConfig config{60s, 60s, LatchPolicy::once, "me:30000"};
   config.max_tombstone_bytes = 32 * 1024;
-  SessionTable small{config, pools(30000, 30019), binder};
+  SessionTable small{config, pools(30000, 30020), binder};
   for (int i = 0; i < 1000; ++i) {  // removals of sessions never seen, with maximal strings
     const std::string call = std::to_string(i) + std::string(max_call_id - 4, 'c');
     small.apply_removal(Tombstone{call, std::string(max_tag, 't'), 1, "peer:40000", false}, t0);
