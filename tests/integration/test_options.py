@@ -106,7 +106,7 @@ def rtpproxy_style_control_specs_work():
 def control_port_inside_the_range_is_never_a_media_port():
     base = free_port(pair=True)
     # the control socket sits on the first pair of a two-pair range
-    with Daemon(control=base, ports=(base, base + 3)) as d:
+    with Daemon(control=base, ports=(base, base + 4)) as d:  # the end port is never allocated
         assert d.cmd("U a 192.0.2.1 4000 A;1").split()[0] == str(base + 2)
         assert d.cmd("U b 192.0.2.1 4000 A;1") == "E72"
 

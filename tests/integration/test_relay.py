@@ -173,7 +173,7 @@ def non_rtp_cannot_latch():
 @test
 def expiry_frees_ports_for_reuse():
     base = free_port(pair=True)
-    with Daemon("-T", "1", ports=(base, base + 1)) as d:  # room for one port pair only
+    with Daemon("-T", "1", ports=(base, base + 2)) as d:  # room for one port pair only (the end is never allocated)
         first = d.cmd("U e1 192.0.2.1 4000 A;1")
         assert first.startswith(str(base))
         assert d.cmd("U e2 192.0.2.1 4000 A;1") == "E72"
@@ -215,7 +215,7 @@ def ipv6_session_on_loopback():
     except OSError:
         raise Skip("no IPv6 loopback")
     base = free_port(pair=True)
-    with Daemon("-i", "::1", ports=(base, base + 3)) as d:
+    with Daemon("-i", "::1", ports=(base, base + 4)) as d:
         pr = d.cmd("U6 c6 ::1 %d A;1" % a.port)
         p = int(pr.split()[0])
         assert pr == "%d ::1 6" % p
