@@ -273,6 +273,16 @@ Options parse_options(int argc, const char* const argv[]) {
       if (slot) fail("-i/--interface", "given twice for " + std::string(addr.is_v6() ? "IPv6" : "IPv4") +
                                            " (" + slot->to_string() + ", " + text + ")");
       if (addr.is_multicast()) fail("-i/--interface", text + " is a multicast address");
+      if (!addr.is_unspecified()) {  // else every call would fail with E72, one warning per port pair
+        boost::asio::io_context io;
+        ip::udp::socket probe(io);
+        boost::system::error_code ec;
+        probe.open(addr.is_v6() ? ip::udp::v6() : ip::udp::v4(), ec);
+        if (!ec) probe.bind(ip::udp::endpoint(addr, 0), ec);
+        if (ec == boost::system::errc::address_not_available)
+          fail("-i/--interface", text + " is not an address of this host");
+        if (ec) fail("-i/--interface", "cannot bind " + text + ": " + ec.message());
+      }
       slot = addr;
     }
   } else {

@@ -161,6 +161,8 @@ void Proxy::start() {
   for (const auto& c : options_.control) where += " " + c.text;
   log_.notice("serving control on" + where + ", ports " + std::to_string(options_.port_min) + "-" +
               std::to_string(options_.port_max));
+  if (::geteuid() == 0 && options_.user.empty())
+    log_.warning("running as root: give -u USER (the Debian package's anyrtpproxy) to drop privileges after binding");
   if (!sync_tls_ && (sync_server_ || !peers_.empty()))
     log_.warning("sync is unauthenticated: peers are told by their address alone, and what they send is not "
                  "encrypted; give --sync-tls-cert, --sync-tls-key and --sync-tls-ca");

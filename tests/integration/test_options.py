@@ -1,10 +1,11 @@
 """The command line: every bad value exits non-zero with one line naming the
 option, before anything is bound; good values start a daemon."""
 
+import os
 import socket
 import subprocess
 
-from harness import BINARY, Daemon, free_port, run_all, test
+from harness import BINARY, Daemon, Skip, free_port, run_all, test, wait_until
 
 
 def refused(*args):
@@ -47,6 +48,20 @@ def bad_values_name_the_option():
     for args, name in cases:
         line = refused(*args)
         assert name in line, "%s: %r does not name %s" % (args, line, name)
+
+
+@test
+def an_interface_address_this_host_does_not_have_is_refused():
+    line = refused("-i", "192.0.2.77")  # TEST-NET-1: never on this host
+    assert "option -i/--interface: 192.0.2.77 is not an address of this host" in line, line
+
+
+@test
+def root_without_a_user_is_warned_about():
+    if os.geteuid() != 0:
+        raise Skip("needs root")
+    with Daemon(level="info") as d:
+        wait_until(lambda: "running as root: give -u USER" in d.logtext(), 2, "the warning")
 
 
 @test
