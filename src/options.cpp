@@ -228,6 +228,8 @@ Options parse_options(int argc, const char* const argv[]) {
     ("sync-tls-cert", po::value<std::string>()->value_name("FILE"), "this instance's certificate for sync TLS (PEM)")
     ("sync-tls-key", po::value<std::string>()->value_name("FILE"), "its private key (PEM)")
     ("sync-tls-ca", po::value<std::string>()->value_name("FILE"), "the cluster's CA: peers must present a certificate it signed")
+    ("tos,t", po::value<std::string>()->value_name("TOS"),
+     "TOS byte (IPv4) and traffic class (IPv6) of relayed packets, 0-255 (default 184: DSCP EF)")
     ("timeout,T", po::value<std::string>()->value_name("SECONDS"), "inactivity timeout of a session (default 60)")
     ("setup-timeout,W", po::value<std::string>()->value_name("SECONDS"),
        "timeout of an offer that is never answered (default: --timeout)")
@@ -325,6 +327,7 @@ Options parse_options(int argc, const char* const argv[]) {
   }
 
   if (vm.count("timeout")) o.ttl = std::chrono::seconds(number("-T/--timeout", str("timeout"), 1, 86400));
+  if (vm.count("tos")) o.tos = static_cast<int>(number("-t/--tos", str("tos"), 0, 255));
   o.setup_ttl = vm.count("setup-timeout")
                     ? std::chrono::seconds(number("-W/--setup-timeout", str("setup-timeout"), 1, 86400))
                     : o.ttl;

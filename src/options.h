@@ -79,6 +79,7 @@ struct Options {
   std::chrono::seconds setup_ttl{60};
   std::vector<NotifyTarget> notify;
   Level log_level = Level::info;
+  int tos = 0xB8;  // -t: the TOS byte (IPv4) and traffic class (IPv6) of relayed packets; DSCP EF
 };
 
 Options parse_options(int argc, const char* const argv[]);

@@ -49,7 +49,7 @@ ControllerConfig controller_config(const Options& o) {
 }  // namespace
 
 Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
-    : io_(io), options_(options), log_(log), sockets_(options.media),
+    : io_(io), options_(options), log_(log), sockets_(options.media, options.tos),
       table_(TableConfig{options.ttl, options.setup_ttl, options.policy, instance_name(options)}, make_pools(options),
              sockets_),
       packets_(io, sockets_, table_, [this](const Latch& latch) { on_latched(latch); }),

@@ -20,8 +20,8 @@ namespace {
 std::uint64_t tag_of(Family f, std::uint16_t port) { return static_cast<std::uint64_t>(f) << 16 | port; }
 }  // namespace
 
-RelaySockets::RelaySockets(std::array<std::optional<ip::address>, 2> local)
-    : local_(local), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
+RelaySockets::RelaySockets(std::array<std::optional<ip::address>, 2> local, int tos)
+    : local_(local), tos_(tos), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
   if (!epoll_) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
   for (auto& v : sockets_) v.resize(65536);
 }
@@ -36,9 +36,9 @@ Fd RelaySockets::bind_one(Family family, std::uint16_t port, int& error) {
   if (v6) {
     const int on = 1;
     ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_TCLASS, &tos_, sizeof tos_);
   } else {
-    const int tos = 0xB8;  // DSCP EF, as rtpproxy's default -t
-    ::setsockopt(fd.get(), IPPROTO_IP, IP_TOS, &tos, sizeof tos);
+    ::setsockopt(fd.get(), IPPROTO_IP, IP_TOS, &tos_, sizeof tos_);
   }
   if (::bind(fd.get(), at.data(), static_cast<socklen_t>(at.size())) != 0) {
     error = errno;

@@ -26,7 +26,8 @@ namespace anyrtpproxy {
 
 class RelaySockets : public PortBinder {
 public:
-  explicit RelaySockets(std::array<std::optional<boost::asio::ip::address>, 2> local);
+  // `tos`: the TOS byte (IPv4) and traffic class (IPv6) of what the sockets send.
+  RelaySockets(std::array<std::optional<boost::asio::ip::address>, 2> local, int tos);
   RelaySockets(const RelaySockets&) = delete;
   RelaySockets& operator=(const RelaySockets&) = delete;
 
@@ -51,6 +52,7 @@ private:
   Fd bind_one(Family family, std::uint16_t port, int& error);
 
   std::array<std::optional<boost::asio::ip::address>, 2> local_;
+  int tos_;
   Fd epoll_;
   std::array<std::vector<Fd>, 2> sockets_;  // by family, indexed by local port
   std::size_t open_sockets_ = 0;

@@ -207,6 +207,45 @@ def delete_and_x_close_the_sockets():
         assert d.cmd("I").startswith("sessions created: 2\nactive sessions: 0")
 
 
+IP_RECVTOS = getattr(socket, "IP_RECVTOS", 13)  # Linux's values, where Python does not name them
+IPV6_RECVTCLASS = getattr(socket, "IPV6_RECVTCLASS", 66)
+IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
+
+
+def received_tos(peer, family):
+    """The TOS byte (IPv4) or traffic class (IPv6) of the next datagram."""
+    level, kind = (socket.IPPROTO_IP, socket.IP_TOS) if family == socket.AF_INET else (socket.IPPROTO_IPV6, IPV6_TCLASS)
+    peer.s.settimeout(2)
+    _, anc, _, _ = peer.s.recvmsg(2048, 64)
+    for lvl, typ, value in anc:
+        if lvl == level and typ == kind:
+            return value[0]
+    raise AssertionError("no TOS/traffic class on the datagram: %r" % anc)
+
+
+@test
+def relayed_packets_carry_the_tos_for_ipv4_and_ipv6():
+    """-t sets the TOS byte and the IPv6 traffic class; the default is DSCP EF."""
+    for args, want in (((), 0xB8), (("-t", "40"), 40)):
+        a, b = Peer(), Peer()
+        b.s.setsockopt(socket.IPPROTO_IP, IP_RECVTOS, 1)
+        with Daemon(*args) as d:
+            p, q = call(d, a.port, b.port)
+            a.send(rtp(1, ssrc=1), (LO, q))
+            assert received_tos(b, socket.AF_INET) == want, args
+    try:
+        a6, b6 = Peer("::1", socket.AF_INET6), Peer("::1", socket.AF_INET6)
+    except OSError:
+        raise Skip("no IPv6 loopback")
+    b6.s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVTCLASS, 1)
+    base = free_port(pair=True)
+    with Daemon("-i", "::1", "-t", "40", ports=(base, base + 8)) as d:
+        p = int(d.cmd("U6 t6 ::1 %d A;1" % a6.port).split()[0])
+        q = int(d.cmd("L6 t6 ::1 %d A;1 B;1" % b6.port).split()[0])
+        a6.send(rtp(1, ssrc=1), ("::1", q))
+        assert received_tos(b6, socket.AF_INET6) == 40
+
+
 @test
 def ipv6_session_on_loopback():
     try:
