@@ -3,7 +3,7 @@ page shows), instances that sync only with certificates it signed, and peers
 without one that get nothing and can feed nothing."""
 
 import os
-import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -36,7 +36,7 @@ class Pki:
     with a certificate of its own."""
 
     def __init__(self):
-        if not shutil_which("openssl"):
+        if not shutil.which("openssl"):
             raise Skip("no openssl command (tests/install-deps.sh test installs it)")
         self.dir = tempfile.mkdtemp(prefix="arp-pki-")
         make_ca(self.dir, "cluster")
@@ -51,11 +51,6 @@ class Pki:
     def args(self, name):
         return ["--sync-tls-cert", self.path(name + ".pem"), "--sync-tls-key", self.path(name + ".key"),
                 "--sync-tls-ca", self.path("cluster-ca.pem")]
-
-
-def shutil_which(cmd):
-    import shutil
-    return shutil.which(cmd)
 
 
 def pair(pki, sync_port, b_name="relay-b"):
