@@ -54,25 +54,44 @@ class Skip(Exception):
     pass
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports handed out by free_port in this process, never handed out again: a
+# daemon's range is not bound until its sessions exist, so a port that merely
+# tests free could still be one a running daemon will allocate.
+_HANDED_OUT = set()
+
+
 def free_port(kind=socket.SOCK_DGRAM, host="127.0.0.1", family=socket.AF_INET, pair=False):
-    """A port free for UDP (and, with pair, an even one whose neighbour is free too)."""
-    for _ in range(200):
-        s = socket.socket(family, kind)
-        s.bind((host, 0))
-        port = s.getsockname()[1]
-        s.close()
-        if not pair:
-            return port
-        port &= ~1
-        if port < 1024 or port > 65530:
+    """A port free for `kind` (and, with pair, an even one with 8 free ports
+    from it, the start of a test's relay range), picked below the kernel's
+    ephemeral range: no outgoing connection (a sync client, a test's own
+    socket) can take it between the pick and the daemon's bind. Single ports
+    (control, sync, metrics) come from 10000-19999, range starts from 20000 up
+    to 4,000 below the ephemeral range, so a picked listening port never falls
+    in a test's relay range."""
+    low, high = (20000, max(_ephemeral_low() - 4000, 22000)) if pair else (10000, 20000)
+    for _ in range(500):
+        port = random.randrange(low, high)
+        if pair:
+            port &= ~1
+        span = range(port, port + (8 if pair else 1))
+        if any(p in _HANDED_OUT for p in range(port - 8, port + 16)):
             continue
-        if all(port_is_free(p, host, family) for p in range(port, port + 8)):
+        if all(port_is_free(p, host, family, kind) for p in span):
+            _HANDED_OUT.update(span)
             return port
     raise RuntimeError("no free port")
 
 
-def port_is_free(port, host="127.0.0.1", family=socket.AF_INET):
-    s = socket.socket(family, socket.SOCK_DGRAM)
+def port_is_free(port, host="127.0.0.1", family=socket.AF_INET, kind=socket.SOCK_DGRAM):
+    s = socket.socket(family, kind)
     try:
         s.bind((host, port))
         return True

@@ -54,7 +54,7 @@ class Pki:
 
 
 def pair(pki, sync_port, b_name="relay-b"):
-    base = (free_port(pair=True) // 1000 % 20 + 20) * 1000
+    base = free_port(pair=True) // 1000 * 1000
     a = Daemon("-S", str(sync_port), "-I", HOSTS[0], "-M", "%s:%d" % (HOSTS[1], sync_port), *pki.args("relay-a"),
                host=HOSTS[0], media=HOSTS[0], ports=(base, base + 199), control=free_port(), level="info")
     b = Daemon("-S", str(sync_port), "-I", HOSTS[1], "-M", "%s:%d" % (HOSTS[0], sync_port), *pki.args(b_name),
