@@ -278,6 +278,7 @@ void StreamControl<Protocol>::accept() {
       if (refused.empty()) {
         std::make_shared<Connection>(std::move(socket), std::move(source), *this)->start();
       } else {
+        ++refused_;
         const Event e(Level::warning, "control: " + refused + " on " + name_ + "; closing a new one", "refused");
         if (auto line = refusals_.admit(e, Clock::now())) log_.warning(*line);
       }

@@ -66,6 +66,7 @@ public:
   ~StreamControl();
   void start();
   void close();
+  std::uint64_t refused() const { return refused_; }  // connections closed at once: too many open
 
   static constexpr std::size_t max_connections = 100;  // rtpproxy's RTPC_MAX_CONNECTIONS
   static constexpr std::size_t max_per_source = 32;    // an OpenSIPS holds one per worker process
@@ -89,6 +90,7 @@ private:
   };
   std::shared_ptr<Occupancy> open_;  // shared with the connections, which may outlive the server
   LogLimiter refusals_;
+  std::uint64_t refused_ = 0;
 };
 
 using TcpControl = StreamControl<boost::asio::ip::tcp>;

@@ -1,7 +1,10 @@
 // controller: see controller.h.
 #include "controller.h"
 
+#include "text.h"
+
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 
 namespace anyrtpproxy {
@@ -89,7 +92,14 @@ std::string Controller::error_datagram(std::string_view datagram, Error e) {
 
 std::string Controller::handle_datagram(std::string_view datagram, const std::string& source,
                                         Clock::time_point now, Effects& effects) {
-  if (datagram.size() > max_command_bytes) return error_datagram(datagram, Error::syntax);
+  if (datagram.size() > max_command_bytes) {
+    effects.events.push_back({Level::warning,
+                              "command failed: E5 (a datagram of " + std::to_string(datagram.size()) +
+                                  " bytes, longer than " + std::to_string(max_command_bytes) + ")",
+                              "too long"});
+    ++stats_.results[{'?', static_cast<int>(Error::syntax)}];
+    return error_datagram(datagram, Error::syntax);
+  }
   const auto [cookie, rest] = split_cookie(datagram);
   if (cookie.empty()) {  // nothing but blanks: no cookie to answer with
     ++stats_.received;
@@ -115,7 +125,61 @@ std::string Controller::handle_text(std::string_view text, Clock::time_point now
   return execute(text, now, effects);
 }
 
+namespace {
+
+// The call-id and from-tag a command names, for its log line; empty when it names none.
+std::string named_session(const ParseResult& parsed) {
+  const auto* request = std::get_if<Request>(&parsed);
+  if (!request) return {};
+  return std::visit(
+      [](const auto& c) -> std::string {
+        using T = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<T, Version> || std::is_same_v<T, Feature> || std::is_same_v<T, Info> ||
+                      std::is_same_v<T, Stats> || std::is_same_v<T, DeleteAll>)
+          return {};
+        else
+          return " call-id=" + one_line(c.call_id, 256) + " tag=" + one_line(c.from_tag, 128);
+      },
+      request->command);
+}
+
+std::string_view trimmed(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+}  // namespace
+
+// Every command: counted by letter and result; a failure is logged once, with
+// its E-code and why (rate-limited per letter and code), unless the command
+// already said why in a line of its own (a U/L without ports).
 std::string Controller::execute(std::string_view text, Clock::time_point now, Effects& effects) {
+  const std::size_t before = effects.events.size();
+  std::string reply = run(text, now, effects);
+  const char letter = command_letter(text);
+  int result = CommandStats::ok_result;
+  if (reply[0] == 'E') {
+    int code = 0;
+    std::from_chars(reply.data() + 1, reply.data() + reply.size(), code);
+    result = code;
+    const bool explained = std::any_of(effects.events.begin() + static_cast<std::ptrdiff_t>(before), effects.events.end(),
+                                       [](const Event& e) { return !e.cause.empty(); });
+    if (!explained) {
+      const auto e = static_cast<Error>(code);
+      const std::string name = letter == '?' ? "command" : std::string(1, letter);
+      effects.events.push_back({e == Error::no_session ? Level::notice : Level::warning,
+                                name + " failed: " + format_error(e) + " (" + std::string(error_reason(e)) + ")" +
+                                    named_session(parse_command(text)) + ": " +
+                                    one_line(trimmed(text), 160),
+                                name + " " + format_error(e)});
+    }
+  }
+  ++stats_.results[{letter, result}];
+  return reply;
+}
+
+std::string Controller::run(std::string_view text, Clock::time_point now, Effects& effects) {
   ++stats_.received;
   auto parsed = parse_command(text);
   std::string reply;
@@ -320,10 +384,16 @@ std::string Controller::on(const Stats& g) const {
 std::string Controller::info() const {
   const auto& t = table_.stats();
   const auto active = table_.sessions().size();
+  std::size_t local = 0;
+  for (const auto& [key, e] : table_.sessions()) local += e.session.origin == table_.config().instance;
+  // rtpproxy's lines first, as its parsers expect them; then local and synced apart.
   return "sessions created: " + std::to_string(t.created) + "\nactive sessions: " + std::to_string(active) +
          "\nactive streams: " + std::to_string(2 * active) + "\npackets received: " +
          std::to_string(t.packets_received) + "\npackets transmitted: " + std::to_string(t.packets_relayed) +
-         "\nunbound legs: " + std::to_string(table_.unbound_legs());
+         "\nunbound legs: " + std::to_string(table_.unbound_legs()) + "\nsessions created here: " +
+         std::to_string(t.created_local) + "\nsessions synced from peers: " + std::to_string(t.created - t.created_local) +
+         "\nactive local sessions: " + std::to_string(local) + "\nactive synced sessions: " +
+         std::to_string(active - local);
 }
 
 }  // namespace anyrtpproxy

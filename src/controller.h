@@ -13,6 +13,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include <array>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +38,10 @@ struct Effects {
 
 struct CommandStats {
   std::uint64_t received = 0, duplicates = 0, succeeded = 0, errors = 0;
+  // Executed commands by letter (command_letter: '?' for none) and result
+  // (ok_result, else the E-code). Bounded: 14 letters times the codes of Error.
+  static constexpr int ok_result = -1;
+  std::map<std::pair<char, int>, std::uint64_t> results;
 };
 
 class Controller {
@@ -53,11 +58,13 @@ public:
   std::string error_datagram(std::string_view datagram, Error e);
 
   const CommandStats& stats() const { return stats_; }
+  void set_notify_targets(std::vector<std::string> targets) { config_.notify_targets = std::move(targets); }  // SIGHUP
   std::size_t cache_entries() const { return cache_now_.size() + cache_old_.size(); }
   std::size_t cache_bytes() const { return cache_now_bytes_ + cache_old_bytes_; }
 
 private:
   std::string execute(std::string_view text, Clock::time_point now, Effects& effects);
+  std::string run(std::string_view text, Clock::time_point now, Effects& effects);
   std::string on(UpdateLookup& ul, Clock::time_point now, Effects& effects, std::optional<SessionKey>& target);
   std::string on(const Query& q, Clock::time_point now, std::optional<SessionKey>& target);
   std::string on(const Delete& d, Clock::time_point now, Effects& effects);

@@ -24,6 +24,8 @@ public:
   void to_syslog();  // from now on (after detaching)
   void reopen();     // SIGHUP: reconnect to syslog (not inside a chroot: /dev/log is outside)
   void chrooted() { chrooted_ = true; }
+  void set_level(Level threshold) { threshold_ = threshold; }  // SIGHUP
+  Level level() const { return threshold_; }
   bool enabled(Level l) const { return static_cast<int>(l) <= static_cast<int>(threshold_); }
   void log(Level l, std::string_view message);
   void error(std::string_view m) { log(Level::error, m); }

@@ -4,15 +4,13 @@
 #include "log.h"
 #include "options.h"
 #include "proxy.h"
+#include "version.h"
 
 #include <malloc.h>
 
 #include <cstdio>
 #include <optional>
 
-#ifndef ANYRTPPROXY_VERSION
-#define ANYRTPPROXY_VERSION "0.1.0"
-#endif
 
 int main(int argc, char* argv[]) {
   using namespace anyrtpproxy;

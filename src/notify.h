@@ -20,6 +20,7 @@ class Notifier {
 public:
   Notifier(boost::asio::io_context& io, std::vector<NotifyTarget> targets, Logger& log);
   void send(const std::string& target, const std::string& tag);
+  void set_targets(std::vector<NotifyTarget> targets) { targets_ = std::move(targets); }  // SIGHUP
 
   static constexpr std::size_t max_pending = 256;
 

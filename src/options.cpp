@@ -7,7 +7,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/program_options.hpp>
 
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 namespace anyrtpproxy {
@@ -199,6 +203,34 @@ bool Network::contains(const ip::address& a) const {
   return true;
 }
 
+namespace {
+
+// The file's options go into vm after the command line's, so the command line
+// wins. Switches take "yes" or "no" there (see flag() below).
+void read_config_file(const std::string& file, const po::options_description& d, po::variables_map& vm) {
+  const std::string opt = "-c/--config";
+  if (file.empty()) fail(opt, "empty file name");
+  std::ifstream in(file);
+  if (!in) fail(opt, "cannot read " + file + ": " + std::strerror(errno));
+  po::options_description keys;
+  for (const auto& o : d.options()) {
+    const std::string& name = o->long_name();
+    if (name == "help" || name == "version" || name == "config") continue;
+    const bool takes_value = o->semantic()->max_tokens() > 0;
+    if (takes_value)
+      keys.add(o);
+    else
+      keys.add_options()(name.c_str(), po::value<std::string>());
+  }
+  try {
+    po::store(po::parse_config_file(in, keys, false), vm);
+  } catch (const po::error& e) {
+    fail(opt, file + ": " + e.what());
+  }
+}
+
+}  // namespace
+
 Options parse_options(int argc, const char* const argv[]) {
   Options o;
   po::options_description d("Options");
@@ -206,6 +238,8 @@ Options parse_options(int argc, const char* const argv[]) {
   d.add_options()
     ("help,h", "print this help and exit")
     ("version,V", "print the version and exit")
+    ("config,c", po::value<std::string>()->value_name("FILE"),
+     "read options from FILE (long names as keys: name = value); the command line wins; SIGHUP reads it again")
     ("nodaemonize,D", "stay in the foreground")
     ("chroot,C", "chroot to --chroot-dir and drop privileges to --username")
     ("username,u", po::value<std::string>()->value_name("USER"), "drop privileges to this user after binding")
@@ -236,7 +270,11 @@ Options parse_options(int argc, const char* const argv[]) {
     ("notify", po::value<std::vector<std::string>>()->value_name("TARGET"),
        "allowed timeout-notification target: tcp:HOST:PORT or unix:/PATH (repeatable)")
     ("log-level,d", po::value<std::string>()->value_name("LEVEL"),
-       "error, warning, notice, info (default) or debug");
+       "error, warning, notice, info (default) or debug")
+    ("metrics", po::value<std::string>()->value_name("ADDR:PORT"),
+     "serve Prometheus metrics at http://ADDR:PORT/metrics ([v6]:PORT for IPv6)")
+    ("metrics-allow", po::value<std::vector<std::string>>()->value_name("NET,..."),
+     "who may scrape the metrics (default 127.0.0.0/8,::1)");
   // clang-format on
   std::ostringstream help;
   help << "usage: anyrtpproxy [options]\n\n" << d;
@@ -249,6 +287,15 @@ Options parse_options(int argc, const char* const argv[]) {
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(all).positional(stray).run(), vm);
+  } catch (const po::error& e) {
+    throw OptionError(e.what());
+  }
+  for (int i = 0; i < argc; ++i) o.args.emplace_back(argv[i]);
+  if (vm.count("config") && !vm.count("help") && !vm.count("version")) {
+    o.config_file = vm["config"].as<std::string>();
+    read_config_file(o.config_file, d, vm);
+  }
+  try {
     po::notify(vm);
   } catch (const po::error& e) {
     throw OptionError(e.what());
@@ -258,8 +305,17 @@ Options parse_options(int argc, const char* const argv[]) {
   if (vm.count("unexpected")) throw OptionError("unexpected argument '" + list("unexpected").front() + "'");
   o.help = vm.count("help");
   o.version = vm.count("version");
-  o.daemonize = !vm.count("nodaemonize");
-  o.chroot = vm.count("chroot");
+  // A switch: given on the command line, or "name = yes|no" in the file.
+  auto flag = [&](const char* name, const char* option) {
+    if (!vm.count(name)) return false;
+    const auto* text = boost::any_cast<std::string>(&vm[name].value());
+    if (!text || text->empty()) return true;  // a switch on the command line (or "name =" in the file)
+    if (*text == "yes" || *text == "true" || *text == "on" || *text == "1") return true;
+    if (*text == "no" || *text == "false" || *text == "off" || *text == "0") return false;
+    fail(option, "'" + *text + "' in " + o.config_file + " is neither yes nor no");
+  };
+  o.daemonize = !flag("nodaemonize", "-D/--nodaemonize");
+  o.chroot = flag("chroot", "-C/--chroot");
   if (vm.count("username")) o.user = str("username");
   if (vm.count("chroot-dir")) o.chroot_dir = str("chroot-dir");
   if (vm.count("write-pid")) o.pid_file = str("write-pid");
@@ -295,7 +351,11 @@ Options parse_options(int argc, const char* const argv[]) {
     o.control.push_back(parse_control(text));
 
   if (vm.count("port-range")) {
-    const auto r = list("port-range");
+    auto r = list("port-range");
+    if (r.size() == 1) {  // from the file: "port-range = 20000 25000"
+      std::istringstream words(r[0]);
+      r.assign(std::istream_iterator<std::string>(words), std::istream_iterator<std::string>());
+    }
     if (r.size() != 2) fail("-p/--port-range", "takes two numbers, START END");
     o.port_min = port_number("-p/--port-range", r[0]);
     o.port_max = port_number("-p/--port-range", r[1]);
@@ -304,9 +364,10 @@ Options parse_options(int argc, const char* const argv[]) {
       fail("-p/--port-range", r[0] + " " + r[1] + " holds no even RTP port with its RTCP port");
   }
 
-  if (vm.count("nat") && vm.count("no-nat-once")) fail("-n/--nat", "and -o/--no-nat-once exclude each other");
-  if (vm.count("nat")) o.policy = LatchPolicy::always;
-  if (vm.count("no-nat-once")) o.policy = LatchPolicy::never;
+  const bool nat = flag("nat", "-n/--nat"), no_nat_once = flag("no-nat-once", "-o/--no-nat-once");
+  if (nat && no_nat_once) fail("-n/--nat", "and -o/--no-nat-once exclude each other");
+  if (nat) o.policy = LatchPolicy::always;
+  if (no_nat_once) o.policy = LatchPolicy::never;
 
   if (vm.count("sync-port")) o.sync_port = port_number("-S/--sync-port", str("sync-port"));
   if (vm.count("sync-interface")) {
@@ -336,7 +397,59 @@ Options parse_options(int argc, const char* const argv[]) {
   if (o.notify.size() > 64) fail("--notify", "more than 64 targets");
   if (vm.count("log-level") && !parse_level(str("log-level"), o.log_level))
     fail("-d/--log-level", "'" + str("log-level") + "' is not one of error, warning, notice, info, debug");
+  if (vm.count("metrics")) {
+    const std::string opt = "--metrics", text = str("metrics");
+    auto [host, port] = split_host_port(text);
+    if (host.empty() || port.empty()) fail(opt, "'" + text + "' is not ADDR:PORT (or [IPv6]:PORT)");
+    boost::system::error_code ec;
+    const auto addr = ip::make_address(host, ec);
+    if (ec) fail(opt, "'" + host + "' is not an IP address");
+    o.metrics = ip::tcp::endpoint(addr, port_number(opt, port));
+  }
+  o.metrics_allow = parse_networks("--metrics-allow", vm.count("metrics-allow")
+                                                          ? list("metrics-allow")
+                                                          : std::vector<std::string>{"127.0.0.0/8,::1"});
   return o;
+}
+
+Options parse_options(const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  return parse_options(static_cast<int>(argv.size()), argv.data());
+}
+
+std::vector<std::string> restart_needed(const Options& a, const Options& b) {
+  std::vector<std::string> changed;
+  auto texts = [](const auto& items, auto&& text) {
+    std::vector<std::string> out;
+    for (const auto& i : items) out.push_back(text(i));
+    return out;
+  };
+  auto check = [&](bool differs, const char* name) {
+    if (differs) changed.emplace_back(name);
+  };
+  check(a.daemonize != b.daemonize, "nodaemonize");
+  check(a.chroot != b.chroot || a.chroot_dir != b.chroot_dir, "chroot");
+  check(a.user != b.user, "username");
+  check(a.pid_file != b.pid_file, "write-pid");
+  check(a.media != b.media, "interface");
+  check(texts(a.control, [](const ControlSpec& c) { return c.text; }) !=
+            texts(b.control, [](const ControlSpec& c) { return c.text; }),
+        "control");
+  check(a.port_min != b.port_min || a.port_max != b.port_max, "port-range");
+  check(a.policy != b.policy, "nat");
+  check(a.sync_port != b.sync_port, "sync-port");
+  check(a.sync_interface != b.sync_interface, "sync-interface");
+  check(texts(a.sync_hosts, [](const SyncPeer& p) { return p.host + ":" + std::to_string(p.port); }) !=
+            texts(b.sync_hosts, [](const SyncPeer& p) { return p.host + ":" + std::to_string(p.port); }),
+        "sync-hosts");
+  const auto tls = [](const Options& o) {
+    return o.sync_tls ? o.sync_tls->cert + "\n" + o.sync_tls->key + "\n" + o.sync_tls->ca : std::string();
+  };
+  check(tls(a) != tls(b), "sync-tls");
+  check(a.tos != b.tos, "tos");
+  check(a.metrics != b.metrics, "metrics");
+  return changed;
 }
 
 }  // namespace anyrtpproxy

@@ -7,6 +7,7 @@
 #include "session.h"
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 
 #include <array>
@@ -53,6 +54,8 @@ struct Options {
   bool help = false;
   bool version = false;
   std::string help_text;
+  std::vector<std::string> args;  // the command line, to read the configuration again (SIGHUP)
+  std::string config_file;        // -c: long option names as keys; the command line wins
 
   bool daemonize = true;
   bool chroot = false;
@@ -80,9 +83,17 @@ struct Options {
   std::vector<NotifyTarget> notify;
   Level log_level = Level::info;
   int tos = 0xB8;  // -t: the TOS byte (IPv4) and traffic class (IPv6) of relayed packets; DSCP EF
+
+  std::optional<boost::asio::ip::tcp::endpoint> metrics;  // --metrics: the Prometheus endpoint
+  std::vector<Network> metrics_allow;                     // who may scrape it (default loopback)
 };
 
 Options parse_options(int argc, const char* const argv[]);
+Options parse_options(const std::vector<std::string>& args);  // args[0] is the program
+
+// What SIGHUP may change while running: log level, timeouts, notify targets, allow lists.
+// The long names of the options that differ between a and b and take a restart.
+std::vector<std::string> restart_needed(const Options& a, const Options& b);
 
 constexpr std::uint16_t default_control_port = 22222;
 

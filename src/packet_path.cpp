@@ -62,7 +62,8 @@ void PacketPath::flush(const RelaySockets::Ready& in, int out_fd, unsigned count
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    table_.send_failed(in.family, in.port);  // this datagram was refused (full buffer, unreachable): skip it
+    // this datagram was refused (full buffer, unreachable): skip it
+    table_.send_failed(in.family, in.port, b.tx_iov[sent].iov_len);
     ++sent;
   }
 }
@@ -104,7 +105,7 @@ unsigned PacketPath::drain(const RelaySockets::Ready& in, unsigned budget) {
         out_fd = sockets_.fd(in.family, out_port);
       }
       if (truncated || out_fd < 0) {
-        table_.send_failed(in.family, in.port);
+        table_.send_failed(in.family, in.port, truncated ? 0 : b.rx[i].msg_len, truncated ? DropReason::truncated : DropReason::send_failed);
         continue;
       }
       std::memcpy(&b.tx_addr[queued], r.dest.data(), r.dest.size());

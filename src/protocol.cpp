@@ -318,6 +318,55 @@ std::optional<std::string> url_decode(std::string_view s) {
 
 std::string format_error(Error e) { return "E" + std::to_string(static_cast<int>(e)); }
 
+std::string_view error_reason(Error e) {
+  switch (e) {
+    case Error::unknown_command: return "unknown command";
+    case Error::arg_count: return "wrong number of arguments";
+    case Error::modifiers: return "unknown or misplaced modifier";
+    case Error::subcommand: return "bad sub-command";
+    case Error::syntax: return "malformed command (a field too long, a bad number or address)";
+    case Error::record_modifier_p: return "bad record modifier";
+    case Error::record_modifier: return "bad record modifier";
+    case Error::delete_modifier: return "bad delete modifier";
+    case Error::stats_modifier: return "bad G modifier";
+    case Error::notify_tag: return "bad notify tag (a bad %-escape)";
+    case Error::bridge_external: return "bridge mode (E) is not configured";
+    case Error::bridge_internal: return "bridge mode (I) is not configured";
+    case Error::repacketize: return "bad re-packetization modifier";
+    case Error::codecs: return "bad codec list";
+    case Error::local_addr_syntax: return "bad local address modifier";
+    case Error::route_addr_syntax: return "bad remote address modifier";
+    case Error::play_count: return "bad play count";
+    case Error::info_modifier: return "bad I modifier";
+    case Error::query_modifier: return "bad Q modifier";
+    case Error::stats_too_big: return "G reply too long";
+    case Error::query_too_big: return "Q reply too long";
+    case Error::local_addr: return "the local address is not one this relay serves";
+    case Error::route_addr: return "no relay address of that family";
+    case Error::ul_modifier: return "modifier not usable here";
+    case Error::no_family: return "this relay serves no address of that family";
+    case Error::bad_address: return "bad address";
+    case Error::no_session: return "no such session";
+    case Error::play_failed: return "playback is not available";
+    case Error::query_counter: return "unknown Q counter";
+    case Error::copy_failed: return "recording and copying are not available";
+    case Error::stats_counter: return "unknown G counter";
+    case Error::no_ports_leg: return "no port for the second leg";
+    case Error::no_ports_session: return "no port for a new session";
+    case Error::notify_off: return "timeout notification is not configured (--notify)";
+    case Error::internal: return "internal error";
+  }
+  return "error";
+}
+
+char command_letter(std::string_view text) {
+  const auto start = text.find_first_not_of(" \t");
+  if (start == std::string_view::npos) return '?';
+  char c = text[start];
+  if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  return command_letters.find(c) != std::string_view::npos ? c : '?';
+}
+
 std::string format_port(std::uint16_t port, const std::optional<ip::address>& addr) {
   std::string out = std::to_string(port);
   if (!addr || addr->is_unspecified()) return out;

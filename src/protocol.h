@@ -125,6 +125,12 @@ std::optional<std::string> url_decode(std::string_view s);
 
 // Reply builders; the result never carries the cookie nor the final "\n".
 std::string format_error(Error e);
+// What an error code means, for the log line of a failed command.
+std::string_view error_reason(Error e);
+// The command letters of the protocol, for counting commands with bounded labels.
+constexpr std::string_view command_letters = "VULDPSRCQXIGN";
+// A command's letter (upper case) from its text, '?' when it names none of them.
+char command_letter(std::string_view text);
 std::string format_port(std::uint16_t port, const std::optional<boost::asio::ip::address>& addr);
 
 }  // namespace anyrtpproxy

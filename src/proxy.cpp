@@ -6,10 +6,15 @@
 #include "stats.h"
 #include "text.h"
 
+#include "version.h"
+
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <ctime>
 #include <random>
 
 namespace anyrtpproxy {
@@ -48,19 +53,19 @@ ControllerConfig controller_config(const Options& o) {
 
 }  // namespace
 
-Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
-    : io_(io), options_(options), log_(log), sockets_(options.media, options.tos),
-      table_(TableConfig{options.ttl, options.setup_ttl, options.policy, instance_name(options)}, make_pools(options),
+Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
+    : io_(io), options_(std::move(options)), log_(log), sockets_(options_.media, options_.tos),
+      table_(TableConfig{options_.ttl, options_.setup_ttl, options_.policy, instance_name(options_)}, make_pools(options_),
              sockets_),
       packets_(io, sockets_, table_, [this](const Latch& latch) { on_latched(latch); }),
-      controller_(table_, controller_config(options)), notifier_(io, options.notify, log), flush_timer_(io), sweep_(io),
+      controller_(table_, controller_config(options_)), notifier_(io, options_.notify, log), flush_timer_(io), sweep_(io),
       signals_(io, SIGTERM, SIGINT, SIGHUP) {
   signals_.add(SIGUSR1);
   view_.self = table_.config().instance;
-  view_.own = PortRange{options.port_min, options.port_max};
-  for (const auto& t : options.notify) view_.notify_targets.push_back(t.text);
+  view_.own = PortRange{options_.port_min, options_.port_max};
+  for (const auto& t : options_.notify) view_.notify_targets.push_back(t.text);
   auto apply = [this](Effects& e) { this->apply(e); };
-  for (const auto& c : options.control) {
+  for (const auto& c : options_.control) {
     switch (c.kind) {
       case ControlSpec::Kind::udp:
         udp_.push_back(std::make_unique<UdpControl>(io, c.endpoint, controller_, apply, log));
@@ -79,22 +84,28 @@ Proxy::Proxy(boost::asio::io_context& io, const Options& options, Logger& log)
     }
   }
   check_file_limit();
-  const SyncHello hello{table_.config().instance, options.port_min, options.port_max, 0};
-  if (options.sync_tls) sync_tls_ = make_sync_tls(*options.sync_tls);  // read now, before any chroot
-  SyncServer::Access access{{}, options.sync_allow};
-  for (const auto& peer : options.sync_hosts) {
+  start_time_ = static_cast<double>(std::time(nullptr));
+  if (options_.metrics) {  // for open_fds; -1 without /proc: not counted
+    proc_fds_ = Fd(::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    metrics_ = std::make_unique<MetricsServer>(io, *options_.metrics, options_.metrics_allow,
+                                               [this] { return prometheus_text(gather()); }, log);
+  }
+  const SyncHello hello{table_.config().instance, options_.port_min, options_.port_max, 0};
+  if (options_.sync_tls) sync_tls_ = make_sync_tls(*options_.sync_tls);  // read now, before any chroot
+  SyncServer::Access access{{}, options_.sync_allow};
+  for (const auto& peer : options_.sync_hosts) {
     peers_.push_back(std::make_unique<SyncClient>(
-        io, peer.host, peer.port, hello, options.sync_interface, sync_tls_.get(),
+        io, peer.host, peer.port, hello, options_.sync_interface, sync_tls_.get(),
         [this](SyncMessage& msg, const SyncSource& from) { on_sync(msg, from); }, log, sync_stats_));
     for (const auto& e : peers_.back()->endpoints()) access.peers.push_back(e.address());  // who may speak as a peer
   }
-  if (options.sync_port) {
-    auto at = sync_endpoint(options);  // IPv4 and IPv6 unless -I names one address
+  if (options_.sync_port) {
+    auto at = sync_endpoint(options_);  // IPv4 and IPv6 unless -I names one address
     try {
       sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello, access, sync_tls_.get(), log, sync_stats_);
     } catch (const std::runtime_error&) {
-      if (options.sync_interface) throw;
-      at = boost::asio::ip::tcp::endpoint(boost::asio::ip::address_v4::any(), options.sync_port);  // no IPv6 here
+      if (options_.sync_interface) throw;
+      at = boost::asio::ip::tcp::endpoint(boost::asio::ip::address_v4::any(), options_.sync_port);  // no IPv6 here
       sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello, access, sync_tls_.get(), log, sync_stats_);
     }
   }
@@ -155,6 +166,7 @@ void Proxy::start() {
   for (auto& u : unix_) u->start();
   if (sync_server_) sync_server_->start();
   for (auto& p : peers_) p->start();
+  if (metrics_) metrics_->start();
   sweep();
   wait_signal();
   std::string where;
@@ -175,6 +187,7 @@ void Proxy::stop() {
   for (auto& u : unix_) u->close();
   if (sync_server_) sync_server_->close();
   for (auto& p : peers_) p->close();
+  if (metrics_) metrics_->close();
   flush_timer_.cancel();
   sweep_.cancel();
   signals_.cancel(ec);
@@ -224,9 +237,145 @@ std::vector<std::string> Proxy::reachable_peers() const {
   return names;
 }
 
-void Proxy::dump_stats() {
-  log_.notice(stats_line(DaemonStats{table_.sessions().size(), table_.stats(), controller_.stats(), sockets_.stats(),
-                                     sync_server_ ? sync_server_->connections() : 0, sync_stats_}));
+namespace {
+
+// Entries of the directory (the process's open descriptors), one of them the
+// descriptor that reads it; none when /proc was not there at start.
+std::optional<std::size_t> count_open_fds(const Fd& proc_fds) {
+  if (!proc_fds) return std::nullopt;
+  const int fd = ::openat(proc_fds.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  DIR* dir = ::fdopendir(fd);
+  if (!dir) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  std::size_t n = 0;
+  while (const dirent* e = ::readdir(dir))
+    if (e->d_name[0] != '.') ++n;
+  ::closedir(dir);
+  return n - 1;  // not the one that read it
+}
+
+}  // namespace
+
+DaemonStats Proxy::gather() const {
+  DaemonStats s;
+  s.sessions = table_.sessions().size();
+  s.table = table_.stats();
+  s.commands = controller_.stats();
+  s.relay = sockets_.stats();
+  s.sync_connections = sync_server_ ? sync_server_->connections() : 0;
+  s.sync = sync_stats_;
+  s.by_state = count_sessions(table_);
+  s.unbound_legs = table_.unbound_legs();
+  s.reply_cache_entries = controller_.cache_entries();
+  s.reply_cache_bytes = controller_.cache_bytes();
+  s.open_fds = count_open_fds(proc_fds_);
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0) s.fd_limit = lim.rlim_cur;
+  for (const auto& t : tcp_) s.control_refused += t->refused();
+  for (const auto& u : unix_) s.control_refused += u->refused();
+  if (metrics_) s.metrics_refused = metrics_->refused();
+  const auto now = Clock::now();
+  for (const auto& p : peers_) {
+    PeerStats ps;
+    ps.name = p->name();
+    ps.connected = p->connected();
+    ps.messages_in = p->received().messages;
+    ps.bytes_in = p->received().bytes;
+    if (p->last_frame() != Clock::time_point{})
+      ps.last_frame_age = std::chrono::duration<double>(now - p->last_frame()).count();
+    if (sync_server_) {
+      for (const auto& e : p->endpoints()) {
+        const auto it = sync_server_->sent().find(unmapped(e.address()));
+        if (it == sync_server_->sent().end()) continue;
+        ps.messages_out += it->second.messages;
+        ps.bytes_out += it->second.bytes;
+      }
+    }
+    s.peers.push_back(std::move(ps));
+  }
+  s.version = ANYRTPPROXY_VERSION;
+  s.instance = table_.config().instance;
+  s.start_time = start_time_;
+  return s;
+}
+
+void Proxy::dump_stats() { log_.notice(stats_line(gather())); }
+
+namespace {
+
+std::vector<std::string> texts(const std::vector<Network>& nets) {
+  std::vector<std::string> out;
+  for (const auto& n : nets) out.push_back(n.address.to_string() + "/" + std::to_string(n.prefix));
+  return out;
+}
+
+std::vector<std::string> texts(const std::vector<NotifyTarget>& targets) {
+  std::vector<std::string> out;
+  for (const auto& t : targets) out.push_back(t.text);
+  return out;
+}
+
+}  // namespace
+
+// SIGHUP: reopen the log; with -c, read the configuration again, apply what can
+// change while running and name what takes a restart. A file that no longer
+// parses changes nothing.
+void Proxy::reload() {
+  log_.reopen();
+  if (options_.config_file.empty()) {
+    log_.notice("SIGHUP: log reopened; no -c/--config file to read again");
+    return;
+  }
+  Options next;
+  try {
+    next = parse_options(options_.args);
+  } catch (const std::exception& e) {
+    log_.error(std::string("SIGHUP: ") + e.what() + "; nothing changed");
+    return;
+  }
+  std::vector<std::string> changed;
+  if (next.log_level != options_.log_level) {
+    log_.set_level(next.log_level);
+    changed.push_back("log-level");
+  }
+  if (next.ttl != options_.ttl || next.setup_ttl != options_.setup_ttl) {
+    table_.set_timeouts(next.ttl, next.setup_ttl);
+    changed.push_back("timeout");
+  }
+  if (texts(next.notify) != texts(options_.notify)) {
+    controller_.set_notify_targets(texts(next.notify));
+    notifier_.set_targets(next.notify);
+    view_.notify_targets = texts(next.notify);
+    changed.push_back("notify");
+  }
+  if (texts(next.sync_allow) != texts(options_.sync_allow)) {
+    if (sync_server_) sync_server_->set_operators(next.sync_allow);
+    changed.push_back("sync-allow");
+  }
+  if (texts(next.metrics_allow) != texts(options_.metrics_allow)) {
+    if (metrics_) metrics_->allow(next.metrics_allow);
+    changed.push_back("metrics-allow");
+  }
+  const auto restart = restart_needed(options_, next);
+  const auto joined = [](const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out;
+  };
+  options_.log_level = next.log_level;
+  options_.ttl = next.ttl;
+  options_.setup_ttl = next.setup_ttl;
+  options_.notify = next.notify;
+  options_.sync_allow = next.sync_allow;
+  options_.metrics_allow = next.metrics_allow;
+  log_.notice("SIGHUP: read " + options_.config_file + " again: " +
+              (changed.empty() ? std::string("nothing to change") : "changed " + joined(changed)));
+  if (!restart.empty())
+    log_.warning("SIGHUP: " + options_.config_file + " also changes " + joined(restart) +
+                 ", which take a restart; running with the old values");
 }
 
 void Proxy::wait_signal() {
@@ -237,10 +386,7 @@ void Proxy::wait_signal() {
       stop();
       return;
     }
-    if (sig == SIGHUP) {
-      log_.reopen();
-      log_.notice("SIGHUP: log reopened");
-    }
+    if (sig == SIGHUP) reload();
     if (sig == SIGUSR1) dump_stats();
     wait_signal();
   });

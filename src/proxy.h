@@ -7,13 +7,16 @@
 #pragma once
 
 #include "control_server.h"
+#include "metrics_server.h"
 #include "controller.h"
 #include "notify.h"
 #include "options.h"
 #include "packet_path.h"
 #include "relay_sockets.h"
 #include "session_table.h"
+#include "stats.h"
 #include "sync.h"
+#include "fd.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -29,7 +32,7 @@ class Logger;
 class Proxy {
 public:
   // Binds every control socket; throws std::runtime_error naming what failed.
-  Proxy(boost::asio::io_context& io, const Options& options, Logger& log);
+  Proxy(boost::asio::io_context& io, Options options, Logger& log);
   void start();  // begin serving: sockets, sweep timer, signals
   void stop();   // close everything; io.run() returns once handlers drain
 
@@ -45,9 +48,11 @@ private:
   void wait_signal();
   void check_file_limit();
   void dump_stats();
+  DaemonStats gather() const;
+  void reload();
 
   boost::asio::io_context& io_;
-  const Options& options_;
+  Options options_;  // as started, with what SIGHUP changed since
   Logger& log_;
   RelaySockets sockets_;  // before the table, which binds through it
   SessionTable table_;
@@ -63,6 +68,9 @@ private:
   std::unique_ptr<boost::asio::ssl::context> sync_tls_;  // before the server and clients that use it
   std::unique_ptr<SyncServer> sync_server_;
   std::vector<std::unique_ptr<SyncClient>> peers_;
+  std::unique_ptr<MetricsServer> metrics_;
+  double start_time_ = 0;
+  Fd proc_fds_;  // /proc/self/fd, opened before any chroot: the open-descriptor count
   boost::asio::steady_timer flush_timer_;
   bool flush_armed_ = false;
   unsigned sweeps_ = 0;

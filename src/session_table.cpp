@@ -148,6 +148,7 @@ std::variant<OfferResult, OfferFailure> SessionTable::update(const Offer& offer,
     }
     (void)inserted;
     ++stats_.created;
+    ++stats_.created_local;
     match = std::pair<Entry*, int>{&it->second, 0};
     result.created = true;
   }
@@ -205,16 +206,20 @@ std::variant<OfferResult, OfferFailure> SessionTable::update(const Offer& offer,
 bool SessionTable::destroy(const SessionKey& key, Clock::time_point now) {
   auto it = sessions_.find(key);
   if (it == sessions_.end()) return false;
-  erase(it->second, false, true, now);
+  erase(it->second, CloseReason::deleted, now);
   return true;
 }
 
-void SessionTable::erase(Entry& e, bool expired, bool publish, Clock::time_point now) {
+// A peer's removal is not published again (the peer told everyone); every other is.
+void SessionTable::erase(Entry& e, CloseReason why, Clock::time_point now) {
   const Session& s = e.session;
+  const bool expired = why == CloseReason::timeout || why == CloseReason::setup_timeout;
+  const bool publish = why != CloseReason::peer;
   Tombstone t{s.call_id, s.from_tag, s.version + 1, config_.instance, expired};
   release(e, 0);
   release(e, 1);
   ++stats_.destroyed;
+  ++stats_.closed[static_cast<std::size_t>(why)];
   bytes_ -= e.local.bytes;
   sessions_.erase(s.key());
   if (publish) {
@@ -273,7 +278,7 @@ std::size_t SessionTable::remove(const std::string& call_id, const std::string& 
     else
       s.strong = false;
     auto next = std::next(it);
-    if (!s.strong && !s.legs[0].weak && !s.legs[1].weak) erase(it->second, false, true, now);
+    if (!s.strong && !s.legs[0].weak && !s.legs[1].weak) erase(it->second, CloseReason::deleted, now);
     if (exact) break;
     it = next;
   }
@@ -282,7 +287,7 @@ std::size_t SessionTable::remove(const std::string& call_id, const std::string& 
 
 std::size_t SessionTable::clear(Clock::time_point now) {
   const std::size_t n = sessions_.size();
-  while (!sessions_.empty()) erase(sessions_.begin()->second, false, true, now);
+  while (!sessions_.empty()) erase(sessions_.begin()->second, CloseReason::cleared, now);
   return n;
 }
 
@@ -302,7 +307,7 @@ std::vector<Expired> SessionTable::expire(Clock::time_point now) {
     if (now - s.last_active < limit) continue;
     gone.push_back(Expired{s.call_id, s.from_tag, s.notify_target, s.notify_tag, s.origin});
     ++stats_.timeouts;
-    erase(e, true, true, now);
+    erase(e, s.complete() ? CloseReason::timeout : CloseReason::setup_timeout, now);
   }
   return gone;
 }
@@ -318,10 +323,11 @@ Route SessionTable::route(Family family, std::uint16_t local_port, const udp::en
                           const unsigned char* data, std::size_t size, Clock::time_point now) {
   Route r;
   ++stats_.packets_received;
+  stats_.bytes_received += size;
   Kind kind;
   const PortRef* ref = lookup(family, local_port, kind);
   if (!ref) {  // a socket closing with packets still queued
-    ++stats_.packets_dropped;
+    drop(nullptr, DropReason::unknown_port);
     return r;
   }
   Entry& e = *ref->entry;
@@ -333,8 +339,7 @@ Route SessionTable::route(Family family, std::uint16_t local_port, const udp::en
   const PacketInfo info = inspect(kind, data, size);
   const Verdict v = judge_source(in, kind, from, info, config_.policy, now, here.heard);
   if (v == Verdict::drop) {
-    ++counters.dropped;
-    ++stats_.packets_dropped;
+    drop(&counters, DropReason::source_refused);
     return r;
   }
   if (kind == Kind::rtp) here.heard = now;  // the source the leg accepts (now) is sending
@@ -367,8 +372,7 @@ Route SessionTable::route(Family family, std::uint16_t local_port, const udp::en
   const Leg& out = s.legs[1 - ref->side];
   const Stream& dest = out.stream(kind);
   if (out.port == 0 || !dest.known) {
-    ++counters.dropped;
-    ++stats_.packets_dropped;
+    drop(&counters, DropReason::no_destination);
     return r;
   }
   r.forward = true;
@@ -376,18 +380,25 @@ Route SessionTable::route(Family family, std::uint16_t local_port, const udp::en
   r.dest = dest.remote;
   ++counters.relayed;
   ++stats_.packets_relayed;
+  stats_.bytes_relayed += size;
   return r;
 }
 
-void SessionTable::send_failed(Family family, std::uint16_t local_port) {
+void SessionTable::drop(Counters* leg, DropReason why) {
+  if (leg) ++leg->dropped;
+  ++stats_.packets_dropped;
+  ++stats_.dropped[static_cast<std::size_t>(why)];
+}
+
+void SessionTable::send_failed(Family family, std::uint16_t local_port, std::size_t size, DropReason why) {
   Kind kind;
   const PortRef* ref = lookup(family, local_port, kind);
   if (!ref) return;
   auto& c = ref->entry->local.legs[ref->side].counters;
   --c.relayed;
-  ++c.dropped;
   --stats_.packets_relayed;
-  ++stats_.packets_dropped;
+  stats_.bytes_relayed -= std::min<std::uint64_t>(size, stats_.bytes_relayed);
+  drop(&c, why);
 }
 
 std::optional<Latch> SessionTable::latch_at(Family family, std::uint16_t local_port) const {
@@ -531,7 +542,7 @@ bool SessionTable::apply_removal(const Tombstone& t, Clock::time_point now) {
   }
   remember(t, now);
   if (t.expired) ++stats_.timeouts;
-  erase(it->second, t.expired, false, now);
+  erase(it->second, CloseReason::peer, now);
   return true;
 }
 

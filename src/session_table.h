@@ -69,9 +69,23 @@ constexpr std::chrono::minutes tombstone_lifetime{10};
 // A peer's expiry removes a session here only if it is this close to expiring here too.
 constexpr std::chrono::seconds expiry_slack{3};
 
+// Why a session left the table: D (or "&& D"), its timeout once answered, its
+// timeout before (the setup timeout), X (and stopping), a peer's deletion or expiry.
+enum class CloseReason : std::uint8_t { deleted, timeout, setup_timeout, cleared, peer };
+constexpr std::size_t close_reasons = 5;
+// Why a packet was not relayed: no session holds its port (a socket closing),
+// the leg does not accept its source, the other leg has no address (or port)
+// yet, the socket refused it, it was larger than the packet path's buffer.
+enum class DropReason : std::uint8_t { unknown_port, source_refused, no_destination, send_failed, truncated };
+constexpr std::size_t drop_reasons = 5;
+
 struct TableStats {
   std::uint64_t created = 0, destroyed = 0, timeouts = 0, completed = 0;
+  std::uint64_t created_local = 0;  // of created: by a U here (the rest came from peers)
+  std::array<std::uint64_t, close_reasons> closed{};  // by CloseReason; sums to destroyed
   std::uint64_t packets_received = 0, packets_relayed = 0, packets_dropped = 0;
+  std::uint64_t bytes_received = 0, bytes_relayed = 0;
+  std::array<std::uint64_t, drop_reasons> dropped{};  // by DropReason; sums to packets_dropped
   std::uint64_t sync_applied = 0, sync_stale = 0, sync_port_conflicts = 0, sync_bind_failures = 0;
   std::uint64_t sync_refused_full = 0, sync_refused_budget = 0;
 };
@@ -156,8 +170,9 @@ public:
   // The packet path: a datagram arrived on a local port.
   Route route(Family family, std::uint16_t local_port, const udp::endpoint& from,
               const unsigned char* data, std::size_t size, Clock::time_point now);
-  // Counts a packet that route() passed for this local port but the socket refused.
-  void send_failed(Family family, std::uint16_t local_port);
+  // Counts a packet of `size` bytes that route() passed for this local port
+  // but that was not sent after all (the socket refused it, it was truncated).
+  void send_failed(Family family, std::uint16_t local_port, std::size_t size, DropReason why = DropReason::send_failed);
   // The leg behind a local port and its remote address now (after route() said learned).
   std::optional<Latch> latch_at(Family family, std::uint16_t local_port) const;
 
@@ -187,6 +202,11 @@ public:
 
   const std::map<SessionKey, Buried>& tombstones() const { return tombstones_; }
   const TableConfig& config() const { return config_; }
+  // SIGHUP: new timeouts apply to every session from the next sweep.
+  void set_timeouts(std::chrono::seconds ttl, std::chrono::seconds setup_ttl) {
+    config_.ttl = ttl;
+    config_.setup_ttl = setup_ttl;
+  }
   std::chrono::seconds ttl_left(const Session& s, Clock::time_point now) const;
   const std::map<SessionKey, Entry>& sessions() const { return sessions_; }
   const TableStats& stats() const { return stats_; }
@@ -202,7 +222,8 @@ private:
   const PortRef* lookup(Family family, std::uint16_t port, Kind& kind) const;
   void mark_dirty(Entry& e);
   void account(Entry& e);  // brings bytes_ up to date with what e costs now
-  void erase(Entry& e, bool expired, bool publish, Clock::time_point now);
+  void erase(Entry& e, CloseReason why, Clock::time_point now);
+  void drop(Counters* leg, DropReason why);
   void remember(Tombstone t, Clock::time_point now);
   std::optional<Event> bind_remote(Entry& e, int side, bool count = true);  // nothing: bound
 

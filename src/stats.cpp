@@ -1,6 +1,8 @@
 // stats: see stats.h.
 #include "stats.h"
 
+#include <cstdio>
+
 namespace anyrtpproxy {
 
 std::string stats_line(const DaemonStats& s) {
@@ -15,6 +17,157 @@ std::string stats_line(const DaemonStats& s) {
          n(t.sync_port_conflicts) + " bind-failures=" + n(t.sync_bind_failures) + " refused-full=" +
          n(t.sync_refused_full) + " refused-budget=" + n(t.sync_refused_budget) + " bad-streams=" + n(s.sync.bad_streams) + " invalid=" + n(s.sync.frames_refused) + " refused=" +
          n(s.sync.connections_refused);
+}
+
+}  // namespace anyrtpproxy
+
+namespace anyrtpproxy {
+
+SessionCounts count_sessions(const SessionTable& table) {
+  SessionCounts c{};
+  const std::string& self = table.config().instance;
+  for (const auto& [key, e] : table.sessions()) ++c[e.session.complete() ? 1 : 0][e.session.origin == self ? 0 : 1];
+  return c;
+}
+
+namespace {
+
+// A label value as the exposition format quotes it: \, " and newline escaped.
+std::string quoted(const std::string& v) {
+  std::string out = "\"";
+  for (const char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+class Exposition {
+public:
+  // Starts a family: its HELP and TYPE lines.
+  Exposition& family(const char* name, const char* type, const char* help) {
+    name_ = std::string("anyrtpproxy_") + name;
+    text_ += "# HELP " + name_ + " " + help + "\n# TYPE " + name_ + " " + type + "\n";
+    return *this;
+  }
+  // A sample of the current family; labels as name/value pairs.
+  Exposition& sample(double value, std::initializer_list<std::pair<const char*, std::string>> labels = {}) {
+    text_ += name_;
+    if (labels.size()) {
+      text_ += '{';
+      bool first = true;
+      for (const auto& [k, v] : labels) {
+        if (!first) text_ += ',';
+        first = false;
+        text_ += std::string(k) + "=" + quoted(v);
+      }
+      text_ += '}';
+    }
+    char number[64];
+    std::snprintf(number, sizeof number, " %.17g\n", value);
+    text_ += number;
+    return *this;
+  }
+  std::string take() { return std::move(text_); }
+
+private:
+  std::string name_, text_;
+};
+
+constexpr std::array<const char*, close_reasons> close_reason_names = {"deleted", "timeout", "setup_timeout", "cleared",
+                                                                       "peer"};
+constexpr std::array<const char*, drop_reasons> drop_reason_names = {"unknown_port", "source_not_latched",
+                                                                     "no_destination", "send_failed", "truncated"};
+
+}  // namespace
+
+std::string prometheus_text(const DaemonStats& s) {
+  const TableStats& t = s.table;
+  Exposition x;
+  x.family("build_info", "gauge", "The running version and this instance's name in the cluster.")
+      .sample(1, {{"version", s.version}, {"instance", s.instance}});
+  x.family("start_time_seconds", "gauge", "When the daemon started, in seconds since the Unix epoch.")
+      .sample(s.start_time);
+  x.family("sessions", "gauge", "Active sessions by state (offered or answered) and origin (local or peer).");
+  for (int state = 0; state < 2; ++state)
+    for (int origin = 0; origin < 2; ++origin)
+      x.sample(static_cast<double>(s.by_state[state][origin]),
+               {{"state", state ? "answered" : "offered"}, {"origin", origin ? "peer" : "local"}});
+  x.family("sessions_created_total", "counter", "Sessions created: by a U here (local) or learnt from a peer.")
+      .sample(static_cast<double>(t.created_local), {{"origin", "local"}})
+      .sample(static_cast<double>(t.created - t.created_local), {{"origin", "peer"}});
+  x.family("sessions_closed_total", "counter", "Sessions closed, by reason.");
+  for (std::size_t r = 0; r < close_reasons; ++r)
+    x.sample(static_cast<double>(t.closed[r]), {{"reason", close_reason_names[r]}});
+  x.family("packets_received_total", "counter", "RTP and RTCP packets that arrived on relay ports.")
+      .sample(static_cast<double>(t.packets_received));
+  x.family("bytes_received_total", "counter", "UDP payload bytes that arrived on relay ports.")
+      .sample(static_cast<double>(t.bytes_received));
+  x.family("packets_relayed_total", "counter", "Packets sent on through the other leg.")
+      .sample(static_cast<double>(t.packets_relayed));
+  x.family("bytes_relayed_total", "counter", "UDP payload bytes sent on through the other leg.")
+      .sample(static_cast<double>(t.bytes_relayed));
+  x.family("packets_dropped_total", "counter", "Packets not relayed, by reason.");
+  for (std::size_t r = 0; r < drop_reasons; ++r)
+    x.sample(static_cast<double>(t.dropped[r]), {{"reason", drop_reason_names[r]}});
+  x.family("commands_total", "counter", "Control commands executed, by command letter and result (ok or the E-code).");
+  for (const auto& [key, n] : s.commands.results)
+    x.sample(static_cast<double>(n), {{"command", std::string(1, key.first)},
+                                      {"result", key.second == CommandStats::ok_result ? std::string("ok")
+                                                                                       : "E" + std::to_string(key.second)}});
+  x.family("command_retransmissions_total", "counter", "UDP commands answered from the reply cache.")
+      .sample(static_cast<double>(s.commands.duplicates));
+  x.family("reply_cache_entries", "gauge", "Replies kept for retransmitted UDP commands.")
+      .sample(static_cast<double>(s.reply_cache_entries));
+  x.family("reply_cache_bytes", "gauge", "Memory the reply cache takes (estimated).")
+      .sample(static_cast<double>(s.reply_cache_bytes));
+  x.family("relay_sockets", "gauge", "Open relay sockets (RTP and RTCP).").sample(static_cast<double>(s.relay.sockets));
+  x.family("bind_failures_total", "counter", "Port pairs that could not be bound.")
+      .sample(static_cast<double>(s.relay.bind_failures));
+  x.family("unbound_legs", "gauge", "Legs of peers' sessions this instance could not bind (it cannot take them over).")
+      .sample(static_cast<double>(s.unbound_legs));
+  if (s.open_fds)
+    x.family("open_fds", "gauge", "Open file descriptors.").sample(static_cast<double>(*s.open_fds));
+  x.family("max_fds", "gauge", "The open-file limit (RLIMIT_NOFILE).").sample(static_cast<double>(s.fd_limit));
+  x.family("connections_refused_total", "counter", "Connections closed at once, by port: too many open, or not allowed.")
+      .sample(static_cast<double>(s.control_refused), {{"port", "control"}})
+      .sample(static_cast<double>(s.sync.connections_refused), {{"port", "sync"}})
+      .sample(static_cast<double>(s.metrics_refused), {{"port", "metrics"}});
+  x.family("sync_readers", "gauge", "Connections to the sync port (peers and operators).")
+      .sample(static_cast<double>(s.sync_connections));
+  x.family("sync_frames_received_total", "counter", "Sync frames received from all peers.")
+      .sample(static_cast<double>(s.sync.frames_received));
+  x.family("sync_frames_refused_total", "counter", "Sync frames decoded but refused by validation.")
+      .sample(static_cast<double>(s.sync.frames_refused));
+  x.family("sync_bad_streams_total", "counter", "Sync connections dropped for an undecodable stream.")
+      .sample(static_cast<double>(s.sync.bad_streams));
+  x.family("sync_slow_readers_dropped_total", "counter", "Sync readers dropped for reading too slowly.")
+      .sample(static_cast<double>(s.sync.slow_peers_dropped));
+  x.family("sync_sessions_refused_total", "counter", "Peers' sessions refused, by reason.")
+      .sample(static_cast<double>(t.sync_refused_full), {{"reason", "table_full"}})
+      .sample(static_cast<double>(t.sync_refused_budget), {{"reason", "memory_budget"}})
+      .sample(static_cast<double>(t.sync_stale), {{"reason", "stale"}})
+      .sample(static_cast<double>(t.sync_port_conflicts), {{"reason", "port_conflict"}});
+  if (!s.peers.empty()) {
+    x.family("sync_peer_up", "gauge", "1 while the connection to the peer (-M) is up.");
+    for (const auto& p : s.peers) x.sample(p.connected ? 1 : 0, {{"peer", p.name}});
+    x.family("sync_peer_messages_received_total", "counter", "Sync frames received from the peer.");
+    for (const auto& p : s.peers) x.sample(static_cast<double>(p.messages_in), {{"peer", p.name}});
+    x.family("sync_peer_bytes_received_total", "counter", "Sync bytes received from the peer.");
+    for (const auto& p : s.peers) x.sample(static_cast<double>(p.bytes_in), {{"peer", p.name}});
+    x.family("sync_peer_messages_sent_total", "counter", "Sync messages (a frame or a batch) sent to the peer.");
+    for (const auto& p : s.peers) x.sample(static_cast<double>(p.messages_out), {{"peer", p.name}});
+    x.family("sync_peer_bytes_sent_total", "counter", "Sync bytes sent to the peer.");
+    for (const auto& p : s.peers) x.sample(static_cast<double>(p.bytes_out), {{"peer", p.name}});
+    x.family("sync_peer_last_frame_age_seconds", "gauge", "Seconds since the peer's last frame (absent: none yet).");
+    for (const auto& p : s.peers)
+      if (p.last_frame_age) x.sample(*p.last_frame_age, {{"peer", p.name}});
+  }
+  return x.take();
 }
 
 }  // namespace anyrtpproxy

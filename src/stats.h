@@ -1,13 +1,19 @@
-// stats: every counter of the daemon in one value, and the line SIGUSR1 logs.
-// Pure: the proxy gathers the numbers from the table, the controller, the
-// data plane and the sync endpoints; this formats them.
+// stats: every counter of the daemon in one value, the line SIGUSR1 logs, and
+// the Prometheus text exposition format that --metrics serves. Pure: the
+// proxy gathers the numbers from the table, the controller, the data plane
+// and the sync endpoints; this formats them. Every label value is bounded:
+// command letters, E-codes, reasons, states and the -M peers as configured,
+// never a call-id.
 #pragma once
 
 #include "controller.h"
 #include "session_table.h"
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace anyrtpproxy {
 
@@ -21,6 +27,20 @@ struct RelayStats {
   std::uint64_t bind_failures = 0;  // port pairs that could not be bound
 };
 
+// One -M peer as this instance sees it: our client connection to it (what it
+// sends us) and what our sync port sent to its address.
+struct PeerStats {
+  std::string name;  // "host:port" as -M gave it
+  bool connected = false;
+  std::uint64_t messages_in = 0, bytes_in = 0, messages_out = 0, bytes_out = 0;
+  std::optional<double> last_frame_age;  // seconds; none: no frame yet
+};
+
+// Active sessions by state (0: offered, not answered; 1: answered) and origin
+// (0: created here; 1: by a peer).
+using SessionCounts = std::array<std::array<std::size_t, 2>, 2>;
+SessionCounts count_sessions(const SessionTable& table);
+
 struct DaemonStats {
   std::size_t sessions = 0;
   TableStats table;
@@ -28,8 +48,22 @@ struct DaemonStats {
   RelayStats relay;
   std::size_t sync_connections = 0;  // readers of the sync port
   SyncStats sync;
+  // For the metrics endpoint (not in the SIGUSR1 line):
+  SessionCounts by_state{};
+  std::size_t unbound_legs = 0;  // peers' legs this instance could not bind
+  std::size_t reply_cache_entries = 0, reply_cache_bytes = 0;
+  std::optional<std::size_t> open_fds;  // none: not known (no /proc)
+  std::uint64_t fd_limit = 0;
+  std::uint64_t control_refused = 0, metrics_refused = 0;
+  std::vector<PeerStats> peers;
+  std::string version, instance;
+  double start_time = 0;  // seconds since the Unix epoch
 };
 
 std::string stats_line(const DaemonStats& s);
+
+// The Prometheus text exposition format (version 0.0.4), every family with
+// its HELP and TYPE lines.
+std::string prometheus_text(const DaemonStats& s);
 
 }  // namespace anyrtpproxy

@@ -63,6 +63,11 @@ public:
   void deliver(std::shared_ptr<const std::string> bytes) {
     if (!lowest().is_open() || role_ == Role::pending) return;
     const std::size_t size = bytes->size();
+    if (role_ == Role::peer) {  // per peer address: bounded by the -M hosts
+      auto& sent = owner_.sent_[source_];
+      ++sent.messages;
+      sent.bytes += size;
+    }
     switch (queue_.push(std::move(bytes))) {
       case WriteQueue::Push::start_writing: return write();
       case WriteQueue::Push::queued: return;
@@ -464,6 +469,7 @@ void SyncClient::read() {
   auto on_read = [this, gen = generation_, keep = tls_](boost::system::error_code ec, std::size_t n) {
     if (closed_ || gen != generation_ || ec == boost::asio::error::operation_aborted) return;
     if (ec) return fail(ec == boost::asio::error::eof ? "closed the connection" : ec.message());
+    traffic_.bytes += n;
     if (!reader_.feed(std::string_view(buffer_.data(), n))) {
       ++stats_.bad_streams;
       return fail("sent " + reader_.error());
@@ -476,6 +482,8 @@ void SyncClient::read() {
       }
       auto& msg = std::get<SyncMessage>(*next);
       ++stats_.frames_received;
+      ++traffic_.messages;
+      last_frame_ = now;
       if (auto* h = std::get_if<SyncHello>(&msg)) {
         if (auto refusal = refuse_hello(*h, self_)) return fail(refusal->why, refusal->retry);
         peer_instance_ = h->instance;

@@ -31,6 +31,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,6 +47,11 @@ class Logger;
 std::unique_ptr<boost::asio::ssl::context> make_sync_tls(const Options::Tls& files);
 
 using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+
+// Bytes and messages (frames, or batches of frames) on one peer's connections.
+struct SyncTraffic {
+  std::uint64_t messages = 0, bytes = 0;
+};
 
 class SyncServer {
 public:
@@ -70,6 +76,9 @@ public:
   void table_changed();
   std::size_t connections() const { return connections_.size(); }
   bool has_operators() const;
+  void set_operators(std::vector<Network> operators) { access_.operators = std::move(operators); }  // SIGHUP
+  // What went to each peer address (the machine stream), across its reconnects.
+  const std::map<boost::asio::ip::address, SyncTraffic>& sent() const { return sent_; }
 
   static constexpr std::size_t max_pending = 64, max_pending_per_source = 8;
   static constexpr std::size_t max_operators = 32, max_operators_per_source = 4;
@@ -110,6 +119,7 @@ private:
     Clock::time_point at{};
   };
   Snapshot peer_snapshot_, operator_snapshot_;
+  std::map<boost::asio::ip::address, SyncTraffic> sent_;
 };
 
 class SyncClient {
@@ -126,6 +136,10 @@ public:
   // The instance at the other end, once its hello arrived on the current connection.
   const std::string& peer_instance() const { return peer_instance_; }
   const std::vector<boost::asio::ip::tcp::endpoint>& endpoints() const { return endpoints_; }
+  const std::string& name() const { return name_; }  // "host:port" as -M gave it
+  const SyncTraffic& received() const { return traffic_; }
+  // When the last frame arrived; none yet: the epoch.
+  Clock::time_point last_frame() const { return last_frame_; }
 
 private:
   void connect();
@@ -157,6 +171,8 @@ private:
   // same bad frame, is logged once, until a healthy frame arrives.
   std::string last_error_;
   std::string peer_instance_;
+  SyncTraffic traffic_;
+  Clock::time_point last_frame_{};
 };
 
 }  // namespace anyrtpproxy

@@ -285,6 +285,59 @@ BOOST_AUTO_TEST_CASE(the_stats_line_names_every_counter) {
     BOOST_TEST(line.find(part) != std::string::npos, part);
 }
 
+BOOST_AUTO_TEST_CASE(the_exposition_has_every_family_typed_and_bounded_labels) {
+  DaemonStats s;
+  s.version = "1.2.3";
+  s.instance = "host\"a\\b\n:30000";  // quotes, backslashes and newlines are escaped
+  s.by_state[1][0] = 4;  // answered, local
+  s.by_state[0][1] = 2;  // offered, peer
+  s.table.created = 10;
+  s.table.created_local = 6;
+  s.table.closed[static_cast<std::size_t>(CloseReason::setup_timeout)] = 3;
+  s.table.dropped[static_cast<std::size_t>(DropReason::source_refused)] = 9;
+  s.table.bytes_relayed = 172000;
+  s.commands.results[{'U', CommandStats::ok_result}] = 5;
+  s.commands.results[{'D', 50}] = 2;
+  s.open_fds = 33;
+  s.fd_limit = 20000;
+  s.peers.push_back(PeerStats{"r2.example:7000", true, 3, 300, 4, 400, 1.5});
+  s.peers.push_back(PeerStats{"r3.example:7000", false, 0, 0, 0, 0, std::nullopt});
+  const auto text = prometheus_text(s);
+  for (const char* line :
+       {"anyrtpproxy_build_info{version=\"1.2.3\",instance=\"host\\\"a\\\\b\\n:30000\"} 1\n",
+        "anyrtpproxy_sessions{state=\"answered\",origin=\"local\"} 4\n",
+        "anyrtpproxy_sessions{state=\"offered\",origin=\"peer\"} 2\n",
+        "anyrtpproxy_sessions_created_total{origin=\"local\"} 6\n",
+        "anyrtpproxy_sessions_created_total{origin=\"peer\"} 4\n",
+        "anyrtpproxy_sessions_closed_total{reason=\"setup_timeout\"} 3\n",
+        "anyrtpproxy_packets_dropped_total{reason=\"source_not_latched\"} 9\n",
+        "anyrtpproxy_bytes_relayed_total 172000\n",
+        "anyrtpproxy_commands_total{command=\"U\",result=\"ok\"} 5\n",
+        "anyrtpproxy_commands_total{command=\"D\",result=\"E50\"} 2\n",
+        "anyrtpproxy_open_fds 33\n", "anyrtpproxy_max_fds 20000\n",
+        "anyrtpproxy_sync_peer_up{peer=\"r2.example:7000\"} 1\n",
+        "anyrtpproxy_sync_peer_up{peer=\"r3.example:7000\"} 0\n",
+        "anyrtpproxy_sync_peer_bytes_sent_total{peer=\"r2.example:7000\"} 400\n",
+        "anyrtpproxy_sync_peer_last_frame_age_seconds{peer=\"r2.example:7000\"} 1.5\n",
+        "# TYPE anyrtpproxy_packets_relayed_total counter\n", "# TYPE anyrtpproxy_sessions gauge\n"})
+    BOOST_TEST(text.find(line) != std::string::npos, line);
+  // No age for a peer that never sent a frame; every sample's family is declared.
+  BOOST_TEST(text.find("last_frame_age_seconds{peer=\"r3") == std::string::npos);
+  std::size_t samples = 0, types = 0;
+  for (std::size_t at = 0; at < text.size();) {
+    const auto end = text.find('\n', at);
+    const std::string line = text.substr(at, end - at);
+    at = end + 1;
+    if (line.rfind("# TYPE ", 0) == 0) ++types;
+    if (line[0] == '#') continue;
+    ++samples;
+    const std::string name = line.substr(0, line.find_first_of("{ "));
+    BOOST_TEST(text.find("# TYPE " + name + " ") != std::string::npos, name);
+  }
+  BOOST_TEST(types >= 30u);
+  BOOST_TEST(samples > types);
+}
+
 BOOST_AUTO_TEST_CASE(network_strings_are_shown_on_one_bounded_line) {
   BOOST_TEST(one_line("a\r\nb\x1b\x7f", 100) == "a??b??");
   BOOST_TEST(one_line("abcdef", 3) == "abc...");

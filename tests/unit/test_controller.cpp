@@ -165,6 +165,51 @@ BOOST_AUTO_TEST_CASE(a_failing_offer_is_one_warning_with_its_code_and_cause) {
   BOOST_TEST(again.events[0].text.find("call-id=c2") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(every_failed_command_is_one_event_naming_its_code_reason_and_call) {
+  Controller controller(table, config());
+  Effects e;
+  BOOST_TEST(controller.handle_text("D nosuch A;1 B;1", t0, e) == "E50\n");
+  BOOST_REQUIRE(e.events.size() == 1u);
+  BOOST_TEST(e.events[0].text == "D failed: E50 (no such session) call-id=nosuch tag=A;1: D nosuch A;1 B;1");
+  BOOST_TEST(e.events[0].cause == "D E50");  // rate-limited per letter and code
+  Effects bad;
+  BOOST_TEST(controller.handle_text("  Zap\x1b[2J\n", t0, bad) == "E0\n");
+  BOOST_REQUIRE(bad.events.size() == 1u);
+  BOOST_TEST((bad.events[0].level == Level::warning));
+  BOOST_TEST(bad.events[0].text == "command failed: E0 (unknown command): Zap?[2J");  // no control character
+  Effects long_one;
+  controller.handle_datagram("k " + std::string(max_command_bytes, 'U'), "s", t0, long_one);
+  BOOST_REQUIRE(long_one.events.size() == 1u);
+  BOOST_TEST(long_one.events[0].text.find("E5") != std::string::npos);
+  Effects ok;
+  controller.handle_text("V", t0, ok);
+  BOOST_TEST(ok.events.empty());
+  const auto& results = controller.stats().results;
+  BOOST_TEST(results.at({'D', 50}) == 1u);
+  BOOST_TEST(results.at({'?', 0}) == 1u);
+  BOOST_TEST(results.at({'?', 5}) == 1u);
+  BOOST_TEST(results.at({'V', CommandStats::ok_result}) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(info_counts_local_and_synced_sessions_apart) {
+  Controller controller(table, config());
+  Effects e;
+  controller.handle_text("U c1 192.0.2.1 4000 A;1", t0, e);
+  Session peer;
+  peer.call_id = "c2";
+  peer.from_tag = "A;1";
+  peer.origin = "other:40000";
+  peer.version = 1;
+  peer.changed_by = peer.origin;
+  peer.legs[0].port = 23822;
+  peer.legs[0].owner = peer.origin;
+  table.apply_upsert(peer);
+  const auto info = controller.handle_text("I", t0, e);
+  for (const char* line : {"sessions created: 2\n", "active sessions: 2\n", "sessions created here: 1\n",
+                           "sessions synced from peers: 1\n", "active local sessions: 1\n", "active synced sessions: 1\n"})
+    BOOST_TEST(info.find(line) != std::string::npos, line);
+}
+
 BOOST_AUTO_TEST_CASE(sessions_keep_the_bounds_peers_are_held_to) {
   Controller controller(table, config());
   Effects e;

@@ -99,6 +99,16 @@ BOOST_AUTO_TEST_CASE(setup_timeout_then_normal_timeout) {
   BOOST_TEST(gone.size() == 1u);
   BOOST_TEST(binder.open_ports.empty());
   BOOST_TEST(table.stats().timeouts == 1u);
+  BOOST_TEST(table.stats().closed[static_cast<std::size_t>(CloseReason::timeout)] == 1u);
+  table.update(ul(true, "d", "192.0.2.10", 4000, "A;1"), t0 + 100s);  // never answered
+  table.update(ul(true, "e", "192.0.2.10", 4000, "A;1"), t0 + 100s);
+  BOOST_TEST(table.remove("e", "A", "", false, t0 + 100s) == 1u);
+  BOOST_TEST(table.expire(t0 + 130s).size() == 1u);
+  const auto& closed = table.stats().closed;
+  BOOST_TEST(closed[static_cast<std::size_t>(CloseReason::setup_timeout)] == 1u);
+  BOOST_TEST(closed[static_cast<std::size_t>(CloseReason::deleted)] == 1u);
+  BOOST_TEST(table.stats().created_local == 3u);
+  BOOST_TEST(table.stats().destroyed == 3u);
   BOOST_TEST(table.pool(Family::v4).available() == 10u);
 }
 
@@ -538,13 +548,22 @@ BOOST_AUTO_TEST_CASE(a_latch_is_reported_as_a_value_and_refused_sends_are_counte
   BOOST_TEST(latch->side == 0);
   BOOST_TEST((latch->kind == Kind::rtp));
   BOOST_TEST(latch->remote == ep("198.51.100.9", 7000));
-  table.send_failed(Family::v4, 40000);  // the socket refused it
+  BOOST_TEST(table.stats().bytes_relayed == 20u);
+  table.send_failed(Family::v4, 40000, pkt.size());  // the socket refused it
   const auto& c = table.sessions().begin()->second.local.legs[0].counters;
   BOOST_TEST(c.relayed == 0u);
   BOOST_TEST(c.dropped == 1u);
   BOOST_TEST(table.stats().packets_dropped == 1u);
-  table.send_failed(Family::v4, 40020);  // a port whose session went meanwhile: nothing to count
+  BOOST_TEST(table.stats().bytes_relayed == 0u);
+  BOOST_TEST(table.stats().bytes_received == 20u);
+  BOOST_TEST(table.stats().dropped[static_cast<std::size_t>(DropReason::send_failed)] == 1u);
+  table.send_failed(Family::v4, 40020, 20);  // a port whose session went meanwhile: nothing to count
   BOOST_TEST(table.stats().packets_dropped == 1u);
+  table.route(Family::v4, 40020, ep("198.51.100.9", 7000), pkt.data(), pkt.size(), t0);  // no session there
+  BOOST_TEST(table.stats().dropped[static_cast<std::size_t>(DropReason::unknown_port)] == 1u);
+  table.route(Family::v4, 40000, ep("203.0.113.66", 7000), pkt.data(), pkt.size(), t0);  // not the latched source
+  BOOST_TEST(table.stats().dropped[static_cast<std::size_t>(DropReason::source_refused)] == 1u);
+  BOOST_TEST(table.stats().packets_dropped == 3u);
 }
 
 BOOST_AUTO_TEST_CASE(a_peers_upsert_keeps_what_this_instance_knows_locally) {
