@@ -77,13 +77,18 @@ def debian_package_builds_installs_starts_and_purges():
         run(["dpkg", "-i", deb], env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
         assert pwd.getpwnam("anyrtpproxy").pw_uid != 0
         assert os.path.exists("/usr/share/man/man8/anyrtpproxy.8.gz")
-        assert "-s udp:127.0.0.1:22222" in open("/etc/default/anyrtpproxy").read()
+        assert "control = udp:127.0.0.1:22222" in open("/etc/anyrtpproxy/anyrtpproxy.conf").read()
+        conffiles = run(["dpkg-query", "-W", "-f=${Conffiles}", "anyrtpproxy"]).stdout
+        assert "/etc/anyrtpproxy/anyrtpproxy.conf" in conffiles, conffiles
         assert os.path.exists("/lib/systemd/system/anyrtpproxy.service")
         run(["/etc/init.d/anyrtpproxy", "restart"], timeout=30)  # dpkg may have started it already
         wait_until(ask_v, 5, "the installed daemon to answer V on 127.0.0.1:22222")
         pid = int(open("/run/anyrtpproxy/anyrtpproxy.pid").read())
         uid = [l for l in open("/proc/%d/status" % pid) if l.startswith("Uid:")][0].split()[1]
         assert int(uid) == pwd.getpwnam("anyrtpproxy").pw_uid, "the service runs as the anyrtpproxy user"
+        # reload: the init script's SIGHUP reads the conffile again
+        run(["/etc/init.d/anyrtpproxy", "reload"], timeout=30)
+        assert ask_v() and int(open("/run/anyrtpproxy/anyrtpproxy.pid").read()) == pid
         run(["/etc/init.d/anyrtpproxy", "stop"], timeout=30)
         wait_until(lambda: not ask_v(), 3, "the daemon to stop")
     finally:
@@ -92,6 +97,23 @@ def debian_package_builds_installs_starts_and_purges():
         subprocess.run(["dpkg", "--purge", "anyrtpproxy"], capture_output=True, timeout=120)
         shutil.rmtree(work, ignore_errors=True)
     assert not installed() and not os.path.exists("/usr/sbin/anyrtpproxy")
+
+
+@test
+def the_systemd_unit_is_hardened():
+    """systemd-analyze's exposure score of the shipped unit: 3.0 or lower."""
+    assert shutil.which("systemd-analyze"), "systemd-analyze is missing (tests/install-deps.sh test installs systemd)"
+    unit = os.path.join(ROOT, "debian", "anyrtpproxy.service")
+    r = subprocess.run(["systemd-analyze", "security", "--offline=true", unit], capture_output=True, text=True,
+                       timeout=60)
+    import re
+    m = re.search(r"Overall exposure level for anyrtpproxy.service: ([0-9.]+)", r.stdout + r.stderr)
+    assert m, r.stdout[-2000:] + r.stderr[-2000:]
+    assert float(m.group(1)) <= 3.0, "exposure %s:\n%s" % (m.group(1), r.stdout)
+    text = open(unit).read()
+    for line in ("User=anyrtpproxy", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
+                 "PrivateDevices=yes", "RuntimeDirectory=anyrtpproxy", "-c /etc/anyrtpproxy/anyrtpproxy.conf"):
+        assert line in text, line
 
 
 if __name__ == "__main__":
