@@ -110,6 +110,8 @@ void chroot_and_drop(const std::string& dir, const std::string& user, const std:
     if (::chdir("/") != 0) sys_fail("chdir / in " + dir);
   }
   if (!pw) return;
+  // Started as that user already (systemd's User=): nothing to drop.
+  if (::geteuid() == uid && ::getuid() == uid && ::getegid() == gid && uid != 0) return;
   if (::setgroups(0, nullptr) != 0) sys_fail("cannot drop supplementary groups");
   if (::setgid(gid) != 0) sys_fail("cannot setgid to " + std::to_string(gid));
   if (::setuid(uid) != 0) sys_fail("cannot setuid to " + user);

@@ -151,9 +151,31 @@ def bad_startups_fail_with_a_message():
                            text=True, timeout=10)
         assert r.returncode != 0 and message in r.stderr, (args, r.returncode, r.stderr)
     if shutil.which("setpriv"):
-        r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", BINARY, "-D", "-s",
-                            "udp:%s:%d" % (LO, free_port()), "-u", "nobody"], capture_output=True, text=True, timeout=10)
+        as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", BINARY, "-D", "-s"]
+        r = subprocess.run(as_nobody + ["udp:%s:%d" % (LO, free_port()), "-u", "daemon"], capture_output=True,
+                           text=True, timeout=10)
         assert r.returncode != 0 and "cannot" in r.stderr, r.stderr  # not root: cannot drop groups / setgid
+        # Started as the -u user already (systemd's User=), there is nothing to drop: it runs.
+        port = free_port()
+        p = subprocess.Popen(as_nobody + ["udp:%s:%d" % (LO, port), "-u", "nobody"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, env=without_leak_check())
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+            def answers():
+                assert p.poll() is None, p.stderr.read()
+                try:
+                    s.settimeout(0.2)
+                    s.sendto(b"c V", (LO, port))
+                    return s.recv(100) == b"c 20040107\n"
+                except socket.timeout:
+                    return False
+
+            wait_until(answers, 5, "a daemon started as its -u user to answer")
+            s.close()
+        finally:
+            p.terminate()
+            p.wait(5)
 
 
 @test
