@@ -43,9 +43,10 @@ std::optional<Refusal> check(const Session& s, const ClusterView& view) {
   for (const Leg& leg : s.legs) {
     if (!clean(leg.codecs, max_codecs)) return Refusal{"string", "a codec list over 256 bytes or not text"};
     if (!leg.owner.empty() && !good_name(leg.owner)) return Refusal{"name", "a leg whose owner's name is long or not text"};
-    for (const Stream* st : {&leg.rtp, &leg.rtcp})
-      if (st->known && !of_family(st->remote, s.family)) return Refusal{"family", "an address of the other family"};
-    if (leg.has_signalled && !of_family(leg.signalled, s.family))
+    for (const Stream* st : {&leg.rtp, &leg.rtcp})  // a leg's remotes are of its relay address's family
+      if (st->known && !of_family(st->remote, family_of(leg.slot)))
+        return Refusal{"family", "an address of the other family"};
+    if (leg.has_signalled && !of_family(leg.signalled, family_of(leg.slot)))
       return Refusal{"family", "an address of the other family"};
     if (leg.port == 0) continue;
     if (!good_name(leg.owner)) return Refusal{"name", "a port without a valid owner"};

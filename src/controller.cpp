@@ -45,7 +45,6 @@ Offer offer_of(const UpdateLookup& ul) {
   o.call_id = ul.call_id;
   o.from_tag = ul.from_tag;
   o.to_tag = ul.to_tag;
-  o.family = ul.mods.ipv6 ? Family::v6 : Family::v4;
   if (ul.address) o.remote = udp::endpoint(*ul.address, ul.port);
   o.hold = ul.hold;
   o.asymmetric = ul.mods.asymmetric;
@@ -236,14 +235,56 @@ std::string Controller::run(std::string_view text, Clock::time_point now, Effect
   return reply + "\n";
 }
 
-std::optional<Error> Controller::check_addresses(const UlModifiers& mods) const {
-  const auto family = mods.ipv6 ? Family::v6 : Family::v4;
-  if (!config_.local[static_cast<std::size_t>(family)]) return Error::no_family;
-  if (mods.local) {
-    const auto& mine = config_.local[mods.local->is_v6() ? 1 : 0];
-    if (!mine || *mine != *mods.local) return Error::local_addr;
+// Two sides: a family with -i INTERNAL/EXTERNAL, or one IPv4 and one IPv6 -i.
+bool Controller::bridge_mode() const {
+  const auto& l = config_.local;
+  return l[slot_of(Family::v4, Side::external)] || l[slot_of(Family::v6, Side::external)] ||
+         (l[slot_of(Family::v4, Side::internal)] && l[slot_of(Family::v6, Side::internal)]);
+}
+
+// The slot of a side for a remote of `family`: that family's own side if it
+// has two addresses; else, with one IPv4 and one IPv6 address, IPv4 is the
+// internal side and IPv6 the external one (rtpproxy's -l A -6 B).
+std::optional<Slot> Controller::slot_for(Side side, Family family) const {
+  const auto& l = config_.local;
+  if (l[slot_of(family, Side::external)]) return slot_of(family, side);
+  if (l[slot_of(Family::v4, Side::internal)] && l[slot_of(Family::v6, Side::internal)])
+    return slot_of(side == Side::internal ? Family::v4 : Family::v6, Side::internal);
+  return std::nullopt;
+}
+
+// Where this command's legs go (§3.3.1): the family's address by default (the
+// 6 modifier), bridge mode's sides with E/I, the named address with L<addr>.
+std::optional<Error> Controller::choose_slots(const UlModifiers& mods, Offer& offer) const {
+  const auto& l = config_.local;
+  const Family family = mods.ipv6 ? Family::v6 : Family::v4;
+  const Slot base = slot_of(family, Side::internal);
+  offer.own_slot = offer.facing_slot = base;
+  if (mods.bridge_count > 0) {
+    const auto refusal = [&](Side s) { return s == Side::external ? Error::bridge_external : Error::bridge_internal; };
+    if (!bridge_mode()) return refusal(mods.bridge[0]);
+    std::array<Slot, 2> chosen{base, base};
+    for (int i = 0; i < mods.bridge_count; ++i) {
+      const auto slot = slot_for(mods.bridge[i], family);
+      if (!slot) return refusal(mods.bridge[i]);
+      chosen[i] = *slot;
+    }
+    // The first names the side the SDP came from; the second, the side it goes to
+    // (this command's own leg); alone, the first leaves the own leg internal.
+    offer.facing_slot = chosen[0];
+    offer.own_slot = mods.bridge_count == 2 ? chosen[1] : *slot_for(Side::internal, family);
+    offer.explicit_slot = true;
+  } else if (!l[base]) {
+    return Error::no_family;
   }
-  if (mods.route_to && !config_.local[mods.route_to->is_v6() ? 1 : 0]) return Error::route_addr;
+  if (mods.local) {
+    const auto it = std::find(l.begin(), l.end(), mods.local);
+    if (it == l.end()) return Error::local_addr;
+    offer.own_slot = static_cast<Slot>(it - l.begin());
+    offer.explicit_slot = true;
+  }
+  if (mods.route_to && !l[slot_of(mods.route_to->is_v6() ? Family::v6 : Family::v4, Side::internal)])
+    return Error::route_addr;
   return std::nullopt;
 }
 
@@ -273,11 +314,15 @@ std::string Controller::on(UpdateLookup& ul, Clock::time_point now, Effects& eff
   if (ul.call_id.size() > max_call_id || ul.from_tag.size() > max_tag || ul.to_tag.size() > max_tag ||
       (ul.mods.codecs && ul.mods.codecs->size() > max_codecs) || ul.notify_tag.size() > max_notify)
     return format_error(Error::syntax);
-  if (auto e = check_addresses(ul.mods)) return format_error(*e);
+  Offer where;  // checked before the notify arguments, as rtpproxy does
+  if (auto e = choose_slots(ul.mods, where)) return format_error(*e);
   if (ul.create) {
     if (auto e = resolve_notify(ul)) return format_error(*e);
   }
   Offer offer = offer_of(ul);
+  offer.own_slot = where.own_slot;
+  offer.facing_slot = where.facing_slot;
+  offer.explicit_slot = where.explicit_slot;
   bool notify_refused = false;
   if (ul.create && ul.notify_socket) {
     const auto& t = config_.notify_targets;
@@ -306,7 +351,8 @@ std::string Controller::on(UpdateLookup& ul, Clock::time_point now, Effects& eff
                                                describe(r.key) + " will expire silently"});
   const char* what = r.created ? "created " : ul.create ? "updated " : "answered ";
   effects.events.push_back({Level::info, what + describe(r.key) + " port=" + std::to_string(r.port)});
-  return format_port(r.port, config_.local[static_cast<std::size_t>(r.family)]);
+  const auto& shown = config_.advertised[r.slot] ? config_.advertised[r.slot] : config_.local[r.slot];
+  return format_port(r.port, shown);
 }
 
 std::string Controller::on(const Query& q, Clock::time_point now, std::optional<SessionKey>& target) {

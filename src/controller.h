@@ -23,9 +23,11 @@
 namespace anyrtpproxy {
 
 struct ControllerConfig {
-  // Relay address per family (index = Family); nullopt: that family is not served.
+  // Relay address per slot (session.h: family and side); nullopt: not served.
   // An unspecified address (0.0.0.0) binds the wildcard and replies carry the port only.
-  std::array<std::optional<boost::asio::ip::address>, 2> local;
+  std::array<std::optional<boost::asio::ip::address>, slot_count> local;
+  // -A: the address a reply names for a slot instead of its bound one (1:1 NAT).
+  std::array<std::optional<boost::asio::ip::address>, slot_count> advertised;
   std::vector<std::string> notify_targets;  // --notify, as written
   std::size_t reply_cache_entries = 65536;   // per generation
   std::size_t reply_cache_bytes = 16 << 20;  // both generations together (keys, replies, bookkeeping)
@@ -71,7 +73,9 @@ private:
   std::string on(const Stats& g) const;
   std::string on(const Feature& f) const;
   std::string info() const;
-  std::optional<Error> check_addresses(const UlModifiers& mods) const;
+  std::optional<Error> choose_slots(const UlModifiers& mods, Offer& offer) const;
+  std::optional<Slot> slot_for(Side side, Family family) const;
+  bool bridge_mode() const;
   std::optional<Error> resolve_notify(UpdateLookup& ul) const;
 
   const std::string* cached(const std::string& key) const;

@@ -158,6 +158,30 @@ std::vector<Network> parse_networks(const std::string& opt, const std::vector<st
   return nets;
 }
 
+// "A" or "A/B" (bridge mode: internal/external), each part non-empty.
+std::vector<std::string> split_sides(const std::string& opt, const std::string& value) {
+  const auto slash = value.find('/');
+  std::vector<std::string> parts{value.substr(0, slash)};
+  if (slash != std::string::npos) parts.push_back(value.substr(slash + 1));
+  for (const auto& p : parts)
+    if (p.empty() || p.find('/') != std::string::npos) fail(opt, "'" + value + "' is not ADDR or ADDR/ADDR");
+  return parts;
+}
+
+// A relay address must be this host's: else every call would fail with E72,
+// one warning per port pair.
+void check_local(const std::string& opt, const std::string& text, const ip::address& addr) {
+  if (addr.is_multicast()) fail(opt, text + " is a multicast address");
+  if (addr.is_unspecified()) return;
+  boost::asio::io_context io;
+  ip::udp::socket probe(io);
+  boost::system::error_code ec;
+  probe.open(addr.is_v6() ? ip::udp::v6() : ip::udp::v4(), ec);
+  if (!ec) probe.bind(ip::udp::endpoint(addr, 0), ec);
+  if (ec == boost::system::errc::address_not_available) fail(opt, text + " is not an address of this host");
+  if (ec) fail(opt, "cannot bind " + text + ": " + ec.message());
+}
+
 std::vector<SyncPeer> parse_sync_hosts(const std::vector<std::string>& values) {
   const std::string opt = "-M/--sync-hosts";
   std::vector<SyncPeer> peers;
@@ -245,8 +269,10 @@ Options parse_options(int argc, const char* const argv[]) {
     ("username,u", po::value<std::string>()->value_name("USER"), "drop privileges to this user after binding")
     ("chroot-dir,H", po::value<std::string>()->value_name("DIR"), "chroot to this directory (with -C)")
     ("write-pid,P", po::value<std::string>()->value_name("FILE"), "write the daemon's pid to FILE")
-    ("interface,i", po::value<std::vector<std::string>>()->value_name("ADDR"),
-       "relay RTP on this address; once per family (default 0.0.0.0)")
+    ("interface,i", po::value<std::vector<std::string>>()->value_name("ADDR[/ADDR]"),
+       "relay RTP on this address; once per family (default 0.0.0.0); INTERNAL/EXTERNAL: bridge mode")
+    ("advertise,A", po::value<std::vector<std::string>>()->value_name("ADDR[/ADDR]"),
+       "the address replies name instead of the -i address of that family (and side), e.g. behind 1:1 NAT")
     ("control,s", po::value<std::vector<std::string>>()->value_name("SOCKET"),
        "control socket: host[:port], udp:host:port, udp6:host:port, tcp:host:port, tcp6:host:port, "
        "unix:/path or cunix:/path (default 127.0.0.1:22222)")
@@ -325,26 +351,43 @@ Options parse_options(int argc, const char* const argv[]) {
   if (vm.count("write-pid") && o.pid_file.empty()) fail("-P/--write-pid", "empty file name");
 
   if (vm.count("interface")) {
-    for (const auto& text : list("interface")) {
-      const auto addr = resolve("-i/--interface", text);
-      auto& slot = o.media[addr.is_v6() ? 1 : 0];
-      if (slot) fail("-i/--interface", "given twice for " + std::string(addr.is_v6() ? "IPv6" : "IPv4") +
-                                           " (" + slot->to_string() + ", " + text + ")");
-      if (addr.is_multicast()) fail("-i/--interface", text + " is a multicast address");
-      if (!addr.is_unspecified()) {  // else every call would fail with E72, one warning per port pair
-        boost::asio::io_context io;
-        ip::udp::socket probe(io);
-        boost::system::error_code ec;
-        probe.open(addr.is_v6() ? ip::udp::v6() : ip::udp::v4(), ec);
-        if (!ec) probe.bind(ip::udp::endpoint(addr, 0), ec);
-        if (ec == boost::system::errc::address_not_available)
-          fail("-i/--interface", text + " is not an address of this host");
-        if (ec) fail("-i/--interface", "cannot bind " + text + ": " + ec.message());
+    for (const auto& value : list("interface")) {
+      const auto parts = split_sides("-i/--interface", value);
+      const bool v6 = resolve("-i/--interface", parts[0]).is_v6();
+      for (std::size_t side = 0; side < parts.size(); ++side) {
+        const auto& text = parts[side];
+        const auto addr = resolve("-i/--interface", text, v6);
+        if (addr.is_v6() != v6) fail("-i/--interface", "'" + value + "' mixes IPv4 and IPv6 (one -i per family)");
+        const Slot slot = slot_of(v6 ? Family::v6 : Family::v4, static_cast<Side>(side));
+        if (o.media[slot])
+          fail("-i/--interface", "given twice for " + std::string(v6 ? "IPv6" : "IPv4") + " (" +
+                                     o.media[slot]->to_string() + ", " + text + ")");
+        check_local("-i/--interface", text, addr);
+        o.media[slot] = addr;
       }
-      slot = addr;
+      if (parts.size() == 2 && (o.media[slot_of(v6 ? Family::v6 : Family::v4, Side::internal)]->is_unspecified() ||
+                                o.media[slot_of(v6 ? Family::v6 : Family::v4, Side::external)]->is_unspecified()))
+        fail("-i/--interface", "bridge mode needs two addresses of this host, not a wildcard: '" + value + "'");
     }
   } else {
     o.media[0] = ip::address_v4::any();
+  }
+  if (vm.count("advertise")) {
+    for (const auto& value : list("advertise")) {
+      const auto parts = split_sides("-A/--advertise", value);
+      for (std::size_t side = 0; side < parts.size(); ++side) {
+        boost::system::error_code ec;
+        const auto addr = ip::make_address(parts[side], ec);
+        if (ec || addr.is_unspecified() || addr.is_multicast())
+          fail("-A/--advertise", "'" + parts[side] + "' is not a unicast IP address");
+        const Family family = addr.is_v6() ? Family::v6 : Family::v4;
+        const Slot slot = slot_of(family, static_cast<Side>(side));
+        if (!o.media[slot])
+          fail("-A/--advertise", "'" + value + "' has no -i " + (side ? "external " : "") + "address of its family");
+        if (o.advertised[slot]) fail("-A/--advertise", "given twice for " + o.media[slot]->to_string());
+        o.advertised[slot] = addr;
+      }
+    }
   }
 
   for (const auto& text : vm.count("control") ? list("control") : std::vector<std::string>{"127.0.0.1"})
@@ -433,6 +476,7 @@ std::vector<std::string> restart_needed(const Options& a, const Options& b) {
   check(a.user != b.user, "username");
   check(a.pid_file != b.pid_file, "write-pid");
   check(a.media != b.media, "interface");
+  check(a.advertised != b.advertised, "advertise");
   check(texts(a.control, [](const ControlSpec& c) { return c.text; }) !=
             texts(b.control, [](const ControlSpec& c) { return c.text; }),
         "control");

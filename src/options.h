@@ -63,7 +63,10 @@ struct Options {
   std::string chroot_dir;
   std::string pid_file;
 
-  std::array<std::optional<boost::asio::ip::address>, 2> media;  // -i, by Family
+  // -i, by slot (session.h): IPv4 and IPv6, internal (or only) and external
+  // (bridge mode, -i INTERNAL/EXTERNAL).
+  std::array<std::optional<boost::asio::ip::address>, slot_count> media;
+  std::array<std::optional<boost::asio::ip::address>, slot_count> advertised;  // -A, by slot
   std::vector<ControlSpec> control;
   std::uint16_t port_min = 35000;
   std::uint16_t port_max = 65000;

@@ -63,7 +63,7 @@ void PacketPath::flush(const RelaySockets::Ready& in, int out_fd, unsigned count
     }
     if (n < 0 && errno == EINTR) continue;
     // this datagram was refused (full buffer, unreachable): skip it
-    table_.send_failed(in.family, in.port, b.tx_iov[sent].iov_len);
+    table_.send_failed(in.slot, in.port, b.tx_iov[sent].iov_len);
     ++sent;
   }
 }
@@ -87,6 +87,7 @@ unsigned PacketPath::drain(const RelaySockets::Ready& in, unsigned budget) {
     taken += static_cast<unsigned>(n);
     const auto now = Clock::now();
     int out_fd = -1;
+    Slot out_slot = 0;
     std::uint16_t out_port = 0;
     unsigned queued = 0;
     for (int i = 0; i < n; ++i) {
@@ -94,18 +95,19 @@ unsigned PacketPath::drain(const RelaySockets::Ready& in, unsigned budget) {
       ip::udp::endpoint from;
       std::memcpy(from.data(), &b.rx_addr[i], std::min<std::size_t>(hdr.msg_namelen, from.capacity()));
       const bool truncated = (hdr.msg_flags & MSG_TRUNC) != 0;
-      const Route r = table_.route(in.family, in.port, from, b.data[i].data(), truncated ? 0 : b.rx[i].msg_len, now);
+      const Route r = table_.route(in.slot, in.port, from, b.data[i].data(), truncated ? 0 : b.rx[i].msg_len, now);
       if (r.learned && on_learned_)
-        if (const auto latch = table_.latch_at(in.family, in.port)) on_learned_(*latch);
+        if (const auto latch = table_.latch_at(in.slot, in.port)) on_learned_(*latch);
       if (!r.forward) continue;
-      if (r.out_port != out_port) {  // one sendmmsg per outgoing socket
+      if (r.out_port != out_port || r.out_slot != out_slot) {  // one sendmmsg per outgoing socket
         if (queued) flush(in, out_fd, queued);
         queued = 0;
+        out_slot = r.out_slot;
         out_port = r.out_port;
-        out_fd = sockets_.fd(in.family, out_port);
+        out_fd = sockets_.fd(out_slot, out_port);
       }
       if (truncated || out_fd < 0) {
-        table_.send_failed(in.family, in.port, truncated ? 0 : b.rx[i].msg_len, truncated ? DropReason::truncated : DropReason::send_failed);
+        table_.send_failed(in.slot, in.port, truncated ? 0 : b.rx[i].msg_len, truncated ? DropReason::truncated : DropReason::send_failed);
         continue;
       }
       std::memcpy(&b.tx_addr[queued], r.dest.data(), r.dest.size());

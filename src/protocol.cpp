@@ -73,8 +73,11 @@ std::optional<Error> parse_ul_modifiers(std::string_view m, UlModifiers& out) {
       case 'w': out.weak = true; break;
       case '6': out.ipv6 = true; break;
       case 'n': out.new_port = true; break;
-      case 'e': return Error::bridge_external;  // no bridge mode (-l a/b) in anyrtpproxy
-      case 'i': return Error::bridge_internal;
+      case 'e':
+      case 'i':  // bridge mode: the controller refuses them (E11/E12) without two sides
+        if (out.bridge_count == 2) return c == 'e' ? Error::bridge_external : Error::bridge_internal;
+        out.bridge[out.bridge_count++] = c == 'e' ? Side::external : Side::internal;
+        break;
       case 'z': {
         const auto digits = std::min(m.find_first_not_of("0123456789", i), m.size()) - i;
         const auto ms = to_int<int>(m.substr(i, digits));

@@ -7,6 +7,8 @@
 // controller. See ../shared docs, rtpproxy-protocol.md §1.4, §3, §4.
 #pragma once
 
+#include "session.h"
+
 #include <boost/asio/ip/address.hpp>
 
 #include <cstdint>
@@ -71,6 +73,11 @@ struct UlModifiers {
   std::optional<std::string> codecs;
   std::optional<boost::asio::ip::address> local;     // L<addr>
   std::optional<boost::asio::ip::address> route_to;  // R<addr>
+  // Bridge mode's E/I, in order: the first names the side the SDP came from
+  // (the leg facing its sender), the second the side of the leg this command
+  // allocates (whose port the reply carries).
+  std::array<Side, 2> bridge{};
+  int bridge_count = 0;
 };
 
 // U (create = true) and L (create = false).

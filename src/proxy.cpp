@@ -21,10 +21,11 @@ namespace anyrtpproxy {
 
 namespace {
 
-std::array<PortAllocator, 2> make_pools(const Options& o) {
+std::array<PortAllocator, slot_count> make_pools(const Options& o) {
   std::random_device rd;
-  std::array<PortAllocator, 2> pools{PortAllocator(o.port_min, o.port_max, rd()),
-                                     PortAllocator(o.port_min, o.port_max, rd())};
+  std::array<PortAllocator, slot_count> pools{
+      PortAllocator(o.port_min, o.port_max, rd()), PortAllocator(o.port_min, o.port_max, rd()),
+      PortAllocator(o.port_min, o.port_max, rd()), PortAllocator(o.port_min, o.port_max, rd())};
   for (const auto& c : o.control) {  // never hand out the control port as media (nor its pair)
     if (c.kind != ControlSpec::Kind::udp) continue;  // media is UDP: a TCP control port does not collide
     for (auto& pool : pools) pool.reserve(c.endpoint.port());
@@ -47,6 +48,7 @@ boost::asio::ip::tcp::endpoint sync_endpoint(const Options& o) {
 ControllerConfig controller_config(const Options& o) {
   ControllerConfig c;
   c.local = o.media;
+  c.advertised = o.advertised;
   for (const auto& t : o.notify) c.notify_targets.push_back(t.text);
   return c;
 }
@@ -148,7 +150,10 @@ void Proxy::flush_soon() {
 void Proxy::check_file_limit() {
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
-  const rlim_t needed = table_.pool(Family::v4).capacity() * 2 + 64;  // RTP+RTCP per port pair, plus our own
+  std::size_t pairs = 0;  // every served slot (relay address) has the whole range
+  for (Slot slot = 0; slot < slot_count; ++slot)
+    if (options_.media[slot]) pairs += table_.pool(slot).capacity();
+  const rlim_t needed = pairs * 2 + 64;  // RTP+RTCP per port pair, plus our own
   if (lim.rlim_cur < needed && lim.rlim_cur < lim.rlim_max) {
     lim.rlim_cur = std::min(needed, lim.rlim_max);
     ::setrlimit(RLIMIT_NOFILE, &lim);
@@ -156,7 +161,7 @@ void Proxy::check_file_limit() {
   if (lim.rlim_cur < needed)
     log_.warning("the open-file limit " + std::to_string(lim.rlim_cur) + " holds only about " +
                  std::to_string(lim.rlim_cur > 64 ? (lim.rlim_cur - 64) / 4 : 0) + " sessions, fewer than the port range's " +
-                 std::to_string(table_.pool(Family::v4).capacity() / 2) + "; raise it (ulimit -n) or shrink -p");
+                 std::to_string(pairs / 2) + "; raise it (ulimit -n) or shrink -p");
 }
 
 void Proxy::start() {

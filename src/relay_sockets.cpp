@@ -17,17 +17,18 @@ namespace anyrtpproxy {
 namespace ip = boost::asio::ip;
 
 namespace {
-std::uint64_t tag_of(Family f, std::uint16_t port) { return static_cast<std::uint64_t>(f) << 16 | port; }
+std::uint64_t tag_of(Slot slot, std::uint16_t port) { return static_cast<std::uint64_t>(slot) << 16 | port; }
 }  // namespace
 
-RelaySockets::RelaySockets(std::array<std::optional<ip::address>, 2> local, int tos)
+RelaySockets::RelaySockets(std::array<std::optional<ip::address>, slot_count> local, int tos)
     : local_(local), tos_(tos), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
   if (!epoll_) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
-  for (auto& v : sockets_) v.resize(65536);
+  for (std::size_t slot = 0; slot < slot_count; ++slot)
+    if (local_[slot]) sockets_[slot].resize(65536);
 }
 
-Fd RelaySockets::bind_one(Family family, std::uint16_t port, int& error) {
-  const ip::address& addr = *local_[static_cast<std::size_t>(family)];
+Fd RelaySockets::bind_one(Slot slot, std::uint16_t port, int& error) {
+  const ip::address& addr = *local_[slot];
   const bool v6 = addr.is_v6();
   Fd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   error = errno;
@@ -46,7 +47,7 @@ Fd RelaySockets::bind_one(Family family, std::uint16_t port, int& error) {
   }
   epoll_event ev{};
   ev.events = EPOLLIN;  // level-triggered: a socket left with datagrams is reported again
-  ev.data.u64 = tag_of(family, port);
+  ev.data.u64 = tag_of(slot, port);
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
     error = errno;
     return Fd();
@@ -55,26 +56,27 @@ Fd RelaySockets::bind_one(Family family, std::uint16_t port, int& error) {
 }
 
 // Nothing is logged here: the table reports a failed command once, with its cause.
-BindResult RelaySockets::open(Family family, std::uint16_t rtp_port) {
-  if (!local_[static_cast<std::size_t>(family)] || rtp_port == 65535) return BindResult::taken;
+BindResult RelaySockets::open(Slot slot, std::uint16_t rtp_port) {
+  if (slot >= slot_count || !local_[slot] || rtp_port == 65535) return BindResult::taken;
   const auto rtcp_port = static_cast<std::uint16_t>(rtp_port + 1);
   int error = 0;
-  Fd rtp = bind_one(family, rtp_port, error);
-  Fd rtcp = rtp ? bind_one(family, rtcp_port, error) : Fd();
+  Fd rtp = bind_one(slot, rtp_port, error);
+  Fd rtcp = rtp ? bind_one(slot, rtcp_port, error) : Fd();
   if (!rtp || !rtcp) {
     ++bind_failures_;
     const bool exhausted = error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
     return exhausted ? BindResult::no_descriptors : BindResult::taken;
   }
-  auto& v = sockets_[static_cast<std::size_t>(family)];
+  auto& v = sockets_[slot];
   v[rtp_port] = std::move(rtp);
   v[rtcp_port] = std::move(rtcp);
   open_sockets_ += 2;
   return BindResult::bound;
 }
 
-void RelaySockets::close(Family family, std::uint16_t rtp_port) {
-  auto& v = sockets_[static_cast<std::size_t>(family)];
+void RelaySockets::close(Slot slot, std::uint16_t rtp_port) {
+  if (slot >= slot_count) return;
+  auto& v = sockets_[slot];
   for (std::uint32_t p = rtp_port; p <= rtp_port + 1u && p < v.size(); ++p) {
     if (!v[p]) continue;
     v[p].reset();  // closing removes it from the epoll set
@@ -87,10 +89,10 @@ std::size_t RelaySockets::ready(std::array<Ready, max_ready>& out) const {
   const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(max_ready), 0);
   std::size_t count = 0;
   for (int i = 0; i < n; ++i) {
-    const auto family = static_cast<Family>(events[i].data.u64 >> 16);
+    const auto slot = static_cast<Slot>(events[i].data.u64 >> 16);
     const auto port = static_cast<std::uint16_t>(events[i].data.u64 & 0xffff);
-    const int fd = this->fd(family, port);
-    if (fd >= 0) out[count++] = Ready{family, port, fd};
+    const int fd = this->fd(slot, port);
+    if (fd >= 0) out[count++] = Ready{slot, port, fd};
   }
   return count;
 }

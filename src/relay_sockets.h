@@ -1,6 +1,6 @@
 // relay_sockets: the UDP sockets of every session leg, the binding half of the
 // data plane. It is the SessionTable's PortBinder: open() binds an RTP socket
-// and its RTCP twin on the family's --interface address and answers at once,
+// and its RTCP twin on a slot's --interface address and answers at once,
 // because a U that cannot bind a pair tries the next before it replies (as in
 // rtpproxy), so binding stays synchronous and never waits on the loop.
 //
@@ -27,17 +27,18 @@ namespace anyrtpproxy {
 class RelaySockets : public PortBinder {
 public:
   // `tos`: the TOS byte (IPv4) and traffic class (IPv6) of what the sockets send.
-  RelaySockets(std::array<std::optional<boost::asio::ip::address>, 2> local, int tos);
+  // `local`: the address of each slot (session.h); none: that slot is not served.
+  RelaySockets(std::array<std::optional<boost::asio::ip::address>, slot_count> local, int tos);
   RelaySockets(const RelaySockets&) = delete;
   RelaySockets& operator=(const RelaySockets&) = delete;
 
-  BindResult open(Family family, std::uint16_t rtp_port) override;
-  void close(Family family, std::uint16_t rtp_port) override;
+  BindResult open(Slot slot, std::uint16_t rtp_port) override;
+  void close(Slot slot, std::uint16_t rtp_port) override;
 
   // Readable while any socket has a datagram queued (level-triggered).
   int readiness_fd() const { return epoll_.get(); }
   struct Ready {
-    Family family;
+    Slot slot;
     std::uint16_t port;
     int fd;
   };
@@ -45,16 +46,18 @@ public:
   // The sockets that are readable now, at most max_ready; never waits.
   std::size_t ready(std::array<Ready, max_ready>& out) const;
   // The socket bound to a local port, or -1.
-  int fd(Family family, std::uint16_t port) const { return sockets_[static_cast<std::size_t>(family)][port].get(); }
+  int fd(Slot slot, std::uint16_t port) const {
+    return slot < slot_count && port < sockets_[slot].size() ? sockets_[slot][port].get() : -1;
+  }
   RelayStats stats() const { return RelayStats{open_sockets_, bind_failures_}; }
 
 private:
-  Fd bind_one(Family family, std::uint16_t port, int& error);
+  Fd bind_one(Slot slot, std::uint16_t port, int& error);
 
-  std::array<std::optional<boost::asio::ip::address>, 2> local_;
+  std::array<std::optional<boost::asio::ip::address>, slot_count> local_;
   int tos_;
   Fd epoll_;
-  std::array<std::vector<Fd>, 2> sockets_;  // by family, indexed by local port
+  std::array<std::vector<Fd>, slot_count> sockets_;  // by slot, indexed by local port (served slots only)
   std::size_t open_sockets_ = 0;
   std::uint64_t bind_failures_ = 0;
 };

@@ -28,6 +28,18 @@ using boost::asio::ip::udp;
 enum class Family : std::uint8_t { v4 = 0, v6 = 1 };
 enum class Kind : std::uint8_t { rtp = 0, rtcp = 1 };
 
+// Bridge mode: a relay address faces the internal or the external network
+// (-i INTERNAL/EXTERNAL; with one IPv4 and one IPv6 -i, IPv4 is internal).
+enum class Side : std::uint8_t { internal = 0, external = 1 };
+// A relay address: one per family and side. A leg's ports are on one of them;
+// port numbers are unique per slot. Slots 0 and 1 are the internal (or only)
+// IPv4 and IPv6 addresses, so a slot's number is its family's below 2.
+using Slot = std::uint8_t;
+constexpr std::size_t slot_count = 4;
+constexpr Slot slot_of(Family f, Side s) { return static_cast<Slot>(static_cast<int>(s) * 2 + static_cast<int>(f)); }
+constexpr Family family_of(Slot slot) { return static_cast<Family>(slot % 2); }
+constexpr Side side_of(Slot slot) { return static_cast<Side>(slot / 2); }
+
 // How a leg may learn its remote address from packets:
 //   once   - default: the first valid RTP packet latches the leg (a party behind NAT
 //            is reached at its public address), but the signalled address takes the
@@ -73,6 +85,7 @@ struct Counters {
 
 struct Leg {
   std::uint16_t port = 0;  // local RTP port, RTCP = port + 1; 0 = not allocated yet
+  Slot slot = 0;           // the relay address the port is on (wire version 3; before: the session's family)
   Stream rtp, rtcp;
   bool asymmetric = false;
   bool hold = false;
@@ -98,7 +111,7 @@ struct Session {
   std::string call_id;
   std::string from_tag;  // as sent by the creating U, with its ";N" media index
   std::string to_tag;    // the last to-tag a command named (shown in the listing only)
-  Family family = Family::v4;
+  Family family = Family::v4;  // of leg 0 as the creating U allocated it; each leg has its own slot
   std::array<Leg, 2> legs;
   Clock::time_point created{};
   Clock::time_point last_active{};

@@ -56,7 +56,7 @@ std::size_t cost_of_order(const SessionKey& k) {
 }
 }  // namespace
 
-SessionTable::SessionTable(TableConfig config, std::array<PortAllocator, 2> pools, PortBinder& binder)
+SessionTable::SessionTable(TableConfig config, std::array<PortAllocator, slot_count> pools, PortBinder& binder)
     : config_(config), pools_(std::move(pools)), binder_(binder) {}
 
 SessionTable::~SessionTable() {
@@ -78,25 +78,26 @@ const SessionTable::Entry* SessionTable::at(const SessionKey& key) const {
   return it == sessions_.end() ? nullptr : &it->second;
 }
 
-std::optional<PortShortage> SessionTable::allocate(Entry& e, int side) {
+std::optional<PortShortage> SessionTable::allocate(Entry& e, int side, Slot slot) {
   Session& s = e.session;
-  auto& pool = pools_[index(s.family)];
+  auto& pool = pools_[slot];
   if (pool.available() == 0) return PortShortage::range_used_up;
   // A pair we cannot bind (taken by another program) goes to the tail; try each
   // once. Without descriptors no pair binds: the search ends at once.
   for (std::size_t tries = pool.available(); tries > 0; --tries) {
     const auto port = pool.take();
     if (!port) break;
-    const BindResult bound = binder_.open(s.family, *port);
+    const BindResult bound = binder_.open(slot, *port);
     if (bound != BindResult::bound) {
       pool.give_back(*port);
       if (bound == BindResult::no_descriptors) return PortShortage::file_limit;
       continue;
     }
     s.legs[side].port = *port;
+    s.legs[side].slot = slot;
     s.legs[side].owner = config_.instance;
     e.local.legs[side].bound = true;
-    ports_[index(s.family)][*port] = PortRef{&e, side};
+    ports_[slot][*port] = PortRef{&e, side};
     return std::nullopt;
   }
   return PortShortage::all_taken;
@@ -105,10 +106,10 @@ std::optional<PortShortage> SessionTable::allocate(Entry& e, int side) {
 void SessionTable::release(Entry& e, int side) {
   auto& leg = e.session.legs[side];
   auto& bound = e.local.legs[side].bound;
-  const auto f = index(e.session.family);
+  const Slot f = leg.slot;
   if (leg.port == 0) return;
   if (bound) {  // a leg we could not bind (a sync conflict) holds nothing here
-    binder_.close(e.session.family, leg.port);
+    binder_.close(f, leg.port);
     ports_[f].erase(leg.port);
     pools_[f].give_back(leg.port);
     freed_ = true;
@@ -137,12 +138,14 @@ std::variant<OfferResult, OfferFailure> SessionTable::update(const Offer& offer,
     Entry fresh;
     fresh.session.call_id = offer.call_id;
     fresh.session.from_tag = offer.from_tag;
-    fresh.session.family = offer.family;
     fresh.session.created = now;
     fresh.session.last_active = now;
     fresh.session.origin = config_.instance;
+    fresh.session.family = family_of(offer.own_slot);
+    fresh.session.legs[0].slot = offer.own_slot;
+    fresh.session.legs[1].slot = offer.facing_slot;
     auto [it, inserted] = sessions_.emplace(SessionKey{offer.call_id, offer.from_tag}, std::move(fresh));
-    if (const auto shortage = allocate(it->second, 0)) {
+    if (const auto shortage = allocate(it->second, 0, offer.own_slot)) {
       sessions_.erase(it);
       return OfferFailure{OfferError::no_ports_session, *shortage};
     }
@@ -160,27 +163,32 @@ std::variant<OfferResult, OfferFailure> SessionTable::update(const Offer& offer,
   if (leg.port == 0 || offer.new_port) {
     const bool was_complete = s.complete();
     const auto old_port = leg.port;
+    const Slot old_slot = leg.slot;
     const bool old_bound = bound;  // a synced leg we could not bind holds no index entry here
     if (old_port != 0) {  // n modifier: keep the old pair until the new one is bound
-      if (old_bound) ports_[index(s.family)].erase(old_port);
+      if (old_bound) ports_[old_slot].erase(old_port);
       leg.port = 0;
       bound = false;
     }
-    if (const auto shortage = allocate(e, side)) {
+    // A leg gets the slot its session was created with; with n, the one this command names.
+    const Slot slot = old_port != 0 && offer.explicit_slot ? offer.own_slot : old_slot;
+    if (const auto shortage = allocate(e, side, slot)) {
       leg.port = old_port;
+      leg.slot = old_slot;
       bound = old_bound;
-      if (old_bound) ports_[index(s.family)][old_port] = PortRef{&e, side};
+      if (old_bound) ports_[old_slot][old_port] = PortRef{&e, side};
       return OfferFailure{OfferError::no_ports_leg, *shortage};
     }
     if (old_port != 0 && old_bound) {
-      binder_.close(s.family, old_port);
-      pools_[index(s.family)].give_back(old_port);
+      binder_.close(old_slot, old_port);
+      pools_[old_slot].give_back(old_port);
     }
     if (!was_complete && s.complete()) ++stats_.completed;
   }
   s.last_active = now;  // every U/L resets the TTL
   Leg& facing = s.legs[1 - side];  // the leg towards the party that sent this SDP
-  const bool same_family = !offer.remote || offer.remote->address().is_v6() == (s.family == Family::v6);
+  // The remote of a leg on an IPv4 relay address is IPv4, and so on.
+  const bool same_family = !offer.remote || offer.remote->address().is_v6() == (family_of(facing.slot) == Family::v6);
   if (offer.remote && same_family) facing.prefill(*offer.remote, now);
   facing.hold = offer.hold;
   facing.asymmetric = offer.asymmetric;
@@ -199,7 +207,7 @@ std::variant<OfferResult, OfferFailure> SessionTable::update(const Offer& offer,
   result.port = leg.port;
   result.found = true;
   result.key = s.key();
-  result.family = s.family;
+  result.slot = leg.slot;
   return result;
 }
 
@@ -312,20 +320,20 @@ std::vector<Expired> SessionTable::expire(Clock::time_point now) {
   return gone;
 }
 
-const SessionTable::PortRef* SessionTable::lookup(Family family, std::uint16_t port, Kind& kind) const {
-  const auto& by_port = ports_[index(family)];
+const SessionTable::PortRef* SessionTable::lookup(Slot slot, std::uint16_t port, Kind& kind) const {
+  const auto& by_port = ports_[slot];
   kind = port % 2 == 0 ? Kind::rtp : Kind::rtcp;
   auto it = by_port.find(kind == Kind::rtp ? port : static_cast<std::uint16_t>(port - 1));
   return it == by_port.end() ? nullptr : &it->second;
 }
 
-Route SessionTable::route(Family family, std::uint16_t local_port, const udp::endpoint& from,
+Route SessionTable::route(Slot slot, std::uint16_t local_port, const udp::endpoint& from,
                           const unsigned char* data, std::size_t size, Clock::time_point now) {
   Route r;
   ++stats_.packets_received;
   stats_.bytes_received += size;
   Kind kind;
-  const PortRef* ref = lookup(family, local_port, kind);
+  const PortRef* ref = lookup(slot, local_port, kind);
   if (!ref) {  // a socket closing with packets still queued
     drop(nullptr, DropReason::unknown_port);
     return r;
@@ -376,6 +384,7 @@ Route SessionTable::route(Family family, std::uint16_t local_port, const udp::en
     return r;
   }
   r.forward = true;
+  r.out_slot = out.slot;
   r.out_port = static_cast<std::uint16_t>(out.port + (kind == Kind::rtcp ? 1 : 0));
   r.dest = dest.remote;
   ++counters.relayed;
@@ -390,9 +399,9 @@ void SessionTable::drop(Counters* leg, DropReason why) {
   ++stats_.dropped[static_cast<std::size_t>(why)];
 }
 
-void SessionTable::send_failed(Family family, std::uint16_t local_port, std::size_t size, DropReason why) {
+void SessionTable::send_failed(Slot slot, std::uint16_t local_port, std::size_t size, DropReason why) {
   Kind kind;
-  const PortRef* ref = lookup(family, local_port, kind);
+  const PortRef* ref = lookup(slot, local_port, kind);
   if (!ref) return;
   auto& c = ref->entry->local.legs[ref->side].counters;
   --c.relayed;
@@ -401,9 +410,9 @@ void SessionTable::send_failed(Family family, std::uint16_t local_port, std::siz
   drop(&c, why);
 }
 
-std::optional<Latch> SessionTable::latch_at(Family family, std::uint16_t local_port) const {
+std::optional<Latch> SessionTable::latch_at(Slot slot, std::uint16_t local_port) const {
   Kind kind;
-  const PortRef* ref = lookup(family, local_port, kind);
+  const PortRef* ref = lookup(slot, local_port, kind);
   if (!ref) return std::nullopt;
   const Session& s = ref->entry->session;
   return Latch{s.key(), ref->side, kind, s.legs[ref->side].stream(kind).remote};
@@ -429,7 +438,7 @@ Changes SessionTable::take_changes() {
 std::optional<Event> SessionTable::bind_remote(Entry& e, int side, bool count) {
   const Session& s = e.session;
   const Leg& leg = s.legs[side];
-  const auto f = index(s.family);
+  const Slot f = leg.slot;
   const std::string what = "sync: call-id=" + s.call_id + " tag=" + s.from_tag + " port " + std::to_string(leg.port);
   auto problem = [](std::string cause, std::string text) { return Event{Level::error, std::move(text), std::move(cause)}; };
   if (ports_[f].count(leg.port)) {
@@ -448,7 +457,7 @@ std::optional<Event> SessionTable::bind_remote(Entry& e, int side, bool count) {
                                                  "do the -p ranges overlap? leg not bound");
     }
   }
-  if (const BindResult bound = binder_.open(s.family, leg.port); bound != BindResult::bound) {
+  if (const BindResult bound = binder_.open(f, leg.port); bound != BindResult::bound) {
     if (claimed) pools_[f].give_back(leg.port);
     stats_.sync_bind_failures += count;
     if (bound == BindResult::no_descriptors)
@@ -503,7 +512,7 @@ SessionTable::Applied SessionTable::apply_upsert(Session incoming) {
   if (it != sessions_.end()) {
     Entry& mine = it->second;
     for (int side = 0; side < 2; ++side)  // a leg on the same port keeps its sockets; a moved one lets them go
-      if (mine.session.legs[side].port != incoming.legs[side].port || mine.session.family != incoming.family)
+      if (mine.session.legs[side].port != incoming.legs[side].port || mine.session.legs[side].slot != incoming.legs[side].slot)
         release(mine, side);
     incoming.last_active = std::max(incoming.last_active, mine.session.last_active);
     incoming.created = std::min(incoming.created, mine.session.created);

@@ -37,8 +37,8 @@ enum class BindResult { bound, taken, no_descriptors };
 class PortBinder {
 public:
   virtual ~PortBinder() = default;
-  virtual BindResult open(Family family, std::uint16_t rtp_port) = 0;
-  virtual void close(Family family, std::uint16_t rtp_port) = 0;
+  virtual BindResult open(Slot slot, std::uint16_t rtp_port) = 0;
+  virtual void close(Slot slot, std::uint16_t rtp_port) = 0;
 };
 
 struct TableConfig {
@@ -94,7 +94,13 @@ struct TableStats {
 struct Offer {
   bool create = true;  // U creates a session; L only answers one
   std::string call_id, from_tag, to_tag;  // to_tag empty: not given
-  Family family = Family::v4;             // of a session this U creates
+  // The relay addresses (slots) this command chooses (bridge mode's E/I,
+  // L<addr>, the 6 modifier): for the leg it allocates (whose port the reply
+  // carries) and for the leg facing the party that sent this SDP. The U that
+  // creates a session fixes both; later a leg moves only with a new port pair
+  // (n) and a command that names a slot (`explicit_slot`).
+  Slot own_slot = 0, facing_slot = 0;
+  bool explicit_slot = false;
   std::optional<udp::endpoint> remote;    // the sender's RTP address; none: not given or implausible
   bool hold = false;                      // the address was 0.0.0.0 or ::
   bool asymmetric = false, weak = false, new_port = false;
@@ -108,7 +114,7 @@ struct OfferResult {
   bool found = false;      // a session matched or was created
   bool created = false;
   SessionKey key;          // the session, when found
-  Family family = Family::v4;
+  Slot slot = 0;           // the relay address of the answered port
 };
 enum class OfferError { no_ports_session, no_ports_leg };
 // Why no port pair could be had.
@@ -123,6 +129,7 @@ struct OfferFailure {
 struct Route {
   bool forward = false;
   bool learned = false;        // this packet moved or latched the leg's remote address
+  Slot out_slot = 0;           // the relay address and
   std::uint16_t out_port = 0;  // local port to send from
   udp::endpoint dest;
 };
@@ -146,7 +153,8 @@ public:
   };
   struct Buried { Tombstone tomb; Clock::time_point at; };
 
-  SessionTable(TableConfig config, std::array<PortAllocator, 2> pools, PortBinder& binder);
+  // One pool per slot (relay address); a slot without an address never allocates.
+  SessionTable(TableConfig config, std::array<PortAllocator, slot_count> pools, PortBinder& binder);
   ~SessionTable();  // closes every socket it opened
   SessionTable(const SessionTable&) = delete;
   SessionTable& operator=(const SessionTable&) = delete;
@@ -168,13 +176,13 @@ public:
   std::vector<Expired> expire(Clock::time_point now);
 
   // The packet path: a datagram arrived on a local port.
-  Route route(Family family, std::uint16_t local_port, const udp::endpoint& from,
+  Route route(Slot slot, std::uint16_t local_port, const udp::endpoint& from,
               const unsigned char* data, std::size_t size, Clock::time_point now);
   // Counts a packet of `size` bytes that route() passed for this local port
   // but that was not sent after all (the socket refused it, it was truncated).
-  void send_failed(Family family, std::uint16_t local_port, std::size_t size, DropReason why = DropReason::send_failed);
+  void send_failed(Slot slot, std::uint16_t local_port, std::size_t size, DropReason why = DropReason::send_failed);
   // The leg behind a local port and its remote address now (after route() said learned).
-  std::optional<Latch> latch_at(Family family, std::uint16_t local_port) const;
+  std::optional<Latch> latch_at(Slot slot, std::uint16_t local_port) const;
 
   // Cluster sync. Local changes are collected (versions bumped) by take_changes();
   // the apply_* functions merge what a peer published and never mark anything
@@ -212,14 +220,13 @@ public:
   const TableStats& stats() const { return stats_; }
   std::size_t bytes() const { return bytes_; }  // the sessions, against max_bytes
   std::size_t tombstone_bytes() const { return tombstone_bytes_; }
-  const PortAllocator& pool(Family f) const { return pools_[index(f)]; }
+  const PortAllocator& pool(Slot slot) const { return pools_[slot]; }
 
 private:
   struct PortRef { Entry* entry; int side; };
-  static std::size_t index(Family f) { return static_cast<std::size_t>(f); }
-  std::optional<PortShortage> allocate(Entry& e, int side);  // nothing: allocated
+  std::optional<PortShortage> allocate(Entry& e, int side, Slot slot);  // nothing: allocated
   void release(Entry& e, int side);
-  const PortRef* lookup(Family family, std::uint16_t port, Kind& kind) const;
+  const PortRef* lookup(Slot slot, std::uint16_t port, Kind& kind) const;
   void mark_dirty(Entry& e);
   void account(Entry& e);  // brings bytes_ up to date with what e costs now
   void erase(Entry& e, CloseReason why, Clock::time_point now);
@@ -228,10 +235,10 @@ private:
   std::optional<Event> bind_remote(Entry& e, int side, bool count = true);  // nothing: bound
 
   TableConfig config_;
-  std::array<PortAllocator, 2> pools_;
+  std::array<PortAllocator, slot_count> pools_;
   PortBinder& binder_;
   std::map<SessionKey, Entry> sessions_;
-  std::array<std::unordered_map<std::uint16_t, PortRef>, 2> ports_;  // by RTP port, per family
+  std::array<std::unordered_map<std::uint16_t, PortRef>, slot_count> ports_;  // by RTP port, per slot
   TableStats stats_;
   std::vector<SessionKey> dirty_;
   std::vector<Tombstone> removals_;

@@ -115,6 +115,14 @@ void serialize_leg(IO& io, LegT& leg) {
     endpoint(io, leg.signalled);
     io.flag(leg.has_signalled);
   }
+  if (io.version >= 3) {
+    std::uint16_t slot = leg.slot;  // a number in the archive, not a character
+    io.num(slot);
+    if constexpr (std::is_same_v<IO, In>) {
+      if (slot >= slot_count) throw Limit("an unknown relay address slot " + std::to_string(slot));
+      leg.slot = static_cast<Slot>(slot);
+    }
+  }
 }
 
 template <class IO, class SessionT>
@@ -130,6 +138,10 @@ void serialize_session(IO& io, SessionT& s) {
   }
   serialize_leg(io, s.legs[0]);
   serialize_leg(io, s.legs[1]);
+  if constexpr (std::is_same_v<IO, In>) {
+    if (io.version < 3)  // before bridge mode: both legs on the session family's address
+      for (auto& leg : s.legs) leg.slot = slot_of(s.family, Side::internal);
+  }
   io.age(s.created);
   io.age(s.last_active);
   io.flag(s.strong);
@@ -269,6 +281,7 @@ std::string listing_line(const Session& s, const LocalState& local, Clock::time_
     for (const auto& p : local.peer_counters)
       if (p.unbound >> side & 1) elsewhere += (elsewhere.empty() ? "" : ",") + printable(p.instance, 64);
     return std::string(" ") + name + "=" + (l.port ? std::to_string(l.port) : "-") +
+           (l.port && side_of(l.slot) == Side::external ? "@external" : "") +  // bridge mode
            (l.port && !here.bound ? "(unbound)" : "") + (elsewhere.empty() ? "" : "(unbound at " + elsewhere + ")") +
            " " + name + "-remote=" + where(l.rtp) + " " + name +
            "-pkts=" + std::to_string(here.counters.received) + "/" + std::to_string(here.counters.relayed) + "/" +

@@ -24,10 +24,12 @@
 
 namespace anyrtpproxy {
 
-// 2: a leg carries its signalled address (the latching rule of issue 8). Frames
-// of version 1 are still read (their legs have none); a version-1 instance
-// refuses version-2 frames, so upgrade every instance of a cluster.
-constexpr unsigned sync_wire_version = 2;
+// 2: a leg carries its signalled address (the latching rule of issue 8).
+// 3: a leg carries its relay address slot (bridge mode). Older frames are still
+// read (their legs have no signalled address; both legs on the session
+// family's address); an older instance refuses newer frames, so upgrade every
+// instance of a cluster.
+constexpr unsigned sync_wire_version = 3;  // 3: each leg's relay address slot (bridge mode)
 constexpr std::size_t sync_max_line = 4096;         // a frame header or a listing line
 constexpr std::size_t sync_max_payload = 256 * 1024;
 constexpr std::size_t sync_max_string = 8192;       // call-ids, tags: the control protocol's own bound

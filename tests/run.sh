@@ -52,7 +52,7 @@ echo "== layers"
 # The core is pure (architecture notes, 2.3): no I/O module, logging, clock reads or Asio I/O objects.
 # Who may include whom inside the core: arrows point down only. Every module
 # of the Makefile's CORE (and the header-only event) must be listed here.
-graph=$(printf '%s' "text: | event: | port_allocator: | session: | protocol: text | sync_codec: session text |
+graph=$(printf '%s' "text: | event: | port_allocator: | session: | protocol: session text | sync_codec: session text |
   session_table: event port_allocator session | controller: event protocol session_table text |
   cluster: event session_table sync_codec text | stats: controller session_table" | tr -s ' \n' ' ')
 io=$(sed -n 's/^IO = //p' Makefile)

@@ -46,19 +46,21 @@ class Proc:
             return f.read()
 
 
-@test
-def kamailio_and_sipp_calls_through_anyrtpproxy():
+def calls_through(daemon_args=(), media=None, offer="rtpproxy_manage()", answer="rtpproxy_manage()",
+                  uac_ip="127.0.0.1", uas_ip="127.0.0.1"):
+    """CALLS calls from sipp's UAC (media on uac_ip) through Kamailio to sipp's
+    echoing UAS (media on uas_ip), anyrtpproxy anchoring the media."""
     kamailio, sipp = need("kamailio"), need("sipp")
     work = tempfile.mkdtemp(prefix="arp-e2e-")
     sip_port, uas_port, uac_port = free_port(), free_port(), free_port()
     uas_media, uac_media = free_port(pair=True), free_port(pair=True)
     base = free_port(pair=True)
     procs = []
-    with Daemon(ports=(base, base + 99)) as d:
+    with Daemon(*daemon_args, ports=(base, base + 99), **({"media": media} if media is not None else {})) as d:
         try:
             cfg = open(os.path.join(HERE, "kamailio.cfg.in")).read()
             cfg = cfg.replace("@SIP_PORT@", str(sip_port)).replace("@CONTROL_PORT@", str(d.control_port))
-            cfg = cfg.replace("@UAS_PORT@", str(uas_port))
+            cfg = cfg.replace("@UAS_PORT@", str(uas_port)).replace("@OFFER@", offer).replace("@ANSWER@", answer)
             cfg_path = os.path.join(work, "kamailio.cfg")
             open(cfg_path, "w").write(cfg)
             check = subprocess.run([kamailio, "-c", "-f", cfg_path], capture_output=True, text=True, timeout=30)
@@ -69,17 +71,17 @@ def kamailio_and_sipp_calls_through_anyrtpproxy():
             # Kamailio's workers probe the node with V / VF on start
             wait_until(lambda: int(d.cmd("G ncmds_rcvd")) >= 3 or k.p.poll() is not None, 15, "kamailio to probe anyrtpproxy")
             assert k.p.poll() is None, k.text()
-            uas = Proc([sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port), "-mi", "127.0.0.1",
+            uas = Proc([sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port), "-mi", uas_ip,
                         "-mp", str(uas_media), "-rtp_echo", "-nostdin", "-trace_err"],
                        os.path.join(work, "uas.log"), cwd=work)
             procs.append(uas)
             uac = subprocess.run([sipp, "127.0.0.1:%d" % sip_port, "-sf", os.path.join(HERE, "uac_pcap.xml"),
-                                  "-i", "127.0.0.1", "-p", str(uac_port), "-mi", "127.0.0.1", "-mp", str(uac_media),
+                                  "-i", "127.0.0.1", "-p", str(uac_port), "-mi", uac_ip, "-mp", str(uac_media),
                                   "-m", str(CALLS), "-r", str(CALLS), "-l", str(CALLS), "-nostdin", "-trace_err",
                                   "-timeout", "60", "-timeout_error"],
                                  capture_output=True, text=True, timeout=90, cwd=work, stdin=subprocess.DEVNULL)
-            assert uac.returncode == 0, "sipp UAC: exit %d\n%s\n%s\nkamailio:\n%s" % (
-                uac.returncode, uac.stdout[-3000:], uac.stderr[-2000:], k.text()[-3000:])
+            assert uac.returncode == 0, "sipp UAC: exit %d\n%s\n%s\nkamailio:\n%s\nanyrtpproxy:\n%s" % (
+                uac.returncode, uac.stdout[-3000:], uac.stderr[-2000:], k.text()[-3000:], d.logtext()[-2000:])
             assert d.cmd("G nsess_created") == str(CALLS), d.cmd("I")
             relayed = int(d.cmd("G npkts_relayed"))
             # every call's pcap went caller -> callee and came back echoed
@@ -87,10 +89,26 @@ def kamailio_and_sipp_calls_through_anyrtpproxy():
             wait_until(lambda: "active sessions: 0" in d.cmd("I"), 5, "the BYEs to delete every session")
             assert int(d.cmd("G nsess_destroyed")) == CALLS
             assert d.cmd("G nsess_timeout") == "0"
+            return d.logtext()
         finally:
             for p in reversed(procs):
                 p.stop()
-    shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+@test
+def kamailio_and_sipp_calls_through_anyrtpproxy():
+    calls_through()
+
+
+@test
+def kamailio_bridges_calls_between_two_addresses_with_ie_and_ei():
+    """rtpproxy_manage("ie") on the INVITE, ("ei") on its 200 OK: the caller's
+    media stays on 127.0.0.2 (inside), the callee's on 127.0.0.3 (outside).
+    With r: the SDP's address is the media's (signalling stays on 127.0.0.1)."""
+    log = calls_through(["-i", "127.0.0.2/127.0.0.3"], media="", offer='rtpproxy_manage("ier")',
+                        answer='rtpproxy_manage("eir")', uac_ip="127.0.0.2", uas_ip="127.0.0.3")
+    assert "latched" in log
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ void check(const SessionTable& table, const test::FakeBinder& binder) {
     for (int side = 0; side < 2; ++side)
       if (e.local.legs[side].bound) {
         ++bound;
-        if (!binder.open_ports.count({e.session.family, e.session.legs[side].port})) __builtin_trap();
+        if (!binder.open_ports.count({e.session.legs[side].slot, e.session.legs[side].port})) __builtin_trap();
       }
   if (bound != binder.open_ports.size()) __builtin_trap();
 }
@@ -29,7 +29,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   SessionTable table(TableConfig{std::chrono::seconds(60), std::chrono::seconds(30)}, test::pools(30000, 30039),
                      binder);
   ControllerConfig config;
-  config.local = {boost::asio::ip::make_address("127.0.0.1"), boost::asio::ip::make_address("::1")};
+  // IPv4 bridged (internal/external) and IPv6: every way of choosing a slot is reachable.
+  config.local = {boost::asio::ip::make_address("127.0.0.1"), boost::asio::ip::make_address("::1"),
+                  boost::asio::ip::make_address("127.0.0.2"), std::nullopt};
   config.notify_targets = {"tcp:127.0.0.1:9999", "unix:/run/n.sock"};
   config.reply_cache_entries = 8;
   Controller controller(table, config);
@@ -45,8 +47,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       table.expire(now);
     } else if (!line.empty() && line[0] == '!' && line.size() >= 3) {
       const auto port = static_cast<std::uint16_t>(30000 + static_cast<unsigned char>(line[1]) % 40);
+      const auto slot = static_cast<Slot>(static_cast<unsigned char>(line[1]) / 40 % 3);
       const auto payload = line.substr(2);
-      const auto r = table.route(Family::v4, port, test::ep("192.0.2.1", 4000),
+      const auto r = table.route(slot, port, test::ep(slot == 1 ? "2001:db8::1" : "192.0.2.1", 4000),
                                  reinterpret_cast<const unsigned char*>(payload.data()), payload.size(), now);
       if (r.forward && r.out_port == 0) __builtin_trap();
     } else if (!line.empty() && line[0] == '#') {

@@ -111,6 +111,22 @@ def wait_until(cond, timeout=5.0, what="condition", debug=None):
     raise AssertionError("timed out after %.1fs waiting for %s%s" % (timeout, what, ": %r" % (debug(),) if debug else ""))
 
 
+def listing(host, port, timeout=2):
+    """What an operator sees with telnet HOST SYNCPORT: the listing, read until its end marker."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    data = b""
+    deadline = time.monotonic() + timeout
+    while b"# end of listing" not in data and time.monotonic() < deadline:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    text = data.decode(errors="replace")
+    assert text.startswith("# anyrtpproxy sync: instance "), text[:200]
+    return [l for l in text.split("# end of listing")[0].splitlines() if l.startswith("S ")]
+
+
 class Daemon:
     """anyrtpproxy -D on loopback with a UDP control socket and its own port range."""
 

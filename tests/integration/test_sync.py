@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from harness import BINARY, Daemon, NotifyListener, Peer, Skip, free_port, port_is_free, rtp, run_all, test, wait_until
+from harness import BINARY, Daemon, NotifyListener, Peer, Skip, free_port, listing, port_is_free, rtp, run_all, test, wait_until
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 
@@ -49,22 +49,6 @@ class Cluster:
                 print("--- %s ---\n%s" % (n.control[0], n.logtext()[-3000:]))
         self.stop()
         return False
-
-
-def listing(host, port, timeout=2):
-    """What an operator sees with telnet HOST SYNCPORT: the listing, read until its end marker."""
-    s = socket.create_connection((host, port), timeout=timeout)
-    data = b""
-    deadline = time.monotonic() + timeout
-    while b"# end of listing" not in data and time.monotonic() < deadline:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    text = data.decode(errors="replace")
-    assert text.startswith("# anyrtpproxy sync: instance "), text[:200]
-    return [l for l in text.split("# end of listing")[0].splitlines() if l.startswith("S ")]
 
 
 def stable(lines):

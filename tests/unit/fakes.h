@@ -15,23 +15,27 @@ inline udp::endpoint ep(const char* a, unsigned short p) {
 
 // Records what the table opened; refuses ports listed in `busy` as a taken port
 // would, and every port once `descriptors` open sockets are held (a file limit).
+// The internal (or only) slot of a family: where legs go without bridge mode.
+constexpr Slot at(Family f) { return slot_of(f, Side::internal); }
+
 struct FakeBinder : PortBinder {
-  std::set<std::pair<Family, std::uint16_t>> open_ports;
+  std::set<std::pair<Slot, std::uint16_t>> open_ports;
   std::set<std::uint16_t> busy;
   std::size_t descriptors = static_cast<std::size_t>(-1);
   std::size_t attempts = 0;
-  BindResult open(Family f, std::uint16_t p) override {
+  BindResult open(Slot f, std::uint16_t p) override {
     ++attempts;
     if (open_ports.size() >= descriptors) return BindResult::no_descriptors;
     if (busy.count(p)) return BindResult::taken;
     open_ports.insert({f, p});
     return BindResult::bound;
   }
-  void close(Family f, std::uint16_t p) override { open_ports.erase({f, p}); }
+  void close(Slot f, std::uint16_t p) override { open_ports.erase({f, p}); }
 };
 
-inline std::array<PortAllocator, 2> pools(std::uint16_t first, std::uint16_t last) {
-  return {PortAllocator(first, last, 1), PortAllocator(first, last, 2)};
+inline std::array<PortAllocator, slot_count> pools(std::uint16_t first, std::uint16_t last) {
+  return {PortAllocator(first, last, 1), PortAllocator(first, last, 2), PortAllocator(first, last, 3),
+          PortAllocator(first, last, 4)};
 }
 
 }  // namespace anyrtpproxy::test

@@ -191,6 +191,30 @@ BOOST_AUTO_TEST_CASE(every_failed_command_is_one_event_naming_its_code_reason_an
   BOOST_TEST(results.at({'V', CommandStats::ok_result}) == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(bridge_modifiers_choose_the_side_and_replies_name_its_address) {
+  ControllerConfig c = config();
+  c.local[slot_of(Family::v4, Side::internal)] = ip::make_address("10.0.0.1");
+  c.local[slot_of(Family::v4, Side::external)] = ip::make_address("192.0.2.1");
+  c.advertised[slot_of(Family::v4, Side::external)] = ip::make_address("198.51.100.1");
+  Controller controller(table, c);
+  Effects e;
+  // From inside to outside: the offer's port is on the external side, named by its advertised address.
+  BOOST_TEST(controller.handle_text("UIE b 10.0.0.5 4000 A;1", t0, e).find(" 198.51.100.1\n") != std::string::npos);
+  BOOST_TEST(controller.handle_text("LEI b 192.0.2.20 5000 A;1 B;1", t0, e).find(" 10.0.0.1\n") != std::string::npos);
+  const auto& legs = table.sessions().begin()->second.session.legs;
+  BOOST_TEST(legs[0].slot == slot_of(Family::v4, Side::external));
+  BOOST_TEST(legs[1].slot == slot_of(Family::v4, Side::internal));
+  BOOST_TEST(controller.handle_text("UEEE b 10.0.0.5 4000 A;1", t0, e) == "E11\n");  // at most two
+  BOOST_TEST(controller.handle_text("UIE6 b ::1 4000 A;1", t0, e) == "E12\n");      // IPv6 has no sides here
+  // L<addr> names a slot by its address; an address that is not ours is E31.
+  BOOST_TEST(controller.handle_text("Ul192.0.2.1 c 10.0.0.5 4000 A;1", t0, e).find(" 198.51.100.1\n") != std::string::npos);
+  BOOST_TEST(controller.handle_text("Ul192.0.2.9 d 10.0.0.5 4000 A;1", t0, e) == "E31\n");
+  // Without two sides, E and I are refused by their own codes.
+  Controller plain(table, config());
+  BOOST_TEST(plain.handle_text("UIE p 10.0.0.5 4000 A;1", t0, e) == "E12\n");
+  BOOST_TEST(plain.handle_text("UEI p 10.0.0.5 4000 A;1", t0, e) == "E11\n");
+}
+
 BOOST_AUTO_TEST_CASE(info_counts_local_and_synced_sessions_apart) {
   Controller controller(table, config());
   Effects e;
@@ -268,7 +292,7 @@ BOOST_AUTO_TEST_CASE(query_counts_per_direction) {
   controller.handle_text("L c 192.0.2.20 5000 A;1 B;1", t0, e);
   std::array<unsigned char, 20> pkt{0x80};
   for (int i = 0; i < 3; ++i)
-    table.route(Family::v4, static_cast<std::uint16_t>(p), udp::endpoint(ip::make_address("192.0.2.20"), 5000),
+    table.route(at(Family::v4), static_cast<std::uint16_t>(p), udp::endpoint(ip::make_address("192.0.2.20"), 5000),
                 pkt.data(), pkt.size(), t0);
   // from A's point of view (its tag first) npkts_ina counts what A sent: nothing yet
   BOOST_TEST(controller.handle_text("Q c A;1 B;1", t0 + 5s, e) == "55 0 3 3 0\n");
@@ -299,11 +323,11 @@ BOOST_AUTO_TEST_CASE(random_command_streams_keep_the_table_consistent) {
       for (const auto& leg : e.session.legs)
         if (leg.port) {
           ++legs;
-          BOOST_REQUIRE(binder.open_ports.count({e.session.family, leg.port}) == 1u);
+          BOOST_REQUIRE(binder.open_ports.count({leg.slot, leg.port}) == 1u);
         }
     BOOST_REQUIRE(binder.open_ports.size() == legs);
     // no IPv6 relay address here: U6 fails with E36, every session is IPv4
-    BOOST_REQUIRE(table.pool(Family::v4).available() + legs == table.pool(Family::v4).capacity());
+    BOOST_REQUIRE(table.pool(at(Family::v4)).available() + legs == table.pool(at(Family::v4)).capacity());
   }
 }
 

@@ -36,7 +36,7 @@ struct Fixture {
     packet[11] = 7;  // SSRC 7
   }
   Route send(std::uint16_t port, const udp::endpoint& from, Clock::time_point now = t0) {
-    return table.route(Family::v4, port, from, packet.data(), packet.size(), now);
+    return table.route(at(Family::v4), port, from, packet.data(), packet.size(), now);
   }
 };
 }  // namespace
@@ -46,7 +46,7 @@ BOOST_FIXTURE_TEST_SUITE(session_table, Fixture)
 BOOST_AUTO_TEST_CASE(dialog_walkthrough_of_section_2_2) {
   const auto p = port_of(table.update(ul(true, "c", "192.0.2.10", 4000, "A;1"), t0));
   BOOST_TEST(p != 0);
-  BOOST_TEST(binder.open_ports.count({Family::v4, p}) == 1u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), p}) == 1u);
   BOOST_TEST(port_of(table.update(ul(true, "c", "192.0.2.10", 4000, "A;1"), t0)) == p);  // idempotent
   const auto q = port_of(table.update(ul(false, "c", "192.0.2.20", 5000, "A;1", "B;1"), t0));
   BOOST_TEST(q != p);
@@ -109,7 +109,7 @@ BOOST_AUTO_TEST_CASE(setup_timeout_then_normal_timeout) {
   BOOST_TEST(closed[static_cast<std::size_t>(CloseReason::deleted)] == 1u);
   BOOST_TEST(table.stats().created_local == 3u);
   BOOST_TEST(table.stats().destroyed == 3u);
-  BOOST_TEST(table.pool(Family::v4).available() == 10u);
+  BOOST_TEST(table.pool(at(Family::v4)).available() == 10u);
 }
 
 BOOST_AUTO_TEST_CASE(unanswered_offer_expires_after_setup_timeout) {
@@ -203,7 +203,7 @@ BOOST_AUTO_TEST_CASE(the_file_limit_ends_the_port_search_at_once) {
   BOOST_REQUIRE(std::holds_alternative<OfferFailure>(r));
   BOOST_TEST((std::get<OfferFailure>(r).why == PortShortage::file_limit));
   BOOST_TEST(binder.attempts == 1u);  // not one try per free pair
-  BOOST_TEST(table.pool(Family::v4).available() == 9u);  // the pair it tried went back
+  BOOST_TEST(table.pool(at(Family::v4)).available() == 9u);  // the pair it tried went back
   // the answer's leg (L) fails the same way, and the session keeps what it had
   const auto l = table.update(ul(false, "c", "192.0.2.20", 5000, "A;1", "B;1"), t0);
   BOOST_REQUIRE(std::holds_alternative<OfferFailure>(l));
@@ -227,18 +227,55 @@ BOOST_AUTO_TEST_CASE(new_port_modifier_swaps_the_pair) {
   again.new_port = true;
   const auto q2 = port_of(table.update(again, t0));
   BOOST_TEST(q2 != q);
-  BOOST_TEST(binder.open_ports.count({Family::v4, q}) == 0u);
-  BOOST_TEST(binder.open_ports.count({Family::v4, q2}) == 1u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), q}) == 0u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), q2}) == 1u);
   BOOST_TEST(!send(q, ep("192.0.2.10", 4000)).forward);
 }
 
 BOOST_AUTO_TEST_CASE(ports_are_per_family) {
   auto v6 = ul(true, "c6", "2001:db8::1", 4000, "A;1");
-  v6.family = Family::v6;
+  v6.own_slot = v6.facing_slot = at(Family::v6);
   const auto p6 = port_of(table.update(v6, t0));
-  BOOST_TEST(binder.open_ports.count({Family::v6, p6}) == 1u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v6), p6}) == 1u);
   BOOST_TEST((table.sessions().begin()->second.session.family == Family::v6));
-  BOOST_TEST(table.pool(Family::v4).available() == 10u);
+  BOOST_TEST(table.pool(at(Family::v4)).available() == 10u);
+}
+
+BOOST_AUTO_TEST_CASE(bridged_legs_live_on_their_own_slots_and_relay_across) {
+  // U from the internal side to the external one: leg 0 (callee) external, leg 1 (caller) internal.
+  const Slot internal = slot_of(Family::v4, Side::internal), external = slot_of(Family::v4, Side::external);
+  auto offer = ul(true, "b", "10.0.0.5", 4000, "A;1");
+  offer.own_slot = external;
+  offer.facing_slot = internal;
+  offer.explicit_slot = true;
+  const auto p = port_of(table.update(offer, t0));
+  auto answer_on = [&](Slot slot, bool new_port) {  // an L that names a slot for its own leg
+    auto answer = ul(false, "b", "192.0.2.20", 5000, "A;1", "B;1");
+    answer.own_slot = slot;
+    answer.explicit_slot = true;
+    answer.new_port = new_port;
+    return port_of(table.update(answer, t0));
+  };
+  const auto q = answer_on(external, false);  // it does not move the leg the U placed
+  BOOST_TEST(binder.open_ports.count({external, p}) == 1u);
+  BOOST_TEST(binder.open_ports.count({internal, q}) == 1u);
+  BOOST_TEST(table.pool(external).available() == 9u);
+  BOOST_TEST(table.pool(internal).available() == 9u);
+  // The caller's packet on the internal leg goes out of the external one, to the callee.
+  std::array<unsigned char, 12> pkt{0x80};
+  auto r = table.route(internal, q, ep("10.0.0.5", 4000), pkt.data(), pkt.size(), t0);
+  BOOST_TEST(r.forward);
+  BOOST_TEST(r.out_slot == external);
+  BOOST_TEST(r.out_port == p);
+  BOOST_TEST(r.dest == ep("192.0.2.20", 5000));
+  BOOST_TEST(!table.route(external, q, ep("10.0.0.5", 4000), pkt.data(), pkt.size(), t0).forward);  // no such port there
+  // n with a named slot moves the leg; the old pair goes back to its own pool.
+  const auto q2 = answer_on(external, true);
+  BOOST_TEST(binder.open_ports.count({external, q2}) == 1u);
+  BOOST_TEST(binder.open_ports.count({internal, q}) == 0u);
+  BOOST_TEST(table.pool(internal).available() == 10u);
+  BOOST_TEST(table.clear(t0) == 1u);
+  BOOST_TEST(binder.open_ports.empty());
 }
 
 BOOST_AUTO_TEST_CASE(clear_frees_everything) {
@@ -246,7 +283,7 @@ BOOST_AUTO_TEST_CASE(clear_frees_everything) {
   table.update(ul(false, "c", "192.0.2.20", 5000, "A;1", "B;1"), t0);
   BOOST_TEST(table.clear(t0) == 1u);
   BOOST_TEST(binder.open_ports.empty());
-  BOOST_TEST(table.pool(Family::v4).available() == 10u);
+  BOOST_TEST(table.pool(at(Family::v4)).available() == 10u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -280,14 +317,14 @@ BOOST_FIXTURE_TEST_SUITE(session_table_sync, Cluster)
 
 BOOST_AUTO_TEST_CASE(peer_sessions_are_bound_here_and_never_republished) {
   BOOST_TEST(table.apply_upsert(peer_session("c", 40000, 40002, 1)).problems.empty());
-  BOOST_TEST(binder.open_ports.count({Family::v4, 40000}) == 1u);
-  BOOST_TEST(binder.open_ports.count({Family::v4, 40002}) == 1u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), 40000}) == 1u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), 40002}) == 1u);
   BOOST_TEST(table.take_changes().upserts.empty());
   // the learned address came along: a third party cannot re-open learning here
   std::array<unsigned char, 20> pkt{0x80};
-  auto r = table.route(Family::v4, 40002, ep("203.0.113.66", 1), pkt.data(), pkt.size(), t0);
+  auto r = table.route(at(Family::v4), 40002, ep("203.0.113.66", 1), pkt.data(), pkt.size(), t0);
   BOOST_TEST(!r.forward);
-  r = table.route(Family::v4, 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0);
+  r = table.route(at(Family::v4), 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0);
   BOOST_TEST(r.forward);
   BOOST_TEST(r.dest == ep("192.0.2.20", 5000));
 }
@@ -300,8 +337,8 @@ BOOST_AUTO_TEST_CASE(versions_order_changes) {
   BOOST_TEST(table.stats().sync_stale == 1u);
   table.apply_upsert(peer_session("c", 40000, 40004, 6));  // a new port pair for leg 1
   BOOST_TEST(table.sessions().begin()->second.session.legs[1].port == 40004);
-  BOOST_TEST(binder.open_ports.count({Family::v4, 40002}) == 0u);
-  BOOST_TEST(binder.open_ports.count({Family::v4, 40004}) == 1u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), 40002}) == 0u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), 40004}) == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(local_changes_bump_the_version_once_per_flush) {
@@ -345,7 +382,7 @@ BOOST_AUTO_TEST_CASE(removals_from_peers) {
 BOOST_AUTO_TEST_CASE(a_peers_expiry_does_not_kill_a_session_with_media_here) {
   table.apply_upsert(peer_session("c", 40000, 40002, 5));
   std::array<unsigned char, 20> pkt{0x80};
-  table.route(Family::v4, 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0 + 59s);
+  table.route(at(Family::v4), 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0 + 59s);
   table.apply_removal(Tombstone{"c", "A;1", 6, "peer:40000", true}, t0 + 60s);
   BOOST_TEST(table.sessions().size() == 1u);
   auto c = table.take_changes();
@@ -378,16 +415,16 @@ BOOST_AUTO_TEST_CASE(ports_of_our_range_from_a_peer_are_refused_unless_ours) {
   BOOST_REQUIRE(problems.size() == 1u);
   BOOST_TEST(problems[0].text.find("overlap") != std::string::npos);
   BOOST_TEST(problems[0].cause == "sync-port-in-our-range");
-  BOOST_TEST(binder.open_ports.count({Family::v4, 30000}) == 0u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), 30000}) == 0u);
   BOOST_TEST(table.stats().sync_port_conflicts == 1u);
   // after a restart, our own session comes back from a peer: its port is claimed from our pool
   auto mine = peer_session("d", 30002, 40004, 1, "me:30000");
   mine.legs[1].owner = "peer:40000";
   BOOST_TEST(table.apply_upsert(mine).problems.empty());
-  BOOST_TEST(binder.open_ports.count({Family::v4, 30002}) == 1u);
-  BOOST_TEST(table.pool(Family::v4).available() == 9u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), 30002}) == 1u);
+  BOOST_TEST(table.pool(at(Family::v4)).available() == 9u);
   table.clear(t0);
-  BOOST_TEST(table.pool(Family::v4).available() == 10u);
+  BOOST_TEST(table.pool(at(Family::v4)).available() == 10u);
 }
 
 BOOST_AUTO_TEST_CASE(a_port_that_cannot_be_bound_is_counted_and_the_rest_applied) {
@@ -396,7 +433,7 @@ BOOST_AUTO_TEST_CASE(a_port_that_cannot_be_bound_is_counted_and_the_rest_applied
   BOOST_TEST(problems.size() == 1u);
   BOOST_TEST(table.stats().sync_bind_failures == 1u);
   BOOST_TEST(table.sessions().size() == 1u);
-  BOOST_TEST(binder.open_ports.count({Family::v4, 40000}) == 1u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), 40000}) == 1u);
   table.clear(t0);
   BOOST_TEST(binder.open_ports.empty());
 }
@@ -458,7 +495,7 @@ BOOST_AUTO_TEST_CASE(an_unbound_leg_is_retried_reported_and_bound_once_it_can_be
   const auto bound = table.retry_unbound();
   BOOST_REQUIRE(bound.size() == 1u);
   BOOST_TEST(bound[0].text.find("port 40002 is bound now") != std::string::npos);
-  BOOST_TEST(binder.open_ports.count({Family::v4, 40002}) == 1u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), 40002}) == 1u);
   BOOST_TEST(table.unbound_legs() == 0u);
   report = table.take_activity(t0 + 6s);
   BOOST_REQUIRE(report.size() == 1u);  // once more, so that the peers forget it
@@ -466,7 +503,7 @@ BOOST_AUTO_TEST_CASE(an_unbound_leg_is_retried_reported_and_bound_once_it_can_be
   BOOST_TEST(table.take_activity(t0 + 7s).empty());
   // packets relayed here now: reported with idle 0
   std::array<unsigned char, 20> pkt{0x80};
-  table.route(Family::v4, 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0 + 8s);
+  table.route(at(Family::v4), 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0 + 8s);
   BOOST_TEST(table.take_activity(t0 + 9s).at(0).idle == 0u);
 }
 
@@ -488,7 +525,7 @@ BOOST_AUTO_TEST_CASE(closed_sockets_make_a_retry_due_and_a_file_limit_ends_it) {
 BOOST_AUTO_TEST_CASE(learning_is_published) {
   table.apply_upsert(peer_session("c", 40000, 40002, 5));
   std::array<unsigned char, 20> pkt{0x80};
-  auto r = table.route(Family::v4, 40000, ep("198.51.100.9", 7000), pkt.data(), pkt.size(), t0);  // S0 not learned yet
+  auto r = table.route(at(Family::v4), 40000, ep("198.51.100.9", 7000), pkt.data(), pkt.size(), t0);  // S0 not learned yet
   BOOST_TEST(r.learned);
   auto c = table.take_changes();
   BOOST_REQUIRE(c.upserts.size() == 1u);
@@ -505,7 +542,7 @@ BOOST_AUTO_TEST_CASE(tombstones_carry_the_time_of_their_own_deletion) {
   table.apply_upsert(peer_session("c", 40000, 40002, 1));
   table.apply_upsert(peer_session("d", 40004, 40006, 1));
   table.apply_upsert(peer_session("e", 40008, 40010, 1));
-  table.route(Family::v4, 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0 + 500s);
+  table.route(at(Family::v4), 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0 + 500s);
   BOOST_TEST(table.remove("c", "A", "", false, t0 + 10s) == 1u);
   BOOST_TEST(table.destroy(SessionKey{"d", "A;1"}, t0 + 20s));
   BOOST_TEST(!table.destroy(SessionKey{"d", "A;1"}, t0 + 21s));  // gone already
@@ -522,7 +559,7 @@ BOOST_AUTO_TEST_CASE(tombstones_carry_the_time_of_their_own_deletion) {
 BOOST_AUTO_TEST_CASE(changes_and_activity_are_values_that_outlive_the_session) {
   table.apply_upsert(peer_session("c", 40000, 40002, 5));
   std::array<unsigned char, 20> pkt{0x80};
-  table.route(Family::v4, 40000, ep("198.51.100.9", 7000), pkt.data(), pkt.size(), t0);
+  table.route(at(Family::v4), 40000, ep("198.51.100.9", 7000), pkt.data(), pkt.size(), t0);
   auto changes = table.take_changes();
   auto activity = table.take_activity(t0);
   table.clear(t0);  // the session and its map node are gone
@@ -537,19 +574,19 @@ BOOST_AUTO_TEST_CASE(changes_and_activity_are_values_that_outlive_the_session) {
 BOOST_AUTO_TEST_CASE(a_latch_is_reported_as_a_value_and_refused_sends_are_counted_by_port) {
   table.apply_upsert(peer_session("c", 40000, 40002, 5));
   std::array<unsigned char, 20> pkt{0x80};
-  BOOST_TEST(!table.latch_at(Family::v4, 40020).has_value());  // no leg there
-  const auto r = table.route(Family::v4, 40000, ep("198.51.100.9", 7000), pkt.data(), pkt.size(), t0);
+  BOOST_TEST(!table.latch_at(at(Family::v4), 40020).has_value());  // no leg there
+  const auto r = table.route(at(Family::v4), 40000, ep("198.51.100.9", 7000), pkt.data(), pkt.size(), t0);
   BOOST_TEST(r.learned);  // leg 0 had not latched yet
   BOOST_TEST(r.forward);
-  BOOST_TEST((table.latch_at(Family::v4, 40001)->kind == Kind::rtcp));  // the RTCP port names the same leg
-  const auto latch = table.latch_at(Family::v4, 40000);
+  BOOST_TEST((table.latch_at(at(Family::v4), 40001)->kind == Kind::rtcp));  // the RTCP port names the same leg
+  const auto latch = table.latch_at(at(Family::v4), 40000);
   BOOST_REQUIRE(latch.has_value());
   BOOST_TEST((latch->key == SessionKey{"c", "A;1"}));
   BOOST_TEST(latch->side == 0);
   BOOST_TEST((latch->kind == Kind::rtp));
   BOOST_TEST(latch->remote == ep("198.51.100.9", 7000));
   BOOST_TEST(table.stats().bytes_relayed == 20u);
-  table.send_failed(Family::v4, 40000, pkt.size());  // the socket refused it
+  table.send_failed(at(Family::v4), 40000, pkt.size());  // the socket refused it
   const auto& c = table.sessions().begin()->second.local.legs[0].counters;
   BOOST_TEST(c.relayed == 0u);
   BOOST_TEST(c.dropped == 1u);
@@ -557,11 +594,11 @@ BOOST_AUTO_TEST_CASE(a_latch_is_reported_as_a_value_and_refused_sends_are_counte
   BOOST_TEST(table.stats().bytes_relayed == 0u);
   BOOST_TEST(table.stats().bytes_received == 20u);
   BOOST_TEST(table.stats().dropped[static_cast<std::size_t>(DropReason::send_failed)] == 1u);
-  table.send_failed(Family::v4, 40020, 20);  // a port whose session went meanwhile: nothing to count
+  table.send_failed(at(Family::v4), 40020, 20);  // a port whose session went meanwhile: nothing to count
   BOOST_TEST(table.stats().packets_dropped == 1u);
-  table.route(Family::v4, 40020, ep("198.51.100.9", 7000), pkt.data(), pkt.size(), t0);  // no session there
+  table.route(at(Family::v4), 40020, ep("198.51.100.9", 7000), pkt.data(), pkt.size(), t0);  // no session there
   BOOST_TEST(table.stats().dropped[static_cast<std::size_t>(DropReason::unknown_port)] == 1u);
-  table.route(Family::v4, 40000, ep("203.0.113.66", 7000), pkt.data(), pkt.size(), t0);  // not the latched source
+  table.route(at(Family::v4), 40000, ep("203.0.113.66", 7000), pkt.data(), pkt.size(), t0);  // not the latched source
   BOOST_TEST(table.stats().dropped[static_cast<std::size_t>(DropReason::source_refused)] == 1u);
   BOOST_TEST(table.stats().packets_dropped == 3u);
 }
@@ -569,7 +606,7 @@ BOOST_AUTO_TEST_CASE(a_latch_is_reported_as_a_value_and_refused_sends_are_counte
 BOOST_AUTO_TEST_CASE(a_peers_upsert_keeps_what_this_instance_knows_locally) {
   table.apply_upsert(peer_session("c", 40000, 40002, 5));
   std::array<unsigned char, 20> pkt{0x80};
-  table.route(Family::v4, 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0);
+  table.route(at(Family::v4), 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0);
   table.apply_activity(ActivityEntry{SessionKey{"c", "A;1"}, 0, {Counters{1, 1, 0}, {}}}, "peer:40000", t0);
   table.apply_upsert(peer_session("c", 40000, 40004, 6));  // leg 1 moved to another port
   const auto& local = table.sessions().begin()->second.local;
@@ -578,7 +615,7 @@ BOOST_AUTO_TEST_CASE(a_peers_upsert_keeps_what_this_instance_knows_locally) {
   BOOST_TEST(local.legs[1].counters.received == 1u);  // counters stay with the leg
   BOOST_TEST(local.peer_counters.size() == 1u);
   BOOST_TEST(!local.dirty);
-  BOOST_TEST(binder.open_ports.count({Family::v4, 40002}) == 0u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), 40002}) == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(media_a_peer_relays_keeps_the_latched_source_heard_here) {
@@ -588,10 +625,10 @@ BOOST_AUTO_TEST_CASE(media_a_peer_relays_keeps_the_latched_source_heard_here) {
   std::array<unsigned char, 20> pkt{0x80};
   const ActivityEntry reported{SessionKey{"c", "A;1"}, 0, {Counters{}, Counters{10, 10, 0}}};
   table.apply_activity(reported, "peer:40000", t0 + 10s);  // the caller's media flows through the peer
-  auto r = table.route(Family::v4, 40002, ep("192.0.2.10", 4002), pkt.data(), pkt.size(), t0 + 11s);
+  auto r = table.route(at(Family::v4), 40002, ep("192.0.2.10", 4002), pkt.data(), pkt.size(), t0 + 11s);
   BOOST_TEST(!r.forward);  // the same SSRC from elsewhere while the caller sends there: refused here too
   table.apply_activity(reported, "peer:40000", t0 + 12s);  // no new packets there: not heard again
-  r = table.route(Family::v4, 40002, ep("192.0.2.10", 4002), pkt.data(), pkt.size(), t0 + 12s + 500ms);
+  r = table.route(at(Family::v4), 40002, ep("192.0.2.10", 4002), pkt.data(), pkt.size(), t0 + 12s + 500ms);
   BOOST_TEST(r.forward);
   BOOST_TEST(r.learned);
 }
@@ -638,14 +675,14 @@ BOOST_AUTO_TEST_CASE(random_merges_keep_ports_and_pool_consistent) {
         const Leg& leg = e.session.legs[side];
         if (!e.local.legs[side].bound) continue;
         ++bound;
-        BOOST_REQUIRE(binder.open_ports.count({e.session.family, leg.port}) == 1u);
-        if (table.pool(Family::v4).owns(leg.port)) ++mine;
+        BOOST_REQUIRE(binder.open_ports.count({leg.slot, leg.port}) == 1u);
+        if (table.pool(at(Family::v4)).owns(leg.port)) ++mine;
       }
     BOOST_REQUIRE(binder.open_ports.size() == bound);
     std::size_t bytes = 0;
     for (const auto& [key, e] : table.sessions()) bytes += e.local.bytes;
     BOOST_REQUIRE(table.bytes() == bytes);
-    BOOST_REQUIRE(table.pool(Family::v4).available() + mine == table.pool(Family::v4).capacity());
+    BOOST_REQUIRE(table.pool(at(Family::v4)).available() + mine == table.pool(at(Family::v4)).capacity());
   }
 }
 

@@ -1,0 +1,135 @@
+"""Bridge mode (issue 10, items 1 and 2): -i INTERNAL/EXTERNAL and the E/I
+modifiers, IPv4<->IPv6 bridging with one -i per family, advertised addresses
+(-A), alone and in a synced pair of instances. Loopback only: 127.0.0.2-5
+and ::1."""
+
+import socket
+import subprocess
+
+from harness import BINARY, Daemon, Peer, free_port, listing, rtp, run_all, test, wait_until
+
+INT, EXT = "127.0.0.2", "127.0.0.3"
+
+
+def relays(src, dst, to, expect_from, seq):
+    """src sends one RTP packet to `to`; dst receives it from `expect_from`."""
+    src.send(rtp(seq), to)
+    data, frm = dst.recv()
+    assert data == rtp(seq), "packet %d to %s was not relayed" % (seq, to)
+    assert frm == expect_from, (frm, expect_from)
+
+
+@test
+def bridge_mode_relays_between_the_internal_and_the_external_address():
+    caller, callee = Peer(INT), Peer(EXT)  # a phone inside, a carrier outside
+    with Daemon("-i", "%s/%s" % (INT, EXT), media=None) as d:
+        # Kamailio's rtpproxy_manage("ie") on the INVITE, "ei" on its 200 OK.
+        p, p_addr = d.cmd("UIE br %s %d A;1" % (INT, caller.port)).split()
+        q, q_addr = d.cmd("LEI br %s %d A;1 B;1" % (EXT, callee.port)).split()
+        assert p_addr == EXT, "the offer to the outside must name the external address"
+        assert q_addr == INT, "the answer to the inside must name the internal address"
+        p, q = int(p), int(q)
+        for seq in range(3):
+            relays(caller, callee, (INT, q), (EXT, p), seq)
+            relays(callee, caller, (EXT, p), (INT, q), 100 + seq)
+        # The ports exist on their own address only.
+        caller.send(rtp(9), (EXT, q))
+        assert callee.nothing() and caller.nothing()
+        # Re-offer with n on the other side: the leg moves, the reply says where.
+        p2, p2_addr = d.cmd("UIIn br %s %d A;1 B;1" % (INT, caller.port)).split()
+        assert p2_addr == INT, p2_addr
+        assert d.cmd("UIEI br %s %d A;1" % (INT, caller.port)) == "E12"  # at most two
+        assert d.cmd("UEEE br %s %d A;1" % (INT, caller.port)) == "E11"
+        assert d.cmd("D br A;1") == "0"
+    caller.close()
+    callee.close()
+
+
+@test
+def without_two_sides_e_and_i_are_refused():
+    with Daemon() as d:
+        assert d.cmd("UIE c 127.0.0.1 4000 A;1") == "E12"
+        assert d.cmd("UEI c 127.0.0.1 4000 A;1") == "E11"
+        assert d.cmd("U c 127.0.0.1 4000 A;1").split()[1] == "127.0.0.1"
+
+
+@test
+def an_ipv4_caller_reaches_an_ipv6_callee():
+    caller = Peer("127.0.0.1")
+    callee = Peer("::1", socket.AF_INET6)
+    with Daemon("-i", "::1") as d:  # one IPv4 and one IPv6 -i: IPv4 is internal, IPv6 external
+        # Kamailio's x flag: "IE" for an IPv4 SDP, "EI" and 6 for an IPv6 one.
+        p_reply = d.cmd("UIE x46 127.0.0.1 %d A;1" % caller.port).split()
+        assert p_reply[1:] == ["::1", "6"], p_reply
+        q_reply = d.cmd("LEI6 x46 ::1 %d A;1 B;1" % callee.port).split()
+        assert q_reply[1:] == ["127.0.0.1"], q_reply
+        p, q = int(p_reply[0]), int(q_reply[0])
+        for seq in range(3):
+            caller.send(rtp(seq), ("127.0.0.1", q))
+            data, frm = callee.recv()
+            assert data == rtp(seq) and frm[:2] == ("::1", p), (data, frm)
+            callee.send(rtp(50 + seq), ("::1", p))
+            data, frm = caller.recv()
+            assert data == rtp(50 + seq) and frm == ("127.0.0.1", q), (data, frm)
+        assert d.cmd("Q x46 A;1 B;1").split()[1:3] == ["3", "3"]
+    caller.close()
+    callee.close()
+
+
+@test
+def replies_carry_the_advertised_addresses():
+    with Daemon("-i", "%s/%s" % (INT, EXT), "-A", "203.0.113.1/198.51.100.1", media=None) as d:
+        assert d.cmd("UIE adv %s 4000 A;1" % INT).split()[1] == "198.51.100.1"
+        assert d.cmd("LEI adv %s 5000 A;1 B;1" % EXT).split()[1] == "203.0.113.1"
+        assert d.cmd("U plain %s 4000 A;1" % INT).split()[1] == "203.0.113.1"  # no E/I: the internal side
+    with Daemon("-A", "192.0.2.55") as d:  # behind 1:1 NAT, no bridge
+        assert d.cmd("U nat 127.0.0.1 4000 A;1").split()[1] == "192.0.2.55"
+
+
+@test
+def bad_bridge_and_advertise_options_are_refused_naming_them():
+    for args, message in (
+            (["-i", "%s/192.0.2.99" % INT], "-i/--interface: 192.0.2.99 is not an address of this host"),
+            (["-i", "127.0.0.2/::1"], "mixes IPv4 and IPv6"),
+            (["-i", "127.0.0.2/"], "is not ADDR or ADDR/ADDR"),
+            (["-i", "0.0.0.0/127.0.0.3"], "bridge mode needs two addresses of this host"),
+            (["-i", "127.0.0.1", "-A", "2001:db8::1"], "-A/--advertise: '2001:db8::1' has no -i address of its family"),
+            (["-i", "127.0.0.1", "-A", "192.0.2.1/192.0.2.2"], "has no -i external address"),
+            (["-A", "example"], "is not a unicast IP address")):
+        r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:%d" % free_port()] + args, capture_output=True,
+                           text=True, timeout=10)
+        assert r.returncode == 2 and message in r.stderr, (args, r.returncode, r.stderr)
+
+
+@test
+def a_bridged_call_moves_to_the_peer_with_its_sides():
+    """Two instances synced: A bridges 127.0.0.2/127.0.0.3, B 127.0.0.4/127.0.0.5.
+    A call set up on A is relayed by B on B's own sides: each leg keeps its side."""
+    sync_port = free_port(socket.SOCK_STREAM)
+    base = free_port(pair=True) // 1000 * 1000
+    a = Daemon("-S", str(sync_port), "-I", INT, "-M", "127.0.0.4:%d" % sync_port, "-i", "%s/%s" % (INT, EXT),
+               host=INT, media=None, ports=(base, base + 99), control=free_port(), start=False, level="info")
+    b = Daemon("-S", str(sync_port), "-I", "127.0.0.4", "-M", "%s:%d" % (INT, sync_port), "-i", "127.0.0.4/127.0.0.5",
+               host="127.0.0.4", media=None, ports=(base + 300, base + 399), control=free_port(), start=False,
+               level="info")
+    caller, callee = Peer("127.0.0.4"), Peer("127.0.0.5")
+    with a, b:
+        a.start()
+        b.start()
+        wait_until(lambda: "sync: connected to" in a.logtext() and "sync: connected to" in b.logtext(), 5,
+                   "the two instances to connect")
+        p = int(a.cmd("UIE mv 127.0.0.4 %d A;1" % caller.port).split()[0])
+        q = int(a.cmd("LEI mv 127.0.0.5 %d A;1 B;1" % callee.port).split()[0])
+        wait_until(lambda: b.cmd("Q mv A;1 B;1") != "E50" and "unbound legs: 0" in b.cmd("I"), 5,
+                   "B to hold the call with both legs bound")
+        line = [l for l in listing("127.0.0.4", sync_port) if "call-id=mv " in l][0]
+        assert " callee=%d@external " % p in line and " caller=%d " % q in line, line
+        # The route moved to B: the caller's media reaches B's internal address.
+        relays(caller, callee, ("127.0.0.4", q), ("127.0.0.5", p), 1)
+        relays(callee, caller, ("127.0.0.5", p), ("127.0.0.4", q), 2)
+    caller.close()
+    callee.close()
+
+
+if __name__ == "__main__":
+    run_all()
