@@ -25,8 +25,8 @@ ALL_CPPFLAGS = -Isrc $(CPPFLAGS)
 
 # The pure core: no I/O, clock or logging (tests/run.sh checks it, and which
 # core module may include which).
-CORE = text event protocol port_allocator session session_table controller sync_codec cluster stats
-IO = fd options log relay_sockets packet_path control_server notify sync metrics_server proxy daemon
+CORE = text event protocol port_allocator session recording session_table controller sync_codec cluster stats
+IO = fd options log recorder relay_sockets packet_path control_server notify sync metrics_server proxy daemon
 CORE_OBJ = $(CORE:%=$(B)/%.o)
 IO_OBJ = $(IO:%=$(B)/%.o)
 UNIT_SRC = $(wildcard tests/unit/*.cpp)

@@ -215,8 +215,18 @@ std::string Controller::run(std::string_view text, Clock::time_point now, Effect
             return table_.find(c.call_id, c.from_tag, c.to_tag) ? format_error(Error::copy_failed)
                                                                 : format_error(Error::no_session);
           }
-          // R cannot start and N has nothing to stop: rtpproxy answers E50 for both.
-          return format_error(Error::no_session);
+          if constexpr (std::is_same_v<T, Record>) {  // E50 also when recording is not configured (no -r)
+            if (!config_.recording || !table_.record(c.call_id, c.from_tag, c.to_tag, true, false))
+              return format_error(Error::no_session);
+            effects.events.push_back({Level::info, "recording call-id=" + c.call_id + " tag=" + c.from_tag});
+            return "0";
+          }
+          if constexpr (std::is_same_v<T, NoRecord>) {  // N: stop recording (both directions with a)
+            return config_.recording && table_.record(c.call_id, c.from_tag, c.to_tag, false, c.all)
+                       ? "0"
+                       : format_error(Error::no_session);
+          }
+          return format_error(Error::internal);  // every command is handled above
         },
         request.command);
     if (reply[0] != 'E' && target && !request.subcommands.empty()) {
@@ -323,6 +333,7 @@ std::string Controller::on(UpdateLookup& ul, Clock::time_point now, Effects& eff
   offer.own_slot = where.own_slot;
   offer.facing_slot = where.facing_slot;
   offer.explicit_slot = where.explicit_slot;
+  offer.record = config_.record_all && config_.recording;
   bool notify_refused = false;
   if (ul.create && ul.notify_socket) {
     const auto& t = config_.notify_targets;
@@ -396,6 +407,7 @@ std::string Controller::on(const Delete& d, Clock::time_point now, Effects& effe
 
 std::string Controller::on(const Feature& f) const {
   if (f.date == feature_notify) return config_.notify_targets.empty() ? "0" : "1";
+  if (f.date == "20071218" || f.date == "20200226") return config_.recording ? "1" : "0";  // R, N
   return std::find(features.begin(), features.end(), f.date) != features.end() ? "1" : "0";
 }
 

@@ -29,6 +29,8 @@ struct ControllerConfig {
   // -A: the address a reply names for a slot instead of its bound one (1:1 NAT).
   std::array<std::optional<boost::asio::ip::address>, slot_count> advertised;
   std::vector<std::string> notify_targets;  // --notify, as written
+  bool recording = false;   // --record-dir: R and N work (else R answers E50)
+  bool record_all = false;  // --record-all: every new session is recorded
   std::size_t reply_cache_entries = 65536;   // per generation
   std::size_t reply_cache_bytes = 16 << 20;  // both generations together (keys, replies, bookkeeping)
   std::chrono::seconds reply_cache_age{40};  // a generation's lifetime: entries live 40-80 s

@@ -7,6 +7,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/program_options.hpp>
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -297,6 +299,12 @@ Options parse_options(int argc, const char* const argv[]) {
        "allowed timeout-notification target: tcp:HOST:PORT or unix:/PATH (repeatable)")
     ("log-level,d", po::value<std::string>()->value_name("LEVEL"),
        "error, warning, notice, info (default) or debug")
+    ("record-dir,r", po::value<std::string>()->value_name("DIR"),
+     "where recordings (R) go; without it R answers E50")
+    ("spool-dir", po::value<std::string>()->value_name("DIR"),
+     "write recordings here, move them to --record-dir when they end (rtpproxy's -S)")
+    ("record-pcap", "record in pcap format, one file per session (rtpproxy's -P)")
+    ("record-all,a", "record every session")
     ("metrics", po::value<std::string>()->value_name("ADDR:PORT"),
      "serve Prometheus metrics at http://ADDR:PORT/metrics ([v6]:PORT for IPv6)")
     ("metrics-allow", po::value<std::vector<std::string>>()->value_name("NET,..."),
@@ -440,6 +448,22 @@ Options parse_options(int argc, const char* const argv[]) {
   if (o.notify.size() > 64) fail("--notify", "more than 64 targets");
   if (vm.count("log-level") && !parse_level(str("log-level"), o.log_level))
     fail("-d/--log-level", "'" + str("log-level") + "' is not one of error, warning, notice, info, debug");
+  auto directory = [&](const char* name, const std::string& option) {
+    const std::string dir = str(name);
+    if (dir.empty() || dir[0] != '/') fail(option, "'" + dir + "' is not an absolute path");
+    struct stat st {};
+    // Under -C the directory is looked up in the chroot, which is not entered yet.
+    if (!o.chroot && (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
+      fail(option, "'" + dir + "' is not a directory");
+    return dir.size() > 1 && dir.back() == '/' ? dir.substr(0, dir.size() - 1) : dir;
+  };
+  if (vm.count("record-dir")) o.record_dir = directory("record-dir", "-r/--record-dir");
+  if (vm.count("spool-dir")) o.spool_dir = directory("spool-dir", "--spool-dir");
+  o.record_pcap = flag("record-pcap", "--record-pcap");
+  o.record_all = flag("record-all", "-a/--record-all");
+  if (o.record_dir.empty() && (!o.spool_dir.empty() || o.record_pcap || o.record_all))
+    fail(!o.spool_dir.empty() ? "--spool-dir" : o.record_pcap ? "--record-pcap" : "-a/--record-all",
+         "needs -r/--record-dir");
   if (vm.count("metrics")) {
     const std::string opt = "--metrics", text = str("metrics");
     auto [host, port] = split_host_port(text);
@@ -493,6 +517,9 @@ std::vector<std::string> restart_needed(const Options& a, const Options& b) {
   check(tls(a) != tls(b), "sync-tls");
   check(a.tos != b.tos, "tos");
   check(a.metrics != b.metrics, "metrics");
+  check(a.record_dir != b.record_dir || a.spool_dir != b.spool_dir || a.record_pcap != b.record_pcap ||
+            a.record_all != b.record_all,
+        "record-dir");
   return changed;
 }
 

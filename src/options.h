@@ -87,6 +87,11 @@ struct Options {
   Level log_level = Level::info;
   int tos = 0xB8;  // -t: the TOS byte (IPv4) and traffic class (IPv6) of relayed packets; DSCP EF
 
+  std::string record_dir;    // -r: where recordings go (R); empty: R answers E50
+  std::string spool_dir;     // --spool-dir: written here, moved to record_dir when done
+  bool record_pcap = false;  // --record-pcap: one pcap per session (else rtpproxy's per-direction files)
+  bool record_all = false;   // -a: record every session
+
   std::optional<boost::asio::ip::tcp::endpoint> metrics;  // --metrics: the Prometheus endpoint
   std::vector<Network> metrics_allow;                     // who may scrape it (default loopback)
 };

@@ -23,8 +23,9 @@ struct PacketPath::Buffers {
   std::array<RelaySockets::Ready, RelaySockets::max_ready> ready{};
 };
 
-PacketPath::PacketPath(boost::asio::io_context& io, RelaySockets& sockets, SessionTable& table, Learned on_learned)
-    : sockets_(sockets), table_(table), on_learned_(std::move(on_learned)), wait_(io),
+PacketPath::PacketPath(boost::asio::io_context& io, RelaySockets& sockets, SessionTable& table, Recorder& recorder,
+                       Learned on_learned)
+    : sockets_(sockets), table_(table), recorder_(recorder), on_learned_(std::move(on_learned)), wait_(io),
       buffers_(std::make_unique<Buffers>()) {
   wait_.assign(sockets_.readiness_fd());
 }
@@ -68,6 +69,20 @@ void PacketPath::flush(const RelaySockets::Ready& in, int out_fd, unsigned count
   }
 }
 
+// A packet of a recorded leg goes to the recorder: a copy into its ring, no
+// system call. The leg's first one opens the recording (once per session).
+void PacketPath::record(const RelaySockets::Ready& in, const Route& r, const ip::udp::endpoint& from,
+                        const unsigned char* data, std::size_t size) {
+  if (!recorder_.enabled()) return;  // a peer records; this instance has no --record-dir
+  Recorder::Id id = r.recording;
+  if (id == 0) {
+    const auto latch = table_.latch_at(in.slot, in.port);
+    if (!latch || !(id = recorder_.open(recording_base(latch->key.call_id, latch->key.from_tag)))) return;
+    table_.set_recording(in.slot, in.port, id);
+  }
+  recorder_.packet(id, r.in_side, r.kind, from, ip::udp::endpoint(sockets_.address(in.slot), in.port), data, size);
+}
+
 // Returns how many datagrams it took from the socket (at most budget).
 unsigned PacketPath::drain(const RelaySockets::Ready& in, unsigned budget) {
   Buffers& b = *buffers_;
@@ -98,6 +113,7 @@ unsigned PacketPath::drain(const RelaySockets::Ready& in, unsigned budget) {
       const Route r = table_.route(in.slot, in.port, from, b.data[i].data(), truncated ? 0 : b.rx[i].msg_len, now);
       if (r.learned && on_learned_)
         if (const auto latch = table_.latch_at(in.slot, in.port)) on_learned_(*latch);
+      if (r.record) record(in, r, from, b.data[i].data(), b.rx[i].msg_len);
       if (!r.forward) continue;
       if (r.out_port != out_port || r.out_slot != out_slot) {  // one sendmmsg per outgoing socket
         if (queued) flush(in, out_fd, queued);

@@ -25,6 +25,7 @@
 // (leftovers_are_relayed_and_control_answered_between_wakes) fails if that stops.
 #pragma once
 
+#include "recorder.h"
 #include "relay_sockets.h"
 #include "session_table.h"
 
@@ -39,7 +40,9 @@ namespace anyrtpproxy {
 class PacketPath {
 public:
   using Learned = std::function<void(const Latch&)>;
-  PacketPath(boost::asio::io_context& io, RelaySockets& sockets, SessionTable& table, Learned on_learned);
+  // `recorder`: where the packets of recorded legs go (R); it outlives the packet path.
+  PacketPath(boost::asio::io_context& io, RelaySockets& sockets, SessionTable& table, Recorder& recorder,
+             Learned on_learned);
   ~PacketPath();
   PacketPath(const PacketPath&) = delete;
   PacketPath& operator=(const PacketPath&) = delete;
@@ -56,9 +59,12 @@ private:
   void on_ready();
   unsigned drain(const RelaySockets::Ready& in, unsigned budget);
   void flush(const RelaySockets::Ready& in, int out_fd, unsigned count);
+  void record(const RelaySockets::Ready& in, const Route& r, const udp::endpoint& from, const unsigned char* data,
+              std::size_t size);
 
   RelaySockets& sockets_;
   SessionTable& table_;
+  Recorder& recorder_;
   Learned on_learned_;
   boost::asio::posix::stream_descriptor wait_;  // Asio's view of the sockets' epoll set (does not own it)
   std::unique_ptr<Buffers> buffers_;

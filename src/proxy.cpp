@@ -49,6 +49,8 @@ ControllerConfig controller_config(const Options& o) {
   ControllerConfig c;
   c.local = o.media;
   c.advertised = o.advertised;
+  c.recording = !o.record_dir.empty();
+  c.record_all = o.record_all;
   for (const auto& t : o.notify) c.notify_targets.push_back(t.text);
   return c;
 }
@@ -56,10 +58,12 @@ ControllerConfig controller_config(const Options& o) {
 }  // namespace
 
 Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
-    : io_(io), options_(std::move(options)), log_(log), sockets_(options_.media, options_.tos),
+    : io_(io), options_(std::move(options)), log_(log),
+      recorder_(RecorderConfig{options_.record_dir, options_.spool_dir, options_.record_pcap}),
+      sockets_(options_.media, options_.tos),
       table_(TableConfig{options_.ttl, options_.setup_ttl, options_.policy, instance_name(options_)}, make_pools(options_),
              sockets_),
-      packets_(io, sockets_, table_, [this](const Latch& latch) { on_latched(latch); }),
+      packets_(io, sockets_, table_, recorder_, [this](const Latch& latch) { on_latched(latch); }),
       controller_(table_, controller_config(options_)), notifier_(io, options_.notify, log), flush_timer_(io), sweep_(io),
       signals_(io, SIGTERM, SIGINT, SIGHUP) {
   signals_.add(SIGUSR1);
@@ -132,7 +136,12 @@ void Proxy::on_sync(SyncMessage& msg, const SyncSource& from) {
   flush_changes();  // a session kept alive against a peer's expiry goes back out
 }
 
+void Proxy::close_recordings() {
+  for (const auto id : table_.take_closed_recordings()) recorder_.close(id);
+}
+
 void Proxy::flush_changes() {
+  close_recordings();  // every path that changes the table ends here
   const Changes changes = table_.take_changes();  // always drained, with or without peers
   if (sync_server_) sync_server_->publish(changes, Clock::now());
 }
@@ -197,6 +206,7 @@ void Proxy::stop() {
   sweep_.cancel();
   signals_.cancel(ec);
   table_.clear(Clock::now());
+  close_recordings();  // the recorder moves them out of the spool as it stops
   io_.stop();
 }
 
@@ -221,6 +231,7 @@ void Proxy::sweep() {
       notifier_.send(e.notify_target, e.notify_tag);
   }
   flush_changes();
+  for (const auto& line : recorder_.take_problems()) log_.error(line);
   // Peers' legs that could not be bound: again once sockets were closed, and every 5 s.
   if (table_.take_freed() || sweeps_ % 5 == 0) log(table_.retry_unbound());
   if (++sweeps_ % 2 == 0) {  // coarse activity: media here keeps the session alive everywhere
@@ -301,6 +312,8 @@ DaemonStats Proxy::gather() const {
     }
     s.peers.push_back(std::move(ps));
   }
+  const auto rec = recorder_.stats();
+  s.recorder = DaemonStats::Recording{rec.packets, rec.dropped, rec.failed, rec.opened};
   s.version = ANYRTPPROXY_VERSION;
   s.instance = table_.config().instance;
   s.start_time = start_time_;

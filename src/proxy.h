@@ -12,6 +12,7 @@
 #include "notify.h"
 #include "options.h"
 #include "packet_path.h"
+#include "recorder.h"
 #include "relay_sockets.h"
 #include "session_table.h"
 #include "stats.h"
@@ -48,12 +49,14 @@ private:
   void wait_signal();
   void check_file_limit();
   void dump_stats();
+  void close_recordings();
   DaemonStats gather() const;
   void reload();
 
   boost::asio::io_context& io_;
   Options options_;  // as started, with what SIGHUP changed since
   Logger& log_;
+  Recorder recorder_;     // before the packet path, which feeds it; closes its files last
   RelaySockets sockets_;  // before the table, which binds through it
   SessionTable table_;
   PacketPath packets_;  // after both: it reads the sockets and routes through the table

@@ -50,6 +50,10 @@ public:
     return slot < slot_count && port < sockets_[slot].size() ? sockets_[slot][port].get() : -1;
   }
   RelayStats stats() const { return RelayStats{open_sockets_, bind_failures_}; }
+  // The address a slot's sockets are bound to (unspecified: the wildcard, or not served).
+  boost::asio::ip::address address(Slot slot) const {
+    return slot < slot_count && local_[slot] ? *local_[slot] : boost::asio::ip::address();
+  }
 
 private:
   Fd bind_one(Slot slot, std::uint16_t port, int& error);

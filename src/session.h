@@ -86,6 +86,7 @@ struct Counters {
 struct Leg {
   std::uint16_t port = 0;  // local RTP port, RTCP = port + 1; 0 = not allocated yet
   Slot slot = 0;           // the relay address the port is on (wire version 3; before: the session's family)
+  bool record = false;     // R: what arrives on this leg is recorded, by whichever instance relays it (version 3)
   Stream rtp, rtcp;
   bool asymmetric = false;
   bool hold = false;
@@ -162,6 +163,7 @@ struct LocalState {
   bool report = false;  // a leg became bound here: the peers must hear it once more
   std::vector<PeerCounters> peer_counters;  // what the peers' activity frames reported
   std::size_t bytes = 0;  // what the table counted for this session against its budget
+  std::uint32_t recording = 0;  // this instance's recording of it (recorder.h); 0: none open here
 
   // This instance's counters plus what the peers reported, per leg.
   Counters cluster_counters(int side) const;

@@ -144,6 +144,7 @@ std::variant<OfferResult, OfferFailure> SessionTable::update(const Offer& offer,
     fresh.session.family = family_of(offer.own_slot);
     fresh.session.legs[0].slot = offer.own_slot;
     fresh.session.legs[1].slot = offer.facing_slot;
+    fresh.session.legs[0].record = fresh.session.legs[1].record = offer.record;
     auto [it, inserted] = sessions_.emplace(SessionKey{offer.call_id, offer.from_tag}, std::move(fresh));
     if (const auto shortage = allocate(it->second, 0, offer.own_slot)) {
       sessions_.erase(it);
@@ -226,6 +227,7 @@ void SessionTable::erase(Entry& e, CloseReason why, Clock::time_point now) {
   Tombstone t{s.call_id, s.from_tag, s.version + 1, config_.instance, expired};
   release(e, 0);
   release(e, 1);
+  if (e.local.recording) closed_recordings_.push_back(e.local.recording);
   ++stats_.destroyed;
   ++stats_.closed[static_cast<std::size_t>(why)];
   bytes_ -= e.local.bytes;
@@ -377,6 +379,12 @@ Route SessionTable::route(Slot slot, std::uint16_t local_port, const udp::endpoi
   }
   s.last_active = now;
   e.local.active = true;
+  if (in.record) {  // what the leg accepts is recorded, forwarded or not
+    r.record = true;
+    r.recording = e.local.recording;
+    r.in_side = static_cast<std::uint8_t>(ref->side);
+    r.kind = kind;
+  }
   const Leg& out = s.legs[1 - ref->side];
   const Stream& dest = out.stream(kind);
   if (out.port == 0 || !dest.known) {
@@ -408,6 +416,39 @@ void SessionTable::send_failed(Slot slot, std::uint16_t local_port, std::size_t 
   --stats_.packets_relayed;
   stats_.bytes_relayed -= std::min<std::uint64_t>(size, stats_.bytes_relayed);
   drop(&c, why);
+}
+
+std::size_t SessionTable::record(const std::string& call_id, const std::string& from_tag, const std::string& to_tag,
+                                 bool on, bool both) {
+  std::size_t matched = 0;
+  for (auto it = sessions_.lower_bound(SessionKey{call_id, ""}); it != sessions_.end() && it->first.call_id == call_id;
+       ++it) {
+    Session& s = it->second.session;
+    int idx;
+    if (tag_matches(s.from_tag, from_tag))
+      idx = 1;  // the caller's party: what it sends arrives on the caller-facing leg
+    else if (!to_tag.empty() && tag_matches(s.from_tag, to_tag))
+      idx = 0;
+    else
+      continue;
+    ++matched;
+    for (int side = 0; side < 2; ++side)
+      if (both || side == idx) s.legs[side].record = on;
+    if (!on) stop_recording_if_idle(it->second);
+    mark_dirty(it->second);
+  }
+  return matched;
+}
+
+void SessionTable::stop_recording_if_idle(Entry& e) {
+  if (!e.local.recording || e.session.legs[0].record || e.session.legs[1].record) return;
+  closed_recordings_.push_back(e.local.recording);
+  e.local.recording = 0;
+}
+
+void SessionTable::set_recording(Slot slot, std::uint16_t local_port, std::uint32_t id) {
+  Kind kind;
+  if (const PortRef* ref = lookup(slot, local_port, kind)) ref->entry->local.recording = id;
 }
 
 std::optional<Latch> SessionTable::latch_at(Slot slot, std::uint16_t local_port) const {
@@ -524,6 +565,7 @@ SessionTable::Applied SessionTable::apply_upsert(Session incoming) {
     ++stats_.created;
   }
   account(*e);
+  stop_recording_if_idle(*e);  // a peer's N
   for (int side = 0; side < 2; ++side)
     if (e->session.legs[side].port != 0 && !e->local.legs[side].bound)
       if (auto problem = bind_remote(*e, side)) problems.push_back(std::move(*problem));

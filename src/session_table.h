@@ -101,6 +101,7 @@ struct Offer {
   // (n) and a command that names a slot (`explicit_slot`).
   Slot own_slot = 0, facing_slot = 0;
   bool explicit_slot = false;
+  bool record = false;  // a U that creates the session records both legs (--record-all)
   std::optional<udp::endpoint> remote;    // the sender's RTP address; none: not given or implausible
   bool hold = false;                      // the address was 0.0.0.0 or ::
   bool asymmetric = false, weak = false, new_port = false;
@@ -131,6 +132,11 @@ struct Route {
   bool learned = false;        // this packet moved or latched the leg's remote address
   Slot out_slot = 0;           // the relay address and
   std::uint16_t out_port = 0;  // local port to send from
+  // The arriving leg is recorded (R): into `recording` (0: none open here yet).
+  bool record = false;
+  std::uint32_t recording = 0;
+  std::uint8_t in_side = 0;
+  Kind kind = Kind::rtp;
   udp::endpoint dest;
 };
 
@@ -170,6 +176,15 @@ public:
   // D: the number of sessions matched (destroyed or kept by a weak flag).
   std::size_t remove(const std::string& call_id, const std::string& from_tag, const std::string& to_tag, bool weak,
                      Clock::time_point now);
+  // R and N (§3.9, §3.11; D's prefix rule): start or stop recording what
+  // arrives on the leg facing the party of from_tag (both legs with `both`).
+  // The number of sessions matched.
+  std::size_t record(const std::string& call_id, const std::string& from_tag, const std::string& to_tag, bool on,
+                     bool both);
+  // The recording this instance opened for the session behind a local port (packet path).
+  void set_recording(Slot slot, std::uint16_t local_port, std::uint32_t id);
+  // Recordings to close: their sessions ended, or nothing is recorded any more.
+  std::vector<std::uint32_t> take_closed_recordings() { return std::exchange(closed_recordings_, {}); }
   // Deleted by a command (&& D): the peers are told. False: no such session.
   bool destroy(const SessionKey& key, Clock::time_point now);
   std::size_t clear(Clock::time_point now);  // X, and stopping: the peers are told
@@ -231,6 +246,7 @@ private:
   void account(Entry& e);  // brings bytes_ up to date with what e costs now
   void erase(Entry& e, CloseReason why, Clock::time_point now);
   void drop(Counters* leg, DropReason why);
+  void stop_recording_if_idle(Entry& e);  // nothing flagged: the open recording is closed
   void remember(Tombstone t, Clock::time_point now);
   std::optional<Event> bind_remote(Entry& e, int side, bool count = true);  // nothing: bound
 
@@ -245,6 +261,7 @@ private:
   std::map<SessionKey, Buried> tombstones_;
   std::deque<std::pair<Clock::time_point, SessionKey>> tombstone_order_;
   std::size_t bytes_ = 0, tombstone_bytes_ = 0;
+  std::vector<std::uint32_t> closed_recordings_;
   bool freed_ = false;
 };
 

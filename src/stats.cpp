@@ -103,14 +103,6 @@ std::string prometheus_text(const DaemonStats& s) {
   x.family("sessions_closed_total", "counter", "Sessions closed, by reason.");
   for (std::size_t r = 0; r < close_reasons; ++r)
     x.sample(static_cast<double>(t.closed[r]), {{"reason", close_reason_names[r]}});
-  x.family("packets_received_total", "counter", "RTP and RTCP packets that arrived on relay ports.")
-      .sample(static_cast<double>(t.packets_received));
-  x.family("bytes_received_total", "counter", "UDP payload bytes that arrived on relay ports.")
-      .sample(static_cast<double>(t.bytes_received));
-  x.family("packets_relayed_total", "counter", "Packets sent on through the other leg.")
-      .sample(static_cast<double>(t.packets_relayed));
-  x.family("bytes_relayed_total", "counter", "UDP payload bytes sent on through the other leg.")
-      .sample(static_cast<double>(t.bytes_relayed));
   x.family("packets_dropped_total", "counter", "Packets not relayed, by reason.");
   for (std::size_t r = 0; r < drop_reasons; ++r)
     x.sample(static_cast<double>(t.dropped[r]), {{"reason", drop_reason_names[r]}});
@@ -119,39 +111,65 @@ std::string prometheus_text(const DaemonStats& s) {
     x.sample(static_cast<double>(n), {{"command", std::string(1, key.first)},
                                       {"result", key.second == CommandStats::ok_result ? std::string("ok")
                                                                                        : "E" + std::to_string(key.second)}});
-  x.family("command_retransmissions_total", "counter", "UDP commands answered from the reply cache.")
-      .sample(static_cast<double>(s.commands.duplicates));
-  x.family("reply_cache_entries", "gauge", "Replies kept for retransmitted UDP commands.")
-      .sample(static_cast<double>(s.reply_cache_entries));
-  x.family("reply_cache_bytes", "gauge", "Memory the reply cache takes (estimated).")
-      .sample(static_cast<double>(s.reply_cache_bytes));
-  x.family("relay_sockets", "gauge", "Open relay sockets (RTP and RTCP).").sample(static_cast<double>(s.relay.sockets));
-  x.family("bind_failures_total", "counter", "Port pairs that could not be bound.")
-      .sample(static_cast<double>(s.relay.bind_failures));
-  x.family("unbound_legs", "gauge", "Legs of peers' sessions this instance could not bind (it cannot take them over).")
-      .sample(static_cast<double>(s.unbound_legs));
-  if (s.open_fds)
-    x.family("open_fds", "gauge", "Open file descriptors.").sample(static_cast<double>(*s.open_fds));
-  x.family("max_fds", "gauge", "The open-file limit (RLIMIT_NOFILE).").sample(static_cast<double>(s.fd_limit));
   x.family("connections_refused_total", "counter", "Connections closed at once, by port: too many open, or not allowed.")
       .sample(static_cast<double>(s.control_refused), {{"port", "control"}})
       .sample(static_cast<double>(s.sync.connections_refused), {{"port", "sync"}})
       .sample(static_cast<double>(s.metrics_refused), {{"port", "metrics"}});
-  x.family("sync_readers", "gauge", "Connections to the sync port (peers and operators).")
-      .sample(static_cast<double>(s.sync_connections));
-  x.family("sync_frames_received_total", "counter", "Sync frames received from all peers.")
-      .sample(static_cast<double>(s.sync.frames_received));
-  x.family("sync_frames_refused_total", "counter", "Sync frames decoded but refused by validation.")
-      .sample(static_cast<double>(s.sync.frames_refused));
-  x.family("sync_bad_streams_total", "counter", "Sync connections dropped for an undecodable stream.")
-      .sample(static_cast<double>(s.sync.bad_streams));
-  x.family("sync_slow_readers_dropped_total", "counter", "Sync readers dropped for reading too slowly.")
-      .sample(static_cast<double>(s.sync.slow_peers_dropped));
   x.family("sync_sessions_refused_total", "counter", "Peers' sessions refused, by reason.")
       .sample(static_cast<double>(t.sync_refused_full), {{"reason", "table_full"}})
       .sample(static_cast<double>(t.sync_refused_budget), {{"reason", "memory_budget"}})
       .sample(static_cast<double>(t.sync_stale), {{"reason", "stale"}})
       .sample(static_cast<double>(t.sync_port_conflicts), {{"reason", "port_conflict"}});
+  // The families without labels, one sample each.
+  struct Scalar {
+    const char *name, *type, *help;
+    double value;
+  };
+  const auto n = [](auto v) { return static_cast<double>(v); };
+  const Scalar scalars[] = {
+      {"packets_received_total", "counter",
+       "RTP and RTCP packets that arrived on relay ports.", n(t.packets_received)},
+      {"bytes_received_total", "counter",
+       "UDP payload bytes that arrived on relay ports.", n(t.bytes_received)},
+      {"packets_relayed_total", "counter",
+       "Packets sent on through the other leg.", n(t.packets_relayed)},
+      {"bytes_relayed_total", "counter",
+       "UDP payload bytes sent on through the other leg.", n(t.bytes_relayed)},
+      {"command_retransmissions_total", "counter",
+       "UDP commands answered from the reply cache.", n(s.commands.duplicates)},
+      {"reply_cache_entries", "gauge",
+       "Replies kept for retransmitted UDP commands.", n(s.reply_cache_entries)},
+      {"reply_cache_bytes", "gauge",
+       "Memory the reply cache takes (estimated).", n(s.reply_cache_bytes)},
+      {"relay_sockets", "gauge",
+       "Open relay sockets (RTP and RTCP).", n(s.relay.sockets)},
+      {"bind_failures_total", "counter",
+       "Port pairs that could not be bound.", n(s.relay.bind_failures)},
+      {"unbound_legs", "gauge",
+       "Legs of peers' sessions this instance could not bind (it cannot take them over).", n(s.unbound_legs)},
+      {"max_fds", "gauge",
+       "The open-file limit (RLIMIT_NOFILE).", n(s.fd_limit)},
+      {"recordings_total", "counter",
+       "Recordings begun (R, --record-all).", n(s.recorder.opened)},
+      {"recordings_failed_total", "counter",
+       "Recordings stopped by an error (unwritable directory, full disk).", n(s.recorder.failed)},
+      {"recorded_packets_total", "counter",
+       "Packets written to recordings.", n(s.recorder.packets)},
+      {"recording_dropped_packets_total", "counter",
+       "Packets left out of recordings because the disk was too slow (never the relayed ones).", n(s.recorder.dropped)},
+      {"sync_readers", "gauge",
+       "Connections to the sync port (peers and operators).", n(s.sync_connections)},
+      {"sync_frames_received_total", "counter",
+       "Sync frames received from all peers.", n(s.sync.frames_received)},
+      {"sync_frames_refused_total", "counter",
+       "Sync frames decoded but refused by validation.", n(s.sync.frames_refused)},
+      {"sync_bad_streams_total", "counter",
+       "Sync connections dropped for an undecodable stream.", n(s.sync.bad_streams)},
+      {"sync_slow_readers_dropped_total", "counter",
+       "Sync readers dropped for reading too slowly.", n(s.sync.slow_peers_dropped)},
+  };
+  for (const Scalar& m : scalars) x.family(m.name, m.type, m.help).sample(m.value);
+  if (s.open_fds) x.family("open_fds", "gauge", "Open file descriptors.").sample(n(*s.open_fds));
   if (!s.peers.empty()) {
     x.family("sync_peer_up", "gauge", "1 while the connection to the peer (-M) is up.");
     for (const auto& p : s.peers) x.sample(p.connected ? 1 : 0, {{"peer", p.name}});

@@ -56,6 +56,9 @@ struct DaemonStats {
   std::uint64_t fd_limit = 0;
   std::uint64_t control_refused = 0, metrics_refused = 0;
   std::vector<PeerStats> peers;
+  struct Recording {
+    std::uint64_t packets = 0, dropped = 0, failed = 0, opened = 0;
+  } recorder;
   std::string version, instance;
   double start_time = 0;  // seconds since the Unix epoch
 };

@@ -122,6 +122,7 @@ void serialize_leg(IO& io, LegT& leg) {
       if (slot >= slot_count) throw Limit("an unknown relay address slot " + std::to_string(slot));
       leg.slot = static_cast<Slot>(slot);
     }
+    io.flag(leg.record);
   }
 }
 

@@ -5,6 +5,7 @@ callee echoes it back. Loopback only."""
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -109,6 +110,27 @@ def kamailio_bridges_calls_between_two_addresses_with_ie_and_ei():
     log = calls_through(["-i", "127.0.0.2/127.0.0.3"], media="", offer='rtpproxy_manage("ier")',
                         answer='rtpproxy_manage("eir")', uac_ip="127.0.0.2", uas_ip="127.0.0.3")
     assert "latched" in log
+
+
+@test
+def kamailio_start_recording_writes_a_pcap_per_call():
+    """start_recording() after rtpproxy_manage() on the INVITE: R cid F, the
+    caller's direction; every call leaves a pcap of what the caller sent."""
+    rec = tempfile.mkdtemp(prefix="arp-e2e-rec-")
+    try:
+        calls_through(["-r", rec, "--record-pcap"], offer="rtpproxy_manage(); start_recording()")
+        names = sorted(os.listdir(rec))
+        assert len(names) == CALLS and all(n.endswith(".pcap") for n in names), names
+        for n in names:
+            data = open(os.path.join(rec, n), "rb").read()
+            count, at = 0, 24
+            while at + 16 <= len(data):
+                incl = struct.unpack("<I", data[at + 8:at + 12])[0]
+                at += 16 + incl
+                count += 1
+            assert count >= PCAP_PACKETS * 0.95, "%s holds %d packets" % (n, count)
+    finally:
+        shutil.rmtree(rec, ignore_errors=True)
 
 
 if __name__ == "__main__":

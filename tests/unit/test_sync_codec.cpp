@@ -88,6 +88,7 @@ void check_same(const Session& a, const Session& b) {
   for (int i = 0; i < 2; ++i) {
     BOOST_TEST(a.legs[i].port == b.legs[i].port);
     BOOST_TEST(a.legs[i].slot == b.legs[i].slot);
+    BOOST_TEST(a.legs[i].record == b.legs[i].record);
     BOOST_TEST(a.legs[i].owner == b.legs[i].owner);
     BOOST_TEST(a.legs[i].rtp.remote == b.legs[i].rtp.remote);
     BOOST_TEST(a.legs[i].rtp.learned == b.legs[i].rtp.learned);
@@ -131,6 +132,7 @@ std::string golden_stream() {
   v6.legs[1] = Leg{};
   v6.legs[1].slot = slot_of(Family::v6, Side::internal);
   v6.legs[0].slot = slot_of(Family::v6, Side::external);  // bridge mode: the callee's leg on the external address
+  v6.legs[0].record = true;                               // R: what the callee sends is recorded
   v6.legs[0].relatch_until = {};
   return encode(SyncHello{"relay1:35000", 35000, 39999, 2}) + encode(sample(), now) + encode(v6, now) +
          encode(Tombstone{"gone-call", "A;1", 3, "relay3:45000", true}) +
@@ -184,6 +186,8 @@ BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_3) {
   BOOST_TEST(v6.legs[0].rtp.remote == ep("2001:db8::20", 5004));
   BOOST_TEST(v6.legs[0].slot == slot_of(Family::v6, Side::external));
   BOOST_TEST(v6.legs[1].slot == slot_of(Family::v6, Side::internal));
+  BOOST_TEST(v6.legs[0].record);
+  BOOST_TEST(!v6.legs[1].record);
   BOOST_TEST(std::get<SyncActivity>(std::get<SyncMessage>(all[4])).entries.at(1).unbound == 2);
 }
 

@@ -1,0 +1,222 @@
+"""Recording (issue 10, item 3): R and N, -r, --spool-dir, --record-pcap,
+-a; the pcap parsed back; a full or read-only directory stops the recording
+while the media keeps flowing. Loopback only; the full and read-only
+directories are tmpfs mounts the test makes (as root) and removes."""
+
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+from harness import BINARY, Daemon, Peer, Skip, free_port, rtcp, rtp, run_all, test, wait_until
+
+LO = "127.0.0.1"
+
+
+def call(d, a, b, cid="rec"):
+    p = int(d.cmd("U %s %s %d A;1" % (cid, LO, a.port)).split()[0])
+    q = int(d.cmd("L %s %s %d A;1 B;1" % (cid, LO, b.port)).split()[0])
+    return p, q
+
+
+def exchange(a, b, a_rtcp, b_rtcp, p, q, n=5):
+    """n RTP packets each way and one RTCP each way, every one relayed."""
+    for seq in range(n):
+        a.send(rtp(seq, ssrc=1), (LO, q))
+        assert b.recv()[0] == rtp(seq, ssrc=1)
+        b.send(rtp(seq, ssrc=2), (LO, p))
+        assert a.recv()[0] == rtp(seq, ssrc=2)
+    a_rtcp.send(rtcp(1), (LO, q + 1))
+    assert b_rtcp.recv()[0] == rtcp(1)
+    b_rtcp.send(rtcp(2), (LO, p + 1))
+    assert a_rtcp.recv()[0] == rtcp(2)
+
+
+def pair(host=LO):
+    base = free_port(host=host, pair=True)
+    return Peer(host, port=base), Peer(host, port=base + 1)
+
+
+def read_pcap(path):
+    """[(src, sport, dst, dport, payload)] of a raw-IP pcap."""
+    data = open(path, "rb").read()
+    magic, major, minor, _, _, snap, link = struct.unpack("<IHHiIII", data[:24])
+    assert (magic, major, minor, link) == (0xa1b2c3d4, 2, 4, 101), (hex(magic), major, minor, link)
+    out, at = [], 24
+    while at < len(data):
+        _, _, incl, orig = struct.unpack("<IIII", data[at:at + 16])
+        pkt = data[at + 16:at + 16 + incl]
+        at += 16 + incl
+        assert pkt[0] >> 4 == 4 and pkt[9] == 17, "not IPv4/UDP"
+        src, dst = ".".join(map(str, pkt[12:16])), ".".join(map(str, pkt[16:20]))
+        sport, dport, ulen, _ = struct.unpack("!HHHH", pkt[20:28])
+        assert ulen == orig - 20 and incl == orig
+        out.append((src, sport, dst, dport, pkt[28:]))
+    return out
+
+
+def files(d):
+    return sorted(os.listdir(d))
+
+
+@test
+def r_records_rtp_and_rtcp_of_both_directions_in_a_pcap():
+    rec = tempfile.mkdtemp(prefix="arp-rec-")
+    a, a_rtcp = pair()
+    b, b_rtcp = pair()
+    with Daemon("-r", rec, "--record-pcap") as d:
+        assert d.cmd("VF 20071218") == "1" and d.cmd("VF 20200226") == "1"
+        p, q = call(d, a, b, "pc/../x")  # a call-id with a path in it stays inside -r
+        assert d.cmd("R pc/../x A B") == "0"  # the caller's direction (Kamailio: R cid F T)
+        assert d.cmd("R pc/../x B A") == "0"  # the callee's (in the 200 OK's route: R cid T F)
+        assert d.cmd("R nosuch A") == "E50"
+        exchange(a, b, a_rtcp, b_rtcp, p, q)
+        assert d.cmd("D pc/../x A") == "0"
+        wait_until(lambda: files(rec) == ["pc_.._x=A.pcap"], 3, "the pcap to be closed", debug=lambda: files(rec))
+        wait_until(lambda: len(read_pcap(os.path.join(rec, "pc_.._x=A.pcap"))) == 12, 3, "12 packets written")
+        packets = read_pcap(os.path.join(rec, "pc_.._x=A.pcap"))
+        to_q = [x for x in packets if x[3] in (q, q + 1)]
+        to_p = [x for x in packets if x[3] in (p, p + 1)]
+        assert [x[4] for x in to_q] == [rtp(s, ssrc=1) for s in range(5)] + [rtcp(1)]
+        assert [x[4] for x in to_p] == [rtp(s, ssrc=2) for s in range(5)] + [rtcp(2)]
+        assert all(x[:2] == (LO, a.port) for x in to_q[:5]) and to_q[5][:2] == (LO, a_rtcp.port)
+        assert all(x[:2] == (LO, b.port) for x in to_p[:5]) and to_p[5][:2] == (LO, b_rtcp.port)
+    shutil.rmtree(rec)
+
+
+@test
+def n_stops_and_the_spool_holds_files_until_the_session_ends():
+    rec, spool = tempfile.mkdtemp(prefix="arp-rec-"), tempfile.mkdtemp(prefix="arp-spool-")
+    a, a_rtcp = pair()
+    b, b_rtcp = pair()
+    with Daemon("-r", rec, "--spool-dir", spool) as d:  # rtpproxy's own per-direction files
+        p, q = call(d, a, b, "sp")
+        assert d.cmd("R sp A;1 B;1") == "0"
+        exchange(a, b, a_rtcp, b_rtcp, p, q, n=3)
+        wait_until(lambda: files(spool) == ["sp=A.o.rtcp", "sp=A.o.rtp"], 3, "the caller's files in the spool",
+                   debug=lambda: files(spool))
+        assert files(rec) == []
+        assert d.cmd("N sp A;1 B;1") == "0"  # stops: the recording closes, out of the spool
+        wait_until(lambda: files(rec) == ["sp=A.o.rtcp", "sp=A.o.rtp"] and files(spool) == [], 3, "the move")
+        size = os.path.getsize(os.path.join(rec, "sp=A.o.rtp"))
+        assert size == 3 * (30 + len(rtp(0))), size  # rtpproxy's 30-byte header before each packet
+        exchange(a, b, a_rtcp, b_rtcp, p, q, n=2)  # not recorded any more
+        time.sleep(0.1)
+        assert os.path.getsize(os.path.join(rec, "sp=A.o.rtp")) == size and files(spool) == []
+    with Daemon() as d:  # no -r: R cannot record
+        assert d.cmd("VF 20071218") == "0"
+        call(d, a, b, "none")
+        assert d.cmd("R none A;1") == "E50"
+    shutil.rmtree(rec)
+    shutil.rmtree(spool)
+
+
+@test
+def record_all_records_every_session():
+    rec = tempfile.mkdtemp(prefix="arp-rec-")
+    a, a_rtcp = pair()
+    b, b_rtcp = pair()
+    with Daemon("-r", rec, "--record-pcap", "-a") as d:
+        p, q = call(d, a, b, "all")
+        exchange(a, b, a_rtcp, b_rtcp, p, q, n=2)
+        assert d.cmd("D all A") == "0"
+        wait_until(lambda: files(rec) == ["all=A.pcap"] and len(read_pcap(os.path.join(rec, "all=A.pcap"))) == 6, 3,
+                   "both directions recorded without R")
+    shutil.rmtree(rec)
+
+
+def tmpfs(options):
+    if os.geteuid() != 0:
+        raise Skip("needs root to mount a tmpfs")
+    where = tempfile.mkdtemp(prefix="arp-tmpfs-")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", where], capture_output=True, text=True)
+    if r.returncode != 0:
+        os.rmdir(where)
+        raise Skip("cannot mount a tmpfs here: " + r.stderr.strip())
+    return where
+
+
+def unmount(where):
+    subprocess.run(["umount", where], capture_output=True)
+    os.rmdir(where)
+
+
+@test
+def a_full_or_read_only_directory_stops_the_recording_and_media_flows():
+    for options, why in (("size=64k", "cannot write it"), ("ro,size=1m", "cannot create it")):
+        where = tmpfs(options)
+        a, a_rtcp = pair()
+        b, b_rtcp = pair()
+        try:
+            with Daemon("-r", where, "--record-pcap", level="info") as d:
+                p, q = call(d, a, b, "full")
+                assert d.cmd("R full A;1") == "0"
+                payload = b"\xd5" * 1000
+                for seq in range(200):  # 200 kB: more than the 64 kB tmpfs holds
+                    a.send(rtp(seq, payload=payload), (LO, q))
+                    assert b.recv()[0] == rtp(seq, payload=payload), "packet %d was not relayed" % seq
+                wait_until(lambda: why in d.logtext(), 5, "the recording's one log line", debug=lambda: d.logtext()[-500:])
+                assert d.logtext().count("recording stopped") == 1, d.logtext()[-2000:]
+                assert d.cmd("Q full A;1 B;1").split()[1] == "200"
+                assert d.cmd("D full A;1") == "0"
+        finally:
+            unmount(where)
+
+
+@test
+def after_a_failover_the_new_instance_records_the_rest_in_a_file_of_its_own():
+    hosts = ["127.0.0.2", "127.0.0.3"]
+    sync_port = free_port(socket.SOCK_STREAM)
+    base = free_port(pair=True) // 1000 * 1000
+    dirs = [tempfile.mkdtemp(prefix="arp-rec-%d-" % i) for i in range(2)]
+    nodes = [Daemon("-S", str(sync_port), "-I", h, "-M", "%s:%d" % (hosts[1 - i], sync_port), "-r", dirs[i],
+                    "--record-pcap", host=h, media=h, control=free_port(), ports=(base + 300 * i, base + 300 * i + 99),
+                    start=False, level="info") for i, h in enumerate(hosts)]
+    caller, callee = Peer(hosts[0]), Peer(hosts[0])
+    try:
+        for n in nodes:
+            n.start()
+        wait_until(lambda: all("sync: connected to" in n.logtext() for n in nodes), 5, "the instances to connect")
+        a = nodes[0]
+        p = int(a.cmd("U fo %s %d A;1" % (hosts[0], caller.port)).split()[0])
+        q = int(a.cmd("L fo %s %d A;1 B;1" % (hosts[0], callee.port)).split()[0])
+        assert a.cmd("R fo A;1") == "0"
+        wait_until(lambda: nodes[1].cmd("Q fo A;1 B;1") != "E50" and "unbound legs: 0" in nodes[1].cmd("I"), 5,
+                   "B to hold the call")
+        for seq in range(4):  # through A
+            caller.send(rtp(seq), (hosts[0], q))
+            assert callee.recv()[0] == rtp(seq)
+        time.sleep(0.3)  # the activity report; then A dies without a word
+        a.kill()
+        for seq in range(4, 10):  # the route moved: the same ports, on B
+            caller.send(rtp(seq), (hosts[1], q))
+            assert callee.recv()[0] == rtp(seq)
+        assert nodes[1].cmd("D fo A;1") == "0"
+        wait_until(lambda: files(dirs[1]) == ["fo=A.pcap"] and len(read_pcap(os.path.join(dirs[1], "fo=A.pcap"))) == 6,
+                   3, "B's file with the rest of the call", debug=lambda: files(dirs[1]))
+        assert [x[4] for x in read_pcap(os.path.join(dirs[1], "fo=A.pcap"))] == [rtp(s) for s in range(4, 10)]
+        assert files(dirs[0]) == ["fo=A.pcap"]  # A's file, as far as A got (its buffer may not have reached the disk)
+    finally:
+        for n in nodes:
+            if n.proc and n.proc.poll() is None:
+                n.stop()
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+@test
+def bad_recording_options_are_refused_naming_them():
+    for args, message in ((["-r", "relative/dir"], "-r/--record-dir: 'relative/dir' is not an absolute path"),
+                          (["-r", "/nonexistent/arp"], "-r/--record-dir: '/nonexistent/arp' is not a directory"),
+                          (["--record-pcap"], "--record-pcap: needs -r/--record-dir"),
+                          (["-a"], "-a/--record-all: needs -r/--record-dir")):
+        r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:%d" % free_port()] + args, capture_output=True,
+                           text=True, timeout=10)
+        assert r.returncode == 2 and message in r.stderr, (args, r.returncode, r.stderr)
+
+
+if __name__ == "__main__":
+    run_all()
