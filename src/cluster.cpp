@@ -48,6 +48,9 @@ std::optional<Refusal> check(const Session& s, const ClusterView& view) {
         return Refusal{"family", "an address of the other family"};
     if (leg.has_signalled && !of_family(leg.signalled, family_of(leg.slot)))
       return Refusal{"family", "an address of the other family"};
+    if (leg.copy && (leg.copy_to.port() == 0 || leg.copy_to.port() == 65535 || leg.copy_to.address().is_unspecified() ||
+                     leg.copy_to.address().is_multicast()))
+      return Refusal{"copy", "a copy target that is not a unicast address and port"};
     if (leg.port == 0) continue;
     if (!good_name(leg.owner)) return Refusal{"name", "a port without a valid owner"};
     const PortRange* range = range_of(view, leg.owner);

@@ -211,9 +211,20 @@ std::string Controller::run(std::string_view text, Clock::time_point now, Effect
           }
           if constexpr (std::is_same_v<T, StopPlay>)  // nothing ever plays: stopping succeeds
             return table_.find(c.call_id, c.from_tag, c.to_tag) ? "0" : format_error(Error::no_session);
-          if constexpr (std::is_same_v<T, Copy>) {  // recording and copying are not implemented
-            return table_.find(c.call_id, c.from_tag, c.to_tag) ? format_error(Error::copy_failed)
-                                                                : format_error(Error::no_session);
+          if constexpr (std::is_same_v<T, Copy>) {  // C: only udp: targets (a file target is R's job)
+            const auto m = table_.find(c.call_id, c.from_tag, c.to_tag);
+            if (!m) return format_error(Error::no_session);
+            const auto to = parse_copy_target(c.target);
+            // Copies leave from the leg's own socket: the target must be of its family.
+            const Slot slot = m->entry->session.legs[1 - m->side].slot;
+            if (!to || to->address().is_v6() != (family_of(slot) == Family::v6)) return format_error(Error::copy_failed);
+            const auto from = table_.copy(c.call_id, c.from_tag, c.to_tag, *to);
+            effects.events.push_back({Level::info, "copying call-id=" + c.call_id + " tag=" + c.from_tag + " to " +
+                                                       endpoint_text(*to)});
+            if (!c.reply_port) return "0";
+            if (from->second == 0) return format_error(Error::copy_failed);  // that leg has no port yet
+            const auto& shown = config_.advertised[from->first] ? config_.advertised[from->first] : config_.local[from->first];
+            return format_port(from->second, shown);
           }
           if constexpr (std::is_same_v<T, Record>) {  // E50 also when recording is not configured (no -r)
             if (!config_.recording || !table_.record(c.call_id, c.from_tag, c.to_tag, true, false))
@@ -221,8 +232,8 @@ std::string Controller::run(std::string_view text, Clock::time_point now, Effect
             effects.events.push_back({Level::info, "recording call-id=" + c.call_id + " tag=" + c.from_tag});
             return "0";
           }
-          if constexpr (std::is_same_v<T, NoRecord>) {  // N: stop recording (both directions with a)
-            return config_.recording && table_.record(c.call_id, c.from_tag, c.to_tag, false, c.all)
+          if constexpr (std::is_same_v<T, NoRecord>) {  // N: stop recording and copying (both directions with a)
+            return table_.record(c.call_id, c.from_tag, c.to_tag, false, c.all)
                        ? "0"
                        : format_error(Error::no_session);
           }

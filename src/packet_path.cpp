@@ -16,9 +16,9 @@ namespace ip = boost::asio::ip;
 // every socket: one thread runs the handlers, so one set suffices.
 struct PacketPath::Buffers {
   static constexpr std::size_t packet = 4096;  // larger datagrams arrive truncated and are dropped
-  std::array<mmsghdr, batch> rx{}, tx{};
-  std::array<iovec, batch> rx_iov{}, tx_iov{};
-  std::array<sockaddr_storage, batch> rx_addr{}, tx_addr{};
+  std::array<mmsghdr, batch> rx{}, tx{}, cp{};
+  std::array<iovec, batch> rx_iov{}, tx_iov{}, cp_iov{};
+  std::array<sockaddr_storage, batch> rx_addr{}, tx_addr{}, cp_addr{};
   std::array<std::array<unsigned char, packet>, batch> data{};
   std::array<RelaySockets::Ready, RelaySockets::max_ready> ready{};
 };
@@ -101,6 +101,7 @@ unsigned PacketPath::drain(const RelaySockets::Ready& in, unsigned budget) {
     if (n <= 0) break;
     taken += static_cast<unsigned>(n);
     const auto now = Clock::now();
+    unsigned copies = 0;  // C: sent from the arriving socket with one sendmmsg after the round
     int out_fd = -1;
     Slot out_slot = 0;
     std::uint16_t out_port = 0;
@@ -114,6 +115,16 @@ unsigned PacketPath::drain(const RelaySockets::Ready& in, unsigned budget) {
       if (r.learned && on_learned_)
         if (const auto latch = table_.latch_at(in.slot, in.port)) on_learned_(*latch);
       if (r.record) record(in, r, from, b.data[i].data(), b.rx[i].msg_len);
+      if (r.copy && !truncated) {
+        std::memcpy(&b.cp_addr[copies], r.copy_to.data(), r.copy_to.size());
+        b.cp_iov[copies] = iovec{b.data[i].data(), b.rx[i].msg_len};
+        b.cp[copies].msg_hdr = msghdr{};
+        b.cp[copies].msg_hdr.msg_name = &b.cp_addr[copies];
+        b.cp[copies].msg_hdr.msg_namelen = static_cast<socklen_t>(r.copy_to.size());
+        b.cp[copies].msg_hdr.msg_iov = &b.cp_iov[copies];
+        b.cp[copies].msg_hdr.msg_iovlen = 1;
+        ++copies;
+      }
       if (!r.forward) continue;
       if (r.out_port != out_port || r.out_slot != out_slot) {  // one sendmmsg per outgoing socket
         if (queued) flush(in, out_fd, queued);
@@ -136,6 +147,14 @@ unsigned PacketPath::drain(const RelaySockets::Ready& in, unsigned budget) {
       ++queued;
     }
     if (queued) flush(in, out_fd, queued);
+    // Copies are best effort: what the socket refuses is not retried (the relayed packets were sent).
+    for (unsigned sent = 0; sent < copies;) {
+      const int m = ::sendmmsg(in.fd, &b.cp[sent], copies - sent, MSG_DONTWAIT);
+      if (m > 0)
+        sent += static_cast<unsigned>(m);
+      else if (!(m < 0 && errno == EINTR))
+        sent += 1;
+    }
     if (static_cast<unsigned>(n) < want) break;  // drained
   }
   return taken;

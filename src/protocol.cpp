@@ -228,7 +228,8 @@ ParseResult parse_main(const Tokens& t) {
       if (!in_range(n, 4, 5)) return Error::arg_count;
       if (mods.find_first_not_of("sSpP") != std::string_view::npos) return Error::record_modifier;
       auto tags = tags_at(t, 1, 3);
-      return Request{Copy{tags.call_id, str(t[2]), tags.from_tag, tags.to_tag}, {}};
+      const bool reply_port = mods.find_first_of("pP") != std::string_view::npos;
+      return Request{Copy{tags.call_id, str(t[2]), tags.from_tag, tags.to_tag, reply_port}, {}};
     }
     case 'n': {
       if (!in_range(n, 3, 4)) return Error::arg_count;
@@ -360,6 +361,27 @@ std::string_view error_reason(Error e) {
     case Error::internal: return "internal error";
   }
   return "error";
+}
+
+std::optional<ip::udp::endpoint> parse_copy_target(std::string_view target) {
+  if (target.substr(0, 4) != "udp:") return std::nullopt;
+  std::string_view rest = target.substr(4), host;
+  if (!rest.empty() && rest[0] == '[') {
+    const auto close = rest.find("]:");
+    if (close == std::string_view::npos) return std::nullopt;
+    host = rest.substr(1, close - 1);
+    rest = rest.substr(close + 2);
+  } else {
+    const auto colon = rest.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = rest.substr(0, colon);
+    rest = rest.substr(colon + 1);
+  }
+  const auto port = to_int<int>(rest);
+  boost::system::error_code ec;
+  const auto addr = ip::make_address(str(host), ec);
+  if (ec || !port || *port < 1 || *port > 65534 || addr.is_unspecified() || addr.is_multicast()) return std::nullopt;
+  return ip::udp::endpoint(addr, static_cast<unsigned short>(*port));
 }
 
 char command_letter(std::string_view text) {

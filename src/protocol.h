@@ -99,7 +99,12 @@ struct Query { bool verbose = false; std::string call_id, from_tag, to_tag; std:
 struct Play { int count = 1; std::string call_id, name, codecs, from_tag, to_tag; };
 struct StopPlay { std::string call_id, from_tag, to_tag; };
 struct Record { std::string call_id, from_tag, to_tag; };
-struct Copy { std::string call_id, target, from_tag, to_tag; };
+struct Copy {
+  std::string call_id, target, from_tag, to_tag;
+  bool reply_port = false;  // p: the reply names the local port and address the copies leave from
+};
+// C's target "udp:HOST:PORT" or "udp:[IPV6]:PORT" (numeric); nothing when it is not one.
+std::optional<boost::asio::ip::udp::endpoint> parse_copy_target(std::string_view target);
 struct NoRecord { bool all = false; std::string call_id, from_tag, to_tag; };
 struct Version {};
 struct Feature { std::string date; };

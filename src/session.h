@@ -87,6 +87,9 @@ struct Leg {
   std::uint16_t port = 0;  // local RTP port, RTCP = port + 1; 0 = not allocated yet
   Slot slot = 0;           // the relay address the port is on (wire version 3; before: the session's family)
   bool record = false;     // R: what arrives on this leg is recorded, by whichever instance relays it (version 3)
+  // C: what arrives on this leg is also sent to copy_to (RTCP to its port + 1) (version 3).
+  bool copy = false;
+  udp::endpoint copy_to;
   Stream rtp, rtcp;
   bool asymmetric = false;
   bool hold = false;

@@ -379,6 +379,11 @@ Route SessionTable::route(Slot slot, std::uint16_t local_port, const udp::endpoi
   }
   s.last_active = now;
   e.local.active = true;
+  if (in.copy) {  // what the leg accepts is copied (C), forwarded or not
+    r.copy = true;
+    r.copy_to = kind == Kind::rtp ? in.copy_to
+                                  : udp::endpoint(in.copy_to.address(), static_cast<unsigned short>(in.copy_to.port() + 1));
+  }
   if (in.record) {  // what the leg accepts is recorded, forwarded or not
     r.record = true;
     r.recording = e.local.recording;
@@ -432,12 +437,29 @@ std::size_t SessionTable::record(const std::string& call_id, const std::string& 
     else
       continue;
     ++matched;
-    for (int side = 0; side < 2; ++side)
-      if (both || side == idx) s.legs[side].record = on;
+    for (int side = 0; side < 2; ++side) {
+      if (!both && side != idx) continue;
+      s.legs[side].record = on;
+      if (!on) s.legs[side].copy = false;  // N stops C's copies too
+    }
     if (!on) stop_recording_if_idle(it->second);
     mark_dirty(it->second);
   }
   return matched;
+}
+
+std::optional<std::pair<Slot, std::uint16_t>> SessionTable::copy(const std::string& call_id,
+                                                                 const std::string& from_tag,
+                                                                 const std::string& to_tag,
+                                                                 std::optional<udp::endpoint> to) {
+  const auto match = locate(sessions_, call_id, from_tag, to_tag);
+  if (!match) return std::nullopt;
+  Entry& e = *match->first;
+  Leg& leg = e.session.legs[1 - match->second];  // it faces the party of from_tag: what that party sends arrives here
+  leg.copy = to.has_value();
+  leg.copy_to = to ? *to : udp::endpoint();
+  mark_dirty(e);
+  return std::make_pair(leg.slot, leg.port);
 }
 
 void SessionTable::stop_recording_if_idle(Entry& e) {

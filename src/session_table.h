@@ -132,6 +132,9 @@ struct Route {
   bool learned = false;        // this packet moved or latched the leg's remote address
   Slot out_slot = 0;           // the relay address and
   std::uint16_t out_port = 0;  // local port to send from
+  // A copy goes to copy_to (C), from the arriving socket.
+  bool copy = false;
+  udp::endpoint copy_to;
   // The arriving leg is recorded (R): into `recording` (0: none open here yet).
   bool record = false;
   std::uint32_t recording = 0;
@@ -181,6 +184,10 @@ public:
   // The number of sessions matched.
   std::size_t record(const std::string& call_id, const std::string& from_tag, const std::string& to_tag, bool on,
                      bool both);
+  // C: copies of what the party of from_tag sends go to `to` (RTCP to its port + 1);
+  // none: stop. The leg's local port and slot, or nothing when no session matched.
+  std::optional<std::pair<Slot, std::uint16_t>> copy(const std::string& call_id, const std::string& from_tag,
+                                                     const std::string& to_tag, std::optional<udp::endpoint> to);
   // The recording this instance opened for the session behind a local port (packet path).
   void set_recording(Slot slot, std::uint16_t local_port, std::uint32_t id);
   // Recordings to close: their sessions ended, or nothing is recorded any more.

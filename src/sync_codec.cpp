@@ -123,6 +123,8 @@ void serialize_leg(IO& io, LegT& leg) {
       leg.slot = static_cast<Slot>(slot);
     }
     io.flag(leg.record);
+    io.flag(leg.copy);
+    endpoint(io, leg.copy_to);
   }
 }
 

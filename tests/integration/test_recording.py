@@ -208,6 +208,29 @@ def after_a_failover_the_new_instance_records_the_rest_in_a_file_of_its_own():
 
 
 @test
+def c_copies_what_a_party_sends_to_a_udp_collector():
+    a, a_rtcp = pair()
+    b, b_rtcp = pair()
+    collector, collector_rtcp = pair()
+    with Daemon() as d:  # copying needs no --record-dir
+        p, q = call(d, a, b, "cp")
+        assert d.cmd("C cp udp:%s:%d nosuch" % (LO, collector.port)) == "E50"
+        assert d.cmd("C cp file-name A;1") == "E65"  # only udp: targets
+        assert d.cmd("C cp udp:[::1]:%d A;1" % collector.port) == "E65"  # not the leg's family
+        assert d.cmd("C cp udp:%s:%d A;1" % (LO, collector.port)) == "0"
+        assert d.cmd("Cp cp udp:%s:%d A;1" % (LO, collector.port)) == "%d %s" % (q, LO)  # copies leave from q
+        exchange(a, b, a_rtcp, b_rtcp, p, q, n=3)  # relayed as before
+        got = [collector.recv() for _ in range(3)]
+        assert [x[0] for x in got] == [rtp(s, ssrc=1) for s in range(3)], got  # the caller's side only
+        assert all(x[1] == (LO, q) for x in got)
+        assert collector_rtcp.recv()[0] == rtcp(1)  # RTCP to the target's port + 1
+        assert collector.nothing()
+        assert d.cmd("N cp A;1") == "0"  # stops the copies
+        exchange(a, b, a_rtcp, b_rtcp, p, q, n=2)
+        assert collector.nothing()
+
+
+@test
 def bad_recording_options_are_refused_naming_them():
     for args, message in ((["-r", "relative/dir"], "-r/--record-dir: 'relative/dir' is not an absolute path"),
                           (["-r", "/nonexistent/arp"], "-r/--record-dir: '/nonexistent/arp' is not a directory"),

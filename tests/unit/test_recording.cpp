@@ -1,6 +1,7 @@
 // Unit tests: recording file names and formats (recording.h), and the
 // table's R/N flags with the recordings it tells the owner to close.
 #include "fakes.h"
+#include "protocol.h"
 #include "recording.h"
 #include "session_table.h"
 
@@ -122,6 +123,32 @@ BOOST_AUTO_TEST_CASE(r_and_n_flag_legs_and_finished_recordings_are_handed_back) 
   table.set_recording(at(Family::v4), port, 8);
   BOOST_TEST(table.remove("c", "A", "", false, t0) == 1u);  // the session ends: its recording closes
   BOOST_TEST(table.take_closed_recordings() == std::vector<std::uint32_t>{8});
+}
+
+BOOST_AUTO_TEST_CASE(copy_targets_are_numeric_udp_endpoints) {
+  BOOST_TEST(parse_copy_target("udp:192.0.2.1:5000").value() == ep("192.0.2.1", 5000));
+  BOOST_TEST(parse_copy_target("udp:[2001:db8::1]:5000").value() == ep("2001:db8::1", 5000));
+  for (const char* bad : {"file-name", "udp:collector.example:5000", "udp:192.0.2.1", "udp:192.0.2.1:0",
+                          "udp:192.0.2.1:65535", "udp:0.0.0.0:5000", "udp:224.0.0.1:5000", "udp:[::1:5000",
+                          "tcp:192.0.2.1:5000", "udp:192.0.2.1:50x0"})
+    BOOST_TEST(!parse_copy_target(bad).has_value(), bad);
+}
+
+BOOST_AUTO_TEST_CASE(c_sets_the_copy_of_the_from_tag_partys_leg_and_n_clears_it) {
+  FakeBinder binder;
+  SessionTable table{TableConfig{60s, 60s, LatchPolicy::once, "me:30000"}, pools(30000, 30020), binder};
+  Offer u;
+  u.call_id = "c";
+  u.from_tag = "A;1";
+  table.update(u, t0);
+  BOOST_TEST(!table.copy("x", "A", "", ep("192.0.2.9", 7000)).has_value());
+  const auto where = table.copy("c", "A;1", "", ep("192.0.2.9", 7000));  // the caller: leg 1, no port yet
+  BOOST_REQUIRE(where.has_value());
+  BOOST_TEST(where->second == 0u);
+  const auto& legs = table.sessions().begin()->second.session.legs;
+  BOOST_TEST((legs[1].copy && legs[1].copy_to == ep("192.0.2.9", 7000) && !legs[0].copy));
+  BOOST_TEST(table.record("c", "A", "", false, false) == 1u);  // N
+  BOOST_TEST(!legs[1].copy);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

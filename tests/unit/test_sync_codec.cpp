@@ -89,6 +89,8 @@ void check_same(const Session& a, const Session& b) {
     BOOST_TEST(a.legs[i].port == b.legs[i].port);
     BOOST_TEST(a.legs[i].slot == b.legs[i].slot);
     BOOST_TEST(a.legs[i].record == b.legs[i].record);
+    BOOST_TEST(a.legs[i].copy == b.legs[i].copy);
+    BOOST_TEST(a.legs[i].copy_to == b.legs[i].copy_to);
     BOOST_TEST(a.legs[i].owner == b.legs[i].owner);
     BOOST_TEST(a.legs[i].rtp.remote == b.legs[i].rtp.remote);
     BOOST_TEST(a.legs[i].rtp.learned == b.legs[i].rtp.learned);
@@ -133,6 +135,8 @@ std::string golden_stream() {
   v6.legs[1].slot = slot_of(Family::v6, Side::internal);
   v6.legs[0].slot = slot_of(Family::v6, Side::external);  // bridge mode: the callee's leg on the external address
   v6.legs[0].record = true;                               // R: what the callee sends is recorded
+  v6.legs[0].copy = true;                                 // C: and copied to a collector
+  v6.legs[0].copy_to = ep("2001:db8::99", 9000);
   v6.legs[0].relatch_until = {};
   return encode(SyncHello{"relay1:35000", 35000, 39999, 2}) + encode(sample(), now) + encode(v6, now) +
          encode(Tombstone{"gone-call", "A;1", 3, "relay3:45000", true}) +
@@ -188,6 +192,7 @@ BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_3) {
   BOOST_TEST(v6.legs[1].slot == slot_of(Family::v6, Side::internal));
   BOOST_TEST(v6.legs[0].record);
   BOOST_TEST(!v6.legs[1].record);
+  BOOST_TEST((v6.legs[0].copy && v6.legs[0].copy_to == ep("2001:db8::99", 9000)));
   BOOST_TEST(std::get<SyncActivity>(std::get<SyncMessage>(all[4])).entries.at(1).unbound == 2);
 }
 
