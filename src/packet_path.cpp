@@ -23,6 +23,22 @@ struct PacketPath::Buffers {
   std::array<RelaySockets::Ready, RelaySockets::max_ready> ready{};
 };
 
+namespace {
+
+// One outgoing datagram of a sendmmsg batch: `size` bytes at `data` to `to`.
+void address(mmsghdr& m, iovec& iov, sockaddr_storage& name, const ip::udp::endpoint& to, unsigned char* data,
+             std::size_t size) {
+  std::memcpy(&name, to.data(), to.size());
+  iov = iovec{data, size};
+  m.msg_hdr = msghdr{};
+  m.msg_hdr.msg_name = &name;
+  m.msg_hdr.msg_namelen = static_cast<socklen_t>(to.size());
+  m.msg_hdr.msg_iov = &iov;
+  m.msg_hdr.msg_iovlen = 1;
+}
+
+}  // namespace
+
 PacketPath::PacketPath(boost::asio::io_context& io, RelaySockets& sockets, SessionTable& table, Recorder& recorder,
                        Learned on_learned)
     : sockets_(sockets), table_(table), recorder_(recorder), on_learned_(std::move(on_learned)), wait_(io),
@@ -116,13 +132,7 @@ unsigned PacketPath::drain(const RelaySockets::Ready& in, unsigned budget) {
         if (const auto latch = table_.latch_at(in.slot, in.port)) on_learned_(*latch);
       if (r.record) record(in, r, from, b.data[i].data(), b.rx[i].msg_len);
       if (r.copy && !truncated) {
-        std::memcpy(&b.cp_addr[copies], r.copy_to.data(), r.copy_to.size());
-        b.cp_iov[copies] = iovec{b.data[i].data(), b.rx[i].msg_len};
-        b.cp[copies].msg_hdr = msghdr{};
-        b.cp[copies].msg_hdr.msg_name = &b.cp_addr[copies];
-        b.cp[copies].msg_hdr.msg_namelen = static_cast<socklen_t>(r.copy_to.size());
-        b.cp[copies].msg_hdr.msg_iov = &b.cp_iov[copies];
-        b.cp[copies].msg_hdr.msg_iovlen = 1;
+        address(b.cp[copies], b.cp_iov[copies], b.cp_addr[copies], r.copy_to, b.data[i].data(), b.rx[i].msg_len);
         ++copies;
       }
       if (!r.forward) continue;
@@ -137,13 +147,7 @@ unsigned PacketPath::drain(const RelaySockets::Ready& in, unsigned budget) {
         table_.send_failed(in.slot, in.port, truncated ? 0 : b.rx[i].msg_len, truncated ? DropReason::truncated : DropReason::send_failed);
         continue;
       }
-      std::memcpy(&b.tx_addr[queued], r.dest.data(), r.dest.size());
-      b.tx_iov[queued] = iovec{b.data[i].data(), b.rx[i].msg_len};
-      b.tx[queued].msg_hdr = msghdr{};
-      b.tx[queued].msg_hdr.msg_name = &b.tx_addr[queued];
-      b.tx[queued].msg_hdr.msg_namelen = static_cast<socklen_t>(r.dest.size());
-      b.tx[queued].msg_hdr.msg_iov = &b.tx_iov[queued];
-      b.tx[queued].msg_hdr.msg_iovlen = 1;
+      address(b.tx[queued], b.tx_iov[queued], b.tx_addr[queued], r.dest, b.data[i].data(), b.rx[i].msg_len);
       ++queued;
     }
     if (queued) flush(in, out_fd, queued);

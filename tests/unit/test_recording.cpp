@@ -98,14 +98,20 @@ BOOST_AUTO_TEST_CASE(an_adhoc_header_is_rtpproxys_30_bytes) {
   BOOST_TEST(len == 172u);
 }
 
-BOOST_AUTO_TEST_CASE(r_and_n_flag_legs_and_finished_recordings_are_handed_back) {
+// A table with one offered session, call-id "c", from-tag "A;1".
+struct OneCall {
   FakeBinder binder;
   SessionTable table{TableConfig{60s, 60s, LatchPolicy::once, "me:30000"}, pools(30000, 30020), binder};
-  Offer u;
-  u.call_id = "c";
-  u.from_tag = "A;1";
-  u.remote = ep("192.0.2.10", 4000);
-  table.update(u, t0);
+  OneCall() {
+    Offer u;
+    u.call_id = "c";
+    u.from_tag = "A;1";
+    u.remote = ep("192.0.2.10", 4000);
+    table.update(u, t0);
+  }
+};
+
+BOOST_FIXTURE_TEST_CASE(r_and_n_flag_legs_and_finished_recordings_are_handed_back, OneCall) {
   BOOST_TEST(table.record("c", "A", "", true, false) == 1u);  // the caller's party: leg 1
   const auto& legs = table.sessions().begin()->second.session.legs;
   BOOST_TEST((legs[1].record && !legs[0].record));
@@ -134,13 +140,7 @@ BOOST_AUTO_TEST_CASE(copy_targets_are_numeric_udp_endpoints) {
     BOOST_TEST(!parse_copy_target(bad).has_value(), bad);
 }
 
-BOOST_AUTO_TEST_CASE(c_sets_the_copy_of_the_from_tag_partys_leg_and_n_clears_it) {
-  FakeBinder binder;
-  SessionTable table{TableConfig{60s, 60s, LatchPolicy::once, "me:30000"}, pools(30000, 30020), binder};
-  Offer u;
-  u.call_id = "c";
-  u.from_tag = "A;1";
-  table.update(u, t0);
+BOOST_FIXTURE_TEST_CASE(c_sets_the_copy_of_the_from_tag_partys_leg_and_n_clears_it, OneCall) {
   BOOST_TEST(!table.copy("x", "A", "", ep("192.0.2.9", 7000)).has_value());
   const auto where = table.copy("c", "A;1", "", ep("192.0.2.9", 7000));  // the caller: leg 1, no port yet
   BOOST_REQUIRE(where.has_value());
