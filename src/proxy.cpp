@@ -231,6 +231,7 @@ void Proxy::sweep() {
       notifier_.send(e.notify_target, e.notify_tag);
   }
   flush_changes();
+  recorder_.retry_closes();
   for (const auto& line : recorder_.take_problems()) log_.error(line);
   // Peers' legs that could not be bound: again once sockets were closed, and every 5 s.
   if (table_.take_freed() || sweeps_ % 5 == 0) log(table_.retry_unbound());

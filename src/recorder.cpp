@@ -98,13 +98,21 @@ void Recorder::packet(Id id, int leg, Kind kind, const udp::endpoint& from, cons
 
 void Recorder::close(Id id) {
   if (id == 0 || !ring_) return;
-  // A close must not be lost: if the ring is full, wait for the writer (bounded: it drains 8192 slots fast).
-  Slot* s = nullptr;
-  for (int tries = 0; !(s = claim()) && tries < 500; ++tries) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  if (!s) return;  // the disk is stuck: the writer closes what is left when the daemon stops
-  s->type = Slot::Type::close;
-  s->id = id;
-  publish();
+  pending_closes_.push_back(id);
+  retry_closes();
+}
+
+// A close must not be lost, nor wait: with the ring full it stays pending
+// (at most one per recording) and goes in at the next call (each sweep).
+void Recorder::retry_closes() {
+  while (!pending_closes_.empty()) {
+    Slot* s = claim();
+    if (!s) return;
+    s->type = Slot::Type::close;
+    s->id = pending_closes_.front();
+    pending_closes_.erase(pending_closes_.begin());
+    publish();
+  }
 }
 
 std::vector<std::string> Recorder::take_problems() {

@@ -58,6 +58,7 @@ public:
   void packet(Id id, int leg, Kind kind, const udp::endpoint& from, const udp::endpoint& to,
               const unsigned char* data, std::size_t size);
   void close(Id id);
+  void retry_closes();  // closes the ring had no room for (the relay thread, every second)
   // What the writer reports (a file it could not open or write), to log.
   std::vector<std::string> take_problems();
   RecorderStats stats() const;
@@ -78,6 +79,7 @@ private:
   std::atomic<std::size_t> head_{0}, tail_{0};  // head: written by the relay thread; tail: by the writer
   std::atomic<bool> stop_{false};
   Id next_id_ = 1;
+  std::vector<Id> pending_closes_;  // relay thread only
   std::atomic<std::uint64_t> packets_{0}, dropped_{0}, failed_{0}, opened_{0};
   std::mutex problems_mutex_;
   std::vector<std::string> problems_;  // at most 64 waiting
