@@ -16,7 +16,7 @@ constexpr std::size_t max_reply = 1024;  // rtpproxy's reply buffer; G/Q answer 
 constexpr std::size_t max_cached_cookie = 128;
 
 // Capability dates answered 1 (§5): what anyrtpproxy implements, nothing more.
-constexpr std::array<std::string_view, 7> features = {
+constexpr std::array<std::string_view, 9> features = {
     "20040107",  // base protocol
     "20050322",  // several media lines per call (";N" tags)
     "20060704",  // VF itself
@@ -24,6 +24,8 @@ constexpr std::array<std::string_view, 7> features = {
     "20081102",  // c<codec list> stored per stream
     "20141004",  // G
     "20150330",  // n modifier: a new port pair
+    "20200226",  // N (stops recording and copying)
+    "20250523",  // p modifier on C
 };
 constexpr std::string_view feature_notify = "20081224";  // only with --notify
 
@@ -418,7 +420,7 @@ std::string Controller::on(const Delete& d, Clock::time_point now, Effects& effe
 
 std::string Controller::on(const Feature& f) const {
   if (f.date == feature_notify) return config_.notify_targets.empty() ? "0" : "1";
-  if (f.date == "20071218" || f.date == "20200226") return config_.recording ? "1" : "0";  // R, N
+  if (f.date == "20071218") return config_.recording ? "1" : "0";  // R (and C): OpenSIPS then sends both
   return std::find(features.begin(), features.end(), f.date) != features.end() ? "1" : "0";
 }
 

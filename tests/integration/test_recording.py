@@ -106,8 +106,8 @@ def n_stops_and_the_spool_holds_files_until_the_session_ends():
         exchange(a, b, a_rtcp, b_rtcp, p, q, n=2)  # not recorded any more
         time.sleep(0.1)
         assert os.path.getsize(os.path.join(rec, "sp=A.o.rtp")) == size and files(spool) == []
-    with Daemon() as d:  # no -r: R cannot record
-        assert d.cmd("VF 20071218") == "0"
+    with Daemon() as d:  # no -r: R cannot record; N and C work
+        assert d.cmd("VF 20071218") == "0" and d.cmd("VF 20200226") == "1" and d.cmd("VF 20250523") == "1"
         call(d, a, b, "none")
         assert d.cmd("R none A;1") == "E50"
     shutil.rmtree(rec)
