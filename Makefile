@@ -26,7 +26,7 @@ ALL_CPPFLAGS = -Isrc $(CPPFLAGS)
 # The pure core: no I/O, clock or logging (tests/run.sh checks it, and which
 # core module may include which).
 CORE = text event protocol port_allocator session recording session_table controller sync_codec cluster stats
-IO = fd options log recorder relay_sockets packet_path control_server notify sync metrics_server proxy daemon
+IO = fd options log recorder relay_sockets packet_path player control_server notify sync metrics_server proxy daemon
 CORE_OBJ = $(CORE:%=$(B)/%.o)
 IO_OBJ = $(IO:%=$(B)/%.o)
 UNIT_SRC = $(wildcard tests/unit/*.cpp)
@@ -74,12 +74,13 @@ fuzz: $(FUZZERS:%=build/fuzz/fuzz_%)
 
 build/fuzz/%.o: src/%.cpp
 	@mkdir -p $(@D)
-	$(FUZZ_CXX) -std=c++17 -g -O1 -Isrc $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+	$(FUZZ_CXX) -std=c++17 -g -O1 -Isrc $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.cpp $(FUZZ_OBJ) tests/unit/fakes.h
 	$(FUZZ_CXX) -std=c++17 -g -O1 -Isrc $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) -lboost_serialization
 
 .SECONDARY: $(FUZZ_OBJ)
+-include $(FUZZ_OBJ:.o=.d)
 
 fuzz-run: fuzz
 	bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)

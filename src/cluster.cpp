@@ -48,6 +48,8 @@ std::optional<Refusal> check(const Session& s, const ClusterView& view) {
         return Refusal{"family", "an address of the other family"};
     if (leg.has_signalled && !of_family(leg.signalled, family_of(leg.slot)))
       return Refusal{"family", "an address of the other family"};
+    if (leg.play.active() && (!clean(leg.play.name, max_tag) || !good_name(leg.play.owner) || leg.play.count < -1))
+      return Refusal{"play", "a prompt whose name or owner is long or not text"};
     if (leg.copy && (leg.copy_to.port() == 0 || leg.copy_to.port() == 65535 || leg.copy_to.address().is_unspecified() ||
                      leg.copy_to.address().is_multicast()))
       return Refusal{"copy", "a copy target that is not a unicast address and port"};

@@ -204,15 +204,9 @@ std::string Controller::run(std::string_view text, Clock::time_point now, Effect
               effects.events.push_back({Level::info, "X: deleted all " + std::to_string(n) + " sessions"});
             return "0";
           }
-          if constexpr (std::is_same_v<T, Play>) {  // playback is not implemented
-            auto m = table_.find(c.call_id, c.from_tag, c.to_tag);
-            if (!m) return format_error(Error::no_session);
-            if (c.codecs == "session" && m->entry->session.legs[1 - m->side].codecs.empty())
-              return format_error(Error::ul_modifier);
-            return format_error(Error::play_failed);
-          }
-          if constexpr (std::is_same_v<T, StopPlay>)  // nothing ever plays: stopping succeeds
-            return table_.find(c.call_id, c.from_tag, c.to_tag) ? "0" : format_error(Error::no_session);
+          if constexpr (std::is_same_v<T, Play>) return on(c, now);
+          if constexpr (std::is_same_v<T, StopPlay>)  // 0 also when nothing plays
+            return table_.stop_play(c.call_id, c.from_tag, c.to_tag) ? "0" : format_error(Error::no_session);
           if constexpr (std::is_same_v<T, Copy>) {  // C: only udp: targets (a file target is R's job)
             const auto m = table_.find(c.call_id, c.from_tag, c.to_tag);
             if (!m) return format_error(Error::no_session);
@@ -415,6 +409,47 @@ std::string Controller::on(const Delete& d, Clock::time_point now, Effects& effe
   if (n == 0) return format_error(Error::no_session);
   effects.events.push_back({Level::info, "deleted call-id=" + d.call_id + " tag=" + d.from_tag + " (" +
                                              std::to_string(n) + " media line" + (n == 1 ? "" : "s") + ")"});
+  return "0";
+}
+
+// P (§3.7): the first of the codecs with a prompt file plays towards the
+// party of from_tag, count times (-1: until S; 0: only stops).
+std::string Controller::on(const Play& p, Clock::time_point now) {
+  auto m = table_.find(p.call_id, p.from_tag, p.to_tag);
+  if (!m) return format_error(Error::no_session);
+  if (p.count == 0) {
+    table_.stop_play(p.call_id, p.from_tag, p.to_tag);
+    return "0";
+  }
+  std::string list = p.codecs;
+  if (list == "session") list = m->entry->session.legs[1 - m->side].codecs;  // what that party offered (c)
+  if (list.empty()) return format_error(Error::ul_modifier);
+  std::vector<std::uint8_t> pts;
+  for (std::size_t at = 0; at <= list.size() && pts.size() < 32;) {
+    const auto comma = std::min(list.find(',', at), list.size());
+    int pt = -1;
+    const auto [end, ec] = std::from_chars(list.data() + at, list.data() + comma, pt);
+    if (ec == std::errc() && end == list.data() + comma && pt >= 0 && pt <= 127) pts.push_back(static_cast<std::uint8_t>(pt));
+    at = comma + 1;
+  }
+  // A prompt is a file name in --prompts, never a path.
+  const bool safe = !p.name.empty() && p.name.size() <= 200 && p.name[0] != '.' &&
+                    std::none_of(p.name.begin(), p.name.end(), [](char ch) { return ch == '/' || is_control(ch); });
+  const auto pt = config_.prompts && safe ? config_.prompts->find(p.name, pts) : std::nullopt;
+  if (!pt) return format_error(Error::play_failed);
+  // The first packet's numbers: different for every prompt, the same on every instance that continues it.
+  const auto seed = std::hash<std::string>{}(p.call_id + '\n' + p.from_tag + '\n' + p.name) ^
+                    static_cast<std::size_t>(now.time_since_epoch().count());
+  Playback play;
+  play.name = p.name;
+  play.pt = *pt;
+  play.count = p.count < 0 ? -1 : p.count;
+  play.start = now;
+  play.ssrc = static_cast<std::uint32_t>(seed);
+  play.seq = static_cast<std::uint16_t>(seed >> 32);
+  play.ts = static_cast<std::uint32_t>(seed >> 16);
+  play.owner = config_.instance;
+  table_.play(p.call_id, p.from_tag, p.to_tag, std::move(play));
   return "0";
 }
 

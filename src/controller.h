@@ -22,6 +22,15 @@
 
 namespace anyrtpproxy {
 
+// The prompts P can play (--prompts), as the controller sees them: the first
+// payload type of `pts` for which "<name>.<pt>" exists and can be played.
+// The I/O layer implements it (player.h), as the data plane implements PortBinder.
+class PromptLibrary {
+public:
+  virtual ~PromptLibrary() = default;
+  virtual std::optional<std::uint8_t> find(const std::string& name, const std::vector<std::uint8_t>& pts) = 0;
+};
+
 struct ControllerConfig {
   // Relay address per slot (session.h: family and side); nullopt: not served.
   // An unspecified address (0.0.0.0) binds the wildcard and replies carry the port only.
@@ -31,6 +40,8 @@ struct ControllerConfig {
   std::vector<std::string> notify_targets;  // --notify, as written
   bool recording = false;   // --record-dir: R and N work (else R answers E50)
   bool record_all = false;  // --record-all: every new session is recorded
+  PromptLibrary* prompts = nullptr;  // --prompts; none: P answers E60
+  std::string instance;              // this instance's name: it plays what its P started
   std::size_t reply_cache_entries = 65536;   // per generation
   std::size_t reply_cache_bytes = 16 << 20;  // both generations together (keys, replies, bookkeeping)
   std::chrono::seconds reply_cache_age{40};  // a generation's lifetime: entries live 40-80 s
@@ -73,6 +84,7 @@ private:
   std::string on(const Query& q, Clock::time_point now, std::optional<SessionKey>& target);
   std::string on(const Delete& d, Clock::time_point now, Effects& effects);
   std::string on(const Stats& g) const;
+  std::string on(const Play& p, Clock::time_point now);
   std::string on(const Feature& f) const;
   std::string info() const;
   std::optional<Error> choose_slots(const UlModifiers& mods, Offer& offer) const;

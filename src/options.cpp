@@ -305,6 +305,8 @@ Options parse_options(int argc, const char* const argv[]) {
      "write recordings here, move them to --record-dir when they end (rtpproxy's -S)")
     ("record-pcap", "record in pcap format, one file per session (rtpproxy's -P)")
     ("record-all,a", "record every session")
+    ("prompts", po::value<std::string>()->value_name("DIR"),
+     "P's prompts: pre-encoded payload files NAME.PT (moh.8 for PCMA); without it P answers E60")
     ("metrics", po::value<std::string>()->value_name("ADDR:PORT"),
      "serve Prometheus metrics at http://ADDR:PORT/metrics ([v6]:PORT for IPv6)")
     ("metrics-allow", po::value<std::vector<std::string>>()->value_name("NET,..."),
@@ -459,6 +461,7 @@ Options parse_options(int argc, const char* const argv[]) {
   };
   if (vm.count("record-dir")) o.record_dir = directory("record-dir", "-r/--record-dir");
   if (vm.count("spool-dir")) o.spool_dir = directory("spool-dir", "--spool-dir");
+  if (vm.count("prompts")) o.prompts_dir = directory("prompts", "--prompts");
   o.record_pcap = flag("record-pcap", "--record-pcap");
   o.record_all = flag("record-all", "-a/--record-all");
   if (o.record_dir.empty() && (!o.spool_dir.empty() || o.record_pcap || o.record_all))
@@ -517,6 +520,7 @@ std::vector<std::string> restart_needed(const Options& a, const Options& b) {
   check(tls(a) != tls(b), "sync-tls");
   check(a.tos != b.tos, "tos");
   check(a.metrics != b.metrics, "metrics");
+  check(a.prompts_dir != b.prompts_dir, "prompts");
   check(a.record_dir != b.record_dir || a.spool_dir != b.spool_dir || a.record_pcap != b.record_pcap ||
             a.record_all != b.record_all,
         "record-dir");

@@ -91,6 +91,7 @@ struct Options {
   std::string spool_dir;     // --spool-dir: written here, moved to record_dir when done
   bool record_pcap = false;  // --record-pcap: one pcap per session (else rtpproxy's per-direction files)
   bool record_all = false;   // -a: record every session
+  std::string prompts_dir;   // --prompts: P's files "<name>.<pt>"; empty: P answers E60
 
   std::optional<boost::asio::ip::tcp::endpoint> metrics;  // --metrics: the Prometheus endpoint
   std::vector<Network> metrics_allow;                     // who may scrape it (default loopback)

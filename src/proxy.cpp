@@ -45,8 +45,10 @@ boost::asio::ip::tcp::endpoint sync_endpoint(const Options& o) {
   return ip::tcp::endpoint(o.sync_interface ? *o.sync_interface : ip::address(ip::address_v6::any()), o.sync_port);
 }
 
-ControllerConfig controller_config(const Options& o) {
+ControllerConfig controller_config(const Options& o, PromptLibrary* prompts, const std::string& instance) {
   ControllerConfig c;
+  c.prompts = prompts;
+  c.instance = instance;
   c.local = o.media;
   c.advertised = o.advertised;
   c.recording = !o.record_dir.empty();
@@ -64,7 +66,9 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
       table_(TableConfig{options_.ttl, options_.setup_ttl, options_.policy, instance_name(options_)}, make_pools(options_),
              sockets_),
       packets_(io, sockets_, table_, recorder_, [this](const Latch& latch) { on_latched(latch); }),
-      controller_(table_, controller_config(options_)), notifier_(io, options_.notify, log), flush_timer_(io), sweep_(io),
+      player_(io, options_.prompts_dir, sockets_, table_, table_.config().instance, [this] { return reachable_peers(); },
+              [this] { flush_changes(); }, log),
+      controller_(table_, controller_config(options_, &player_, table_.config().instance)), notifier_(io, options_.notify, log), flush_timer_(io), sweep_(io),
       signals_(io, SIGTERM, SIGINT, SIGHUP) {
   signals_.add(SIGUSR1);
   view_.self = table_.config().instance;
@@ -134,6 +138,7 @@ void Proxy::on_sync(SyncMessage& msg, const SyncSource& from) {
     sync_server_->table_changed();
   }
   flush_changes();  // a session kept alive against a peer's expiry goes back out
+  player_.kick();   // a peer's prompt this instance may have to take over
 }
 
 void Proxy::close_recordings() {
@@ -202,6 +207,7 @@ void Proxy::stop() {
   if (sync_server_) sync_server_->close();
   for (auto& p : peers_) p->close();
   if (metrics_) metrics_->close();
+  player_.stop();
   flush_timer_.cancel();
   sweep_.cancel();
   signals_.cancel(ec);
@@ -213,6 +219,7 @@ void Proxy::stop() {
 void Proxy::apply(Effects& effects) {
   log(effects.events);
   flush_changes();
+  player_.kick();  // a P may have started a prompt
 }
 
 void Proxy::log(const std::vector<Event>& events) {

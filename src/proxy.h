@@ -12,6 +12,7 @@
 #include "notify.h"
 #include "options.h"
 #include "packet_path.h"
+#include "player.h"
 #include "recorder.h"
 #include "relay_sockets.h"
 #include "session_table.h"
@@ -60,6 +61,7 @@ private:
   RelaySockets sockets_;  // before the table, which binds through it
   SessionTable table_;
   PacketPath packets_;  // after both: it reads the sockets and routes through the table
+  Player player_;  // before the controller, whose PromptLibrary it is
   Controller controller_;
   Notifier notifier_;
   std::vector<std::unique_ptr<UdpControl>> udp_;

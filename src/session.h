@@ -83,6 +83,22 @@ struct Counters {
   std::uint64_t dropped = 0;   // of those, not sent (source refused, other side unknown, send failed)
 };
 
+// P: a prompt played towards a leg's remote address instead of what the
+// other leg relays (rtpproxy-protocol.md §3.7). Replicated whole, so that
+// another instance can continue it: the packet due at any moment follows
+// from `start` (one every 20 ms), and its sequence number, timestamp and SSRC
+// from the first packet's.
+struct Playback {
+  std::string name;            // the prompt, "<name>.<pt>" in --prompts; empty: nothing plays
+  std::uint8_t pt = 0;         // the payload type played
+  std::int32_t count = 1;      // plays of the file; -1: until S
+  Clock::time_point start{};   // when the first packet was due
+  std::uint32_t ssrc = 0, ts = 0;
+  std::uint16_t seq = 0;
+  std::string owner;           // the instance that plays it; another takes over when it is gone
+  bool active() const { return !name.empty(); }
+};
+
 struct Leg {
   std::uint16_t port = 0;  // local RTP port, RTCP = port + 1; 0 = not allocated yet
   Slot slot = 0;           // the relay address the port is on (wire version 3; before: the session's family)
@@ -90,6 +106,7 @@ struct Leg {
   // C: what arrives on this leg is also sent to copy_to (RTCP to its port + 1) (version 3).
   bool copy = false;
   udp::endpoint copy_to;
+  Playback play;  // P (version 3)
   Stream rtp, rtcp;
   bool asymmetric = false;
   bool hold = false;

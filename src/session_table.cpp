@@ -228,6 +228,8 @@ void SessionTable::erase(Entry& e, CloseReason why, Clock::time_point now) {
   release(e, 0);
   release(e, 1);
   if (e.local.recording) closed_recordings_.push_back(e.local.recording);
+  playing_.erase({s.key(), 0});
+  playing_.erase({s.key(), 1});
   ++stats_.destroyed;
   ++stats_.closed[static_cast<std::size_t>(why)];
   bytes_ -= e.local.bytes;
@@ -396,6 +398,10 @@ Route SessionTable::route(Slot slot, std::uint16_t local_port, const udp::endpoi
     drop(&counters, DropReason::no_destination);
     return r;
   }
+  if (out.play.active()) {  // the party hears the prompt instead
+    drop(&counters, DropReason::playback);
+    return r;
+  }
   r.forward = true;
   r.out_slot = out.slot;
   r.out_port = static_cast<std::uint16_t>(out.port + (kind == Kind::rtcp ? 1 : 0));
@@ -460,6 +466,48 @@ std::optional<std::pair<Slot, std::uint16_t>> SessionTable::copy(const std::stri
   leg.copy_to = to ? *to : udp::endpoint();
   mark_dirty(e);
   return std::make_pair(leg.slot, leg.port);
+}
+
+bool SessionTable::play(const std::string& call_id, const std::string& from_tag, const std::string& to_tag,
+                        Playback p) {
+  const auto match = locate(sessions_, call_id, from_tag, to_tag);
+  if (!match) return false;
+  Entry& e = *match->first;
+  e.session.legs[1 - match->second].play = std::move(p);  // the leg facing the party of from_tag
+  index_play(e);
+  mark_dirty(e);
+  return true;
+}
+
+bool SessionTable::stop_play(const std::string& call_id, const std::string& from_tag, const std::string& to_tag) {
+  const auto match = locate(sessions_, call_id, from_tag, to_tag);
+  if (!match) return false;
+  finish_play(match->first->session.key(), 1 - match->second);
+  return true;
+}
+
+void SessionTable::finish_play(const SessionKey& key, int side) {
+  auto it = sessions_.find(key);
+  if (it == sessions_.end() || !it->second.session.legs[side].play.active()) return;
+  it->second.session.legs[side].play = Playback{};
+  index_play(it->second);
+  mark_dirty(it->second);
+}
+
+void SessionTable::take_over_play(const SessionKey& key, int side, const std::string& owner) {
+  auto it = sessions_.find(key);
+  if (it == sessions_.end() || !it->second.session.legs[side].play.active()) return;
+  it->second.session.legs[side].play.owner = owner;
+  mark_dirty(it->second);
+}
+
+void SessionTable::index_play(const Entry& e) {
+  for (int side = 0; side < 2; ++side) {
+    if (e.session.legs[side].play.active())
+      playing_.insert({e.session.key(), side});
+    else
+      playing_.erase({e.session.key(), side});
+  }
 }
 
 void SessionTable::stop_recording_if_idle(Entry& e) {
@@ -588,6 +636,7 @@ SessionTable::Applied SessionTable::apply_upsert(Session incoming) {
   }
   account(*e);
   stop_recording_if_idle(*e);  // a peer's N
+  index_play(*e);
   for (int side = 0; side < 2; ++side)
     if (e->session.legs[side].port != 0 && !e->local.legs[side].bound)
       if (auto problem = bind_remote(*e, side)) problems.push_back(std::move(*problem));

@@ -18,6 +18,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -76,8 +77,9 @@ constexpr std::size_t close_reasons = 5;
 // Why a packet was not relayed: no session holds its port (a socket closing),
 // the leg does not accept its source, the other leg has no address (or port)
 // yet, the socket refused it, it was larger than the packet path's buffer.
-enum class DropReason : std::uint8_t { unknown_port, source_refused, no_destination, send_failed, truncated };
-constexpr std::size_t drop_reasons = 5;
+// A prompt plays towards the destination (P): what the other party sends waits.
+enum class DropReason : std::uint8_t { unknown_port, source_refused, no_destination, send_failed, truncated, playback };
+constexpr std::size_t drop_reasons = 6;
 
 struct TableStats {
   std::uint64_t created = 0, destroyed = 0, timeouts = 0, completed = 0;
@@ -188,6 +190,14 @@ public:
   // none: stop. The leg's local port and slot, or nothing when no session matched.
   std::optional<std::pair<Slot, std::uint16_t>> copy(const std::string& call_id, const std::string& from_tag,
                                                      const std::string& to_tag, std::optional<udp::endpoint> to);
+  // P and S: start (or replace) or stop the prompt played towards the party
+  // of from_tag. False: no such session.
+  bool play(const std::string& call_id, const std::string& from_tag, const std::string& to_tag, Playback p);
+  bool stop_play(const std::string& call_id, const std::string& from_tag, const std::string& to_tag);
+  // The player's side: the legs a prompt plays on (key, side); one that ended; one taken over.
+  const std::set<std::pair<SessionKey, int>>& playing() const { return playing_; }
+  void finish_play(const SessionKey& key, int side);
+  void take_over_play(const SessionKey& key, int side, const std::string& owner);
   // The recording this instance opened for the session behind a local port (packet path).
   void set_recording(Slot slot, std::uint16_t local_port, std::uint32_t id);
   // Recordings to close: their sessions ended, or nothing is recorded any more.
@@ -254,6 +264,7 @@ private:
   void erase(Entry& e, CloseReason why, Clock::time_point now);
   void drop(Counters* leg, DropReason why);
   void stop_recording_if_idle(Entry& e);  // nothing flagged: the open recording is closed
+  void index_play(const Entry& e);        // keeps playing_ in step with the legs' Playback
   void remember(Tombstone t, Clock::time_point now);
   std::optional<Event> bind_remote(Entry& e, int side, bool count = true);  // nothing: bound
 
@@ -269,6 +280,7 @@ private:
   std::deque<std::pair<Clock::time_point, SessionKey>> tombstone_order_;
   std::size_t bytes_ = 0, tombstone_bytes_ = 0;
   std::vector<std::uint32_t> closed_recordings_;
+  std::set<std::pair<SessionKey, int>> playing_;  // legs with an active Playback
   bool freed_ = false;
 };
 

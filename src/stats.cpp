@@ -80,8 +80,8 @@ private:
 
 constexpr std::array<const char*, close_reasons> close_reason_names = {"deleted", "timeout", "setup_timeout", "cleared",
                                                                        "peer"};
-constexpr std::array<const char*, drop_reasons> drop_reason_names = {"unknown_port", "source_not_latched",
-                                                                     "no_destination", "send_failed", "truncated"};
+constexpr std::array<const char*, drop_reasons> drop_reason_names = {
+    "unknown_port", "source_not_latched", "no_destination", "send_failed", "truncated", "playback"};
 
 }  // namespace
 

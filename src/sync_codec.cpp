@@ -125,6 +125,19 @@ void serialize_leg(IO& io, LegT& leg) {
     io.flag(leg.record);
     io.flag(leg.copy);
     endpoint(io, leg.copy_to);
+    io.str(leg.play.name);
+    std::uint16_t pt = leg.play.pt;  // numbers in the archive, not characters
+    io.num(pt);
+    io.num(leg.play.count);
+    io.age(leg.play.start);
+    io.num(leg.play.ssrc);
+    io.num(leg.play.ts);
+    io.num(leg.play.seq);
+    io.str(leg.play.owner);
+    if constexpr (std::is_same_v<IO, In>) {
+      if (pt > 127) throw Limit("a payload type of " + std::to_string(pt));
+      leg.play.pt = static_cast<std::uint8_t>(pt);
+    }
   }
 }
 

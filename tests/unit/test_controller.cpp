@@ -215,6 +215,40 @@ BOOST_AUTO_TEST_CASE(bridge_modifiers_choose_the_side_and_replies_name_its_addre
   BOOST_TEST(plain.handle_text("UEI p 10.0.0.5 4000 A;1", t0, e) == "E11\n");
 }
 
+BOOST_AUTO_TEST_CASE(p_chooses_the_first_codec_with_a_prompt_and_plays_towards_the_from_tag_party) {
+  struct Library : PromptLibrary {
+    std::vector<std::uint8_t> asked;
+    std::optional<std::uint8_t> find(const std::string& name, const std::vector<std::uint8_t>& pts) override {
+      asked = pts;
+      for (auto pt : pts)
+        if (name == "moh" && (pt == 8 || pt == 18)) return pt;
+      return std::nullopt;
+    }
+  } library;
+  ControllerConfig c = config();
+  c.prompts = &library;
+  c.instance = "me:1";
+  Controller controller(table, c);
+  Effects e;
+  controller.handle_text("Uc0,18,8 p 192.0.2.10 4000 A;1", t0, e);  // the caller offers 0, 18, 8
+  BOOST_TEST(controller.handle_text("P-1 p moh session A;1", t0, e) == "0\n");
+  BOOST_TEST((library.asked == std::vector<std::uint8_t>{0, 18, 8}));
+  const auto& play = table.sessions().begin()->second.session.legs[1].play;  // towards the caller
+  BOOST_TEST(play.name == "moh");
+  BOOST_TEST(play.pt == 18);  // the first with a file
+  BOOST_TEST(play.count == -1);
+  BOOST_TEST(play.owner == "me:1");
+  BOOST_TEST(table.playing().size() == 1u);
+  BOOST_TEST(controller.handle_text("P1 p bad/../name 8 A;1", t0, e) == "E60\n");
+  BOOST_TEST(controller.handle_text("P1 p other 8 A;1", t0, e) == "E60\n");
+  BOOST_TEST(controller.handle_text("P0 p moh 8 A;1", t0, e) == "0\n");  // P0 only stops
+  BOOST_TEST(table.playing().empty());
+  BOOST_TEST(controller.handle_text("P1 p moh 8,x,300 A;1", t0, e) == "0\n");  // what is not a payload type is skipped
+  BOOST_TEST(controller.handle_text("S p A;1", t0, e) == "0\n");
+  BOOST_TEST(table.playing().empty());
+  BOOST_TEST(controller.handle_text("S nosuch A;1", t0, e) == "E50\n");
+}
+
 BOOST_AUTO_TEST_CASE(info_counts_local_and_synced_sessions_apart) {
   Controller controller(table, config());
   Effects e;

@@ -91,6 +91,13 @@ void check_same(const Session& a, const Session& b) {
     BOOST_TEST(a.legs[i].record == b.legs[i].record);
     BOOST_TEST(a.legs[i].copy == b.legs[i].copy);
     BOOST_TEST(a.legs[i].copy_to == b.legs[i].copy_to);
+    BOOST_TEST(a.legs[i].play.name == b.legs[i].play.name);
+    BOOST_TEST(a.legs[i].play.pt == b.legs[i].play.pt);
+    BOOST_TEST(a.legs[i].play.count == b.legs[i].play.count);
+    BOOST_TEST((a.legs[i].play.start == b.legs[i].play.start));
+    BOOST_TEST(a.legs[i].play.ssrc == b.legs[i].play.ssrc);
+    BOOST_TEST(a.legs[i].play.seq == b.legs[i].play.seq);
+    BOOST_TEST(a.legs[i].play.owner == b.legs[i].play.owner);
     BOOST_TEST(a.legs[i].owner == b.legs[i].owner);
     BOOST_TEST(a.legs[i].rtp.remote == b.legs[i].rtp.remote);
     BOOST_TEST(a.legs[i].rtp.learned == b.legs[i].rtp.learned);
@@ -137,6 +144,7 @@ std::string golden_stream() {
   v6.legs[0].record = true;                               // R: what the callee sends is recorded
   v6.legs[0].copy = true;                                 // C: and copied to a collector
   v6.legs[0].copy_to = ep("2001:db8::99", 9000);
+  v6.legs[1].play = Playback{"moh", 8, -1, now - 1500ms, 0x1234abcd, 160000, 4711, "relay1:35000"};  // P-1
   v6.legs[0].relatch_until = {};
   return encode(SyncHello{"relay1:35000", 35000, 39999, 2}) + encode(sample(), now) + encode(v6, now) +
          encode(Tombstone{"gone-call", "A;1", 3, "relay3:45000", true}) +
@@ -193,6 +201,8 @@ BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_3) {
   BOOST_TEST(v6.legs[0].record);
   BOOST_TEST(!v6.legs[1].record);
   BOOST_TEST((v6.legs[0].copy && v6.legs[0].copy_to == ep("2001:db8::99", 9000)));
+  BOOST_TEST((v6.legs[1].play.name == "moh" && v6.legs[1].play.count == -1 && v6.legs[1].play.seq == 4711));
+  BOOST_TEST((v6.legs[1].play.start == now - 1500ms));  // ages travel as ages
   BOOST_TEST(std::get<SyncActivity>(std::get<SyncMessage>(all[4])).entries.at(1).unbound == 2);
 }
 
