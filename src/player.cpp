@@ -130,8 +130,9 @@ void Player::tick() {
         h[8 + b] = static_cast<unsigned char>(p.ssrc >> (24 - 8 * b));
       }
       std::memcpy(h + 12, bytes->data() + (k % frames) * unit->first, unit->first);
-      ::sendto(fd, h, 12 + unit->first, MSG_DONTWAIT, leg.rtp.remote.data(),
-               static_cast<socklen_t>(leg.rtp.remote.size()));
+      if (::sendto(fd, h, 12 + unit->first, MSG_DONTWAIT, leg.rtp.remote.data(),
+                   static_cast<socklen_t>(leg.rtp.remote.size())) > 0)
+        ++packets_sent_;
     }
   }
   for (const auto& [key, side] : done) {  // played count times: the leg relays again

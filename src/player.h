@@ -41,6 +41,7 @@ public:
   std::optional<std::uint8_t> find(const std::string& name, const std::vector<std::uint8_t>& pts) override;
   void kick();  // a prompt may have started (a command, a peer): tick if not ticking
   void stop();
+  std::uint64_t packets_sent() const { return packets_sent_; }
 
   static constexpr std::chrono::milliseconds frame{20};
   static constexpr std::size_t max_file = 8 << 20, max_cache = 32 << 20;
@@ -67,6 +68,7 @@ private:
   };
   std::map<std::pair<SessionKey, int>, Progress> sent_;
   std::vector<unsigned char> packet_;
+  std::uint64_t packets_sent_ = 0;
 };
 
 // Bytes and RTP clock ticks of 20 ms of a static payload type; nothing for

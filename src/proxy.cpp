@@ -322,6 +322,7 @@ DaemonStats Proxy::gather() const {
   }
   const auto rec = recorder_.stats();
   s.recorder = DaemonStats::Recording{rec.packets, rec.dropped, rec.failed, rec.opened};
+  s.prompt_packets = player_.packets_sent();
   s.version = ANYRTPPROXY_VERSION;
   s.instance = table_.config().instance;
   s.start_time = start_time_;

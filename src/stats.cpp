@@ -157,6 +157,8 @@ std::string prometheus_text(const DaemonStats& s) {
        "Packets written to recordings.", n(s.recorder.packets)},
       {"recording_dropped_packets_total", "counter",
        "Packets left out of recordings because the disk was too slow (never the relayed ones).", n(s.recorder.dropped)},
+      {"prompt_packets_sent_total", "counter",
+       "RTP packets of prompts (P) sent.", n(s.prompt_packets)},
       {"sync_readers", "gauge",
        "Connections to the sync port (peers and operators).", n(s.sync_connections)},
       {"sync_frames_received_total", "counter",

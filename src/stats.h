@@ -59,6 +59,7 @@ struct DaemonStats {
   struct Recording {
     std::uint64_t packets = 0, dropped = 0, failed = 0, opened = 0;
   } recorder;
+  std::uint64_t prompt_packets = 0;  // sent by P's playbacks
   std::string version, instance;
   double start_time = 0;  // seconds since the Unix epoch
 };

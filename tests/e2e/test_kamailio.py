@@ -5,6 +5,7 @@ callee echoes it back. Loopback only."""
 import os
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -48,7 +49,7 @@ class Proc:
 
 
 def calls_through(daemon_args=(), media=None, offer="rtpproxy_manage()", answer="rtpproxy_manage()",
-                  uac_ip="127.0.0.1", uas_ip="127.0.0.1"):
+                  uac_ip="127.0.0.1", uas_ip="127.0.0.1", ways=2, after=None):
     """CALLS calls from sipp's UAC (media on uac_ip) through Kamailio to sipp's
     echoing UAS (media on uas_ip), anyrtpproxy anchoring the media."""
     kamailio, sipp = need("kamailio"), need("sipp")
@@ -86,7 +87,9 @@ def calls_through(daemon_args=(), media=None, offer="rtpproxy_manage()", answer=
             assert d.cmd("G nsess_created") == str(CALLS), d.cmd("I")
             relayed = int(d.cmd("G npkts_relayed"))
             # every call's pcap went caller -> callee and came back echoed
-            assert relayed >= 2 * CALLS * PCAP_PACKETS * 0.95, "only %d packets relayed" % relayed
+            assert relayed >= ways * CALLS * PCAP_PACKETS * 0.95, "only %d packets relayed" % relayed
+            if after:
+                after(d)
             wait_until(lambda: "active sessions: 0" in d.cmd("I"), 5, "the BYEs to delete every session")
             assert int(d.cmd("G nsess_destroyed")) == CALLS
             assert d.cmd("G nsess_timeout") == "0"
@@ -131,6 +134,34 @@ def kamailio_start_recording_writes_a_pcap_per_call():
             assert count >= PCAP_PACKETS * 0.95, "%s holds %d packets" % (n, count)
     finally:
         shutil.rmtree(rec, ignore_errors=True)
+
+
+@test
+def kamailio_stream2uac_plays_a_prompt_to_the_caller():
+    """rtpproxy_stream2uac("moh", "-1") in the 200 OK's route: P-1 cid moh
+    session F;1 T;1. The caller hears the prompt (PCMA, from its own c list)
+    instead of the callee's echo, until the BYE."""
+    prompts = tempfile.mkdtemp(prefix="arp-e2e-moh-")
+    with open(os.path.join(prompts, "moh.8"), "wb") as f:
+        f.write(bytes(range(256)) * 25)  # 40 frames of 20 ms
+    mport = free_port(socket.SOCK_STREAM)
+
+    def played(d):
+        import urllib.request
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=3).read().decode()
+        value = lambda name: float([l for l in text.splitlines() if l.startswith(name + " ") or
+                                    l.startswith(name + "{")][0].rsplit(" ", 1)[1])
+        sent = value("anyrtpproxy_prompt_packets_sent_total")
+        held = value('anyrtpproxy_packets_dropped_total{reason="playback"}')
+        # each call lasts about 5 s of sipp's pcap: 250 prompt packets, the echo held back
+        assert sent >= CALLS * 100, "only %d prompt packets" % sent
+        assert held >= CALLS * PCAP_PACKETS * 0.9, "only %d echoed packets held back" % held
+
+    try:
+        calls_through(["--prompts", prompts, "--metrics", "127.0.0.1:%d" % mport],
+                      answer='rtpproxy_manage(); rtpproxy_stream2uac("moh", "-1")', ways=1, after=played)
+    finally:
+        shutil.rmtree(prompts, ignore_errors=True)
 
 
 if __name__ == "__main__":
