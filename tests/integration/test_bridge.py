@@ -3,10 +3,14 @@ modifiers, IPv4<->IPv6 bridging with one -i per family, advertised addresses
 (-A), alone and in a synced pair of instances. Loopback only: 127.0.0.2-5
 and ::1."""
 
+import os
+import shutil
 import socket
 import subprocess
+import tempfile
+import time
 
-from harness import BINARY, Daemon, Peer, free_port, listing, rtp, run_all, test, wait_until
+from harness import BINARY, Daemon, Peer, Skip, free_port, listing, rtp, run_all, test, wait_until
 
 INT, EXT = "127.0.0.2", "127.0.0.3"
 
@@ -129,6 +133,98 @@ def a_bridged_call_moves_to_the_peer_with_its_sides():
         relays(callee, caller, ("127.0.0.5", p), ("127.0.0.4", q), 2)
     caller.close()
     callee.close()
+
+
+ENDPOINT = r"""
+import socket, sys
+role, me, port, peer, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((me, port))
+s.settimeout(3)
+got = 0
+if role == "caller":
+    host, dport = peer.rsplit(":", 1)
+    for i in range(n):
+        s.sendto(b"\x80\x08" + i.to_bytes(2, "big") + b"\0" * 8 + b"\xd5" * 160, (host, int(dport)))
+        try:
+            data, src = s.recvfrom(2048)
+            got += src == (host, int(dport)) and data[2:4] == i.to_bytes(2, "big")
+        except socket.timeout:
+            break
+else:
+    for i in range(n):
+        try:
+            data, src = s.recvfrom(2048)
+        except socket.timeout:
+            break
+        got += src[0] == peer
+        s.sendto(data, src)  # the echo goes back through the relay
+print(got)
+"""
+
+
+@test
+def bridge_mode_joins_two_networks_that_have_no_route_between_them():
+    """Namespaces: IN (caller 10.251.1.2) - relay (10.251.1.1 | 10.251.2.1) - OUT
+    (callee 10.251.2.2). The relay forwards no IP; only anyrtpproxy joins them."""
+    from anycast_bed import can_run, sh
+    why = can_run()
+    if why:
+        raise Skip(why)
+    prefix = "arpbr%d" % (os.getpid() % 100000)
+    ns = {n: prefix + n for n in ("IN", "RL", "OUT")}
+    tmp = tempfile.mkdtemp(prefix="arp-br-")
+    control = os.path.join(tmp, "control.sock")
+    relay = None
+    try:
+        for n in ns.values():
+            sh("ip", "netns", "add", n)
+        for side, (net, peer_ns) in {"i": ("10.251.1", ns["IN"]), "o": ("10.251.2", ns["OUT"])}.items():
+            a, b = prefix + side + "a", prefix + side + "b"
+            sh("ip", "link", "add", a, "netns", ns["RL"], "type", "veth", "peer", "name", b, "netns", peer_ns)
+            sh("ip", "-n", ns["RL"], "addr", "add", net + ".1/24", "dev", a)
+            sh("ip", "-n", peer_ns, "addr", "add", net + ".2/24", "dev", b)
+            sh("ip", "-n", ns["RL"], "link", "set", a, "up")
+            sh("ip", "-n", peer_ns, "link", "set", b, "up")
+        for n in ns.values():
+            sh("ip", "-n", n, "link", "set", "lo", "up")
+        sh("ip", "netns", "exec", ns["RL"], "sysctl", "-qw", "net.ipv4.ip_forward=0")
+        log = open(os.path.join(tmp, "relay.log"), "w+")
+        relay = subprocess.Popen(["ip", "netns", "exec", ns["RL"], BINARY, "-D", "-s", "unix:" + control,
+                                  "-i", "10.251.1.1/10.251.2.1", "-p", "30000", "30100"], stdout=log,
+                                 stderr=subprocess.STDOUT)
+
+        def cmd(text):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.settimeout(2)
+            c.connect(control)
+            c.sendall(text.encode())
+            reply = c.recv(1024).decode().strip()
+            c.close()
+            return reply
+
+        wait_until(lambda: os.path.exists(control), 5, "the relay's control socket")
+        p, p_addr = cmd("UIE nscall 10.251.1.2 4000 A;1").split()
+        q, q_addr = cmd("LEI nscall 10.251.2.2 5000 A;1 B;1").split()
+        assert (p_addr, q_addr) == ("10.251.2.1", "10.251.1.1"), (p_addr, q_addr)
+        # The networks cannot reach each other directly.
+        assert sh("ip", "-n", ns["IN"], "route", "get", "10.251.2.2", check=False).returncode != 0
+        n = 20
+        callee = subprocess.Popen(["ip", "netns", "exec", ns["OUT"], "python3", "-c", ENDPOINT, "callee", "10.251.2.2",
+                                   "5000", "10.251.2.1", str(n)], stdout=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        caller = subprocess.run(["ip", "netns", "exec", ns["IN"], "python3", "-c", ENDPOINT, "caller", "10.251.1.2",
+                                 "4000", "10.251.1.1:%s" % q, str(n)], capture_output=True, text=True, timeout=30)
+        assert caller.stdout.strip() == str(n), "caller got %s echoes: %s" % (caller.stdout, caller.stderr)
+        assert callee.communicate(timeout=10)[0].strip() == str(n), "the callee saw other sources"
+        assert cmd("Q nscall A;1 B;1").split()[1:4] == [str(n), str(n), str(2 * n)]
+    finally:
+        if relay:
+            relay.terminate()
+            relay.wait(5)
+        for n in ns.values():
+            sh("ip", "netns", "del", n, check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
