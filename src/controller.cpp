@@ -207,9 +207,16 @@ std::string Controller::run(std::string_view text, Clock::time_point now, Effect
           if constexpr (std::is_same_v<T, Play>) return on(c, now);
           if constexpr (std::is_same_v<T, StopPlay>)  // 0 also when nothing plays
             return table_.stop_play(c.call_id, c.from_tag, c.to_tag) ? "0" : format_error(Error::no_session);
-          if constexpr (std::is_same_v<T, Copy>) {  // C: only udp: targets (a file target is R's job)
+          if constexpr (std::is_same_v<T, Copy>) {  // C: to udp:HOST:PORT, or into a file of --record-dir
             const auto m = table_.find(c.call_id, c.from_tag, c.to_tag);
             if (!m) return format_error(Error::no_session);
+            if (c.target.compare(0, 4, "udp:") != 0) {
+              if (!config_.recording || !valid_record_name(c.target)) return format_error(Error::copy_failed);
+              table_.record_into(c.call_id, c.from_tag, c.to_tag, c.target);
+              effects.events.push_back({Level::info, "recording call-id=" + c.call_id + " tag=" + c.from_tag +
+                                                         " into " + c.target});
+              return "0";
+            }
             const auto to = parse_copy_target(c.target);
             // Copies leave from the leg's own socket: the target must be of its family.
             const Slot slot = m->entry->session.legs[1 - m->side].slot;

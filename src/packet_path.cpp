@@ -92,8 +92,9 @@ void PacketPath::record(const RelaySockets::Ready& in, const Route& r, const ip:
   if (!recorder_.enabled()) return;  // a peer records; this instance has no --record-dir
   Recorder::Id id = r.recording;
   if (id == 0) {
-    const auto latch = table_.latch_at(in.slot, in.port);
-    if (!latch || !(id = recorder_.open(recording_base(latch->key.call_id, latch->key.from_tag)))) return;
+    const Session* s = table_.session_at(in.slot, in.port);
+    if (!s || !(id = recorder_.open(s->record_name.empty() ? recording_base(s->call_id, s->from_tag) : s->record_name)))
+      return;
     table_.set_recording(in.slot, in.port, id);
   }
   recorder_.packet(id, r.in_side, r.kind, from, ip::udp::endpoint(sockets_.address(in.slot), in.port), data, size);

@@ -70,6 +70,15 @@ Counters LocalState::cluster_counters(int side) const {
   return c;
 }
 
+bool valid_record_name(std::string_view name) {
+  if (name.empty() || name.size() > max_record_name || name[0] == '.') return false;
+  for (const char c : name) {
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && std::string_view("-_.=+@%,~").find(c) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
 bool tag_matches(const std::string& stored, const std::string& tag) {
   if (stored.size() < tag.size() || stored.compare(0, tag.size(), tag) != 0) return false;
   return stored.size() == tag.size() || stored[tag.size()] == ';';

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace anyrtpproxy {
@@ -139,6 +140,9 @@ struct Session {
   bool strong = false;
   std::string notify_target;  // empty: no timeout notification
   std::string notify_tag;
+  // C's file target: the base name of the session's recording in --record-dir
+  // (empty: rtpproxy's "<call-id>=<from-tag>"; wire version 4).
+  std::string record_name;
   // Cluster state (issue 4): the instance that created the session, and the
   // version of its last change with the instance that made it; the pair orders
   // concurrent changes the same way on every instance.
@@ -158,6 +162,13 @@ constexpr std::size_t max_tag = 256;          // a from- or to-tag, with its ";N
 constexpr std::size_t max_codecs = 256;       // a c modifier's list
 constexpr std::size_t max_notify = 1024;      // a notify target, a notify tag
 constexpr std::size_t max_instance_name = 64;
+constexpr std::size_t max_record_name = 200;  // C's file target
+
+// A name C may give a recording: 1 to max_record_name bytes of letters,
+// digits and "-_.=+@%,~", not starting with '.'. No path: it names a file in
+// --record-dir, which a SIP proxy (or whoever reaches the control socket) must
+// not leave.
+bool valid_record_name(std::string_view name);
 
 // Packet counters another instance reported for a session (activity frames),
 // and which legs it could not bind (bit 0: leg 0, bit 1: leg 1).

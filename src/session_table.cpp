@@ -449,6 +449,7 @@ std::size_t SessionTable::record(const std::string& call_id, const std::string& 
       if (!on) s.legs[side].copy = false;  // N stops C's copies too
     }
     if (!on) stop_recording_if_idle(it->second);
+    if (!s.legs[0].record && !s.legs[1].record) s.record_name.clear();  // the next R records under rtpproxy's name
     mark_dirty(it->second);
   }
   return matched;
@@ -466,6 +467,21 @@ std::optional<std::pair<Slot, std::uint16_t>> SessionTable::copy(const std::stri
   leg.copy_to = to ? *to : udp::endpoint();
   mark_dirty(e);
   return std::make_pair(leg.slot, leg.port);
+}
+
+bool SessionTable::record_into(const std::string& call_id, const std::string& from_tag, const std::string& to_tag,
+                               const std::string& name) {
+  const auto match = locate(sessions_, call_id, from_tag, to_tag);
+  if (!match) return false;
+  Entry& e = *match->first;
+  e.session.legs[1 - match->second].record = true;  // the leg facing the party of from_tag
+  if (e.session.record_name != name && e.local.recording) {
+    closed_recordings_.push_back(e.local.recording);  // the next packet opens the file of the new name
+    e.local.recording = 0;
+  }
+  e.session.record_name = name;
+  mark_dirty(e);
+  return true;
 }
 
 bool SessionTable::play(const std::string& call_id, const std::string& from_tag, const std::string& to_tag,
@@ -519,6 +535,12 @@ void SessionTable::stop_recording_if_idle(Entry& e) {
 void SessionTable::set_recording(Slot slot, std::uint16_t local_port, std::uint32_t id) {
   Kind kind;
   if (const PortRef* ref = lookup(slot, local_port, kind)) ref->entry->local.recording = id;
+}
+
+const Session* SessionTable::session_at(Slot slot, std::uint16_t local_port) const {
+  Kind kind;
+  const PortRef* ref = lookup(slot, local_port, kind);
+  return ref ? &ref->entry->session : nullptr;
 }
 
 std::optional<Latch> SessionTable::latch_at(Slot slot, std::uint16_t local_port) const {
@@ -627,6 +649,10 @@ SessionTable::Applied SessionTable::apply_upsert(Session incoming) {
         release(mine, side);
     incoming.last_active = std::max(incoming.last_active, mine.session.last_active);
     incoming.created = std::min(incoming.created, mine.session.created);
+    if (incoming.record_name != mine.session.record_name && mine.local.recording) {
+      closed_recordings_.push_back(mine.local.recording);  // a peer's C named another file
+      mine.local.recording = 0;
+    }
     mine.session = std::move(incoming);
     mine.local.dirty = false;  // a pending local change is superseded
     e = &mine;

@@ -190,6 +190,11 @@ public:
   // none: stop. The leg's local port and slot, or nothing when no session matched.
   std::optional<std::pair<Slot, std::uint16_t>> copy(const std::string& call_id, const std::string& from_tag,
                                                      const std::string& to_tag, std::optional<udp::endpoint> to);
+  // C to a file: what the party of from_tag sends is recorded into the
+  // recording named `name` (valid_record_name; the session's one recording,
+  // reopened under that name when it was open under another). False: no session.
+  bool record_into(const std::string& call_id, const std::string& from_tag, const std::string& to_tag,
+                   const std::string& name);
   // P and S: start (or replace) or stop the prompt played towards the party
   // of from_tag. False: no such session.
   bool play(const std::string& call_id, const std::string& from_tag, const std::string& to_tag, Playback p);
@@ -215,6 +220,8 @@ public:
   void send_failed(Slot slot, std::uint16_t local_port, std::size_t size, DropReason why = DropReason::send_failed);
   // The leg behind a local port and its remote address now (after route() said learned).
   std::optional<Latch> latch_at(Slot slot, std::uint16_t local_port) const;
+  // The session behind a local port; valid until the table next changes.
+  const Session* session_at(Slot slot, std::uint16_t local_port) const;
 
   // Cluster sync. Local changes are collected (versions bumped) by take_changes();
   // the apply_* functions merge what a peer published and never mark anything

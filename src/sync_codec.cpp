@@ -163,6 +163,12 @@ void serialize_session(IO& io, SessionT& s) {
   io.flag(s.strong);
   io.str(s.notify_target);
   io.str(s.notify_tag);
+  if (io.version >= 4) {
+    io.str(s.record_name);
+    if constexpr (std::is_same_v<IO, In>) {
+      if (!s.record_name.empty() && !valid_record_name(s.record_name)) throw Limit("a bad recording name");
+    }
+  }
   io.str(s.origin);
   io.num(s.version);
   io.str(s.changed_by);
@@ -284,6 +290,21 @@ std::string encode(const SyncActivity& a) {
   return frame("activity", payload, "instance=" + printable(a.instance) + " sessions=" + std::to_string(a.entries.size()));
 }
 
+namespace {
+// What R, C and P added to a session, for the listing: "recording=NAME"
+// (the file's base name), "copy-to=ADDR:PORT", "playing=PROMPT".
+std::string extras(const Session& s) {
+  std::string out;
+  if (s.legs[0].record || s.legs[1].record)
+    out += " recording=" + (s.record_name.empty() ? std::string("call-id=tag") : s.record_name);
+  for (const auto& l : s.legs) {
+    if (l.copy) out += " copy-to=" + l.copy_to.address().to_string() + ":" + std::to_string(l.copy_to.port());
+    if (l.play.active()) out += " playing=" + printable(l.play.name, 64);
+  }
+  return out;
+}
+}  // namespace
+
 std::string listing_line(const Session& s, const LocalState& local, Clock::time_point now,
                          std::chrono::seconds ttl_left) {
   using std::chrono::duration_cast;
@@ -307,7 +328,7 @@ std::string listing_line(const Session& s, const LocalState& local, Clock::time_
          " to-tag=" + printable(s.to_tag) + " state=" + (s.complete() ? "answered" : "offered") +
          " age=" + std::to_string(duration_cast<seconds>(now - s.created).count()) + "s idle=" +
          std::to_string(duration_cast<seconds>(now - s.last_active).count()) + "s ttl=" +
-         std::to_string(ttl_left.count()) + "s" + leg("callee", 0) + leg("caller", 1) +
+         std::to_string(ttl_left.count()) + "s" + leg("callee", 0) + leg("caller", 1) + extras(s) +
          " origin=" + printable(s.origin) + "\n";
 }
 

@@ -29,7 +29,7 @@ namespace anyrtpproxy {
 // read (their legs have no signalled address; both legs on the session
 // family's address); an older instance refuses newer frames, so upgrade every
 // instance of a cluster.
-constexpr unsigned sync_wire_version = 3;  // 3: each leg's relay address slot (bridge mode)
+constexpr unsigned sync_wire_version = 4;  // 3: each leg's relay address slot (bridge mode); 4: C's file name
 constexpr std::size_t sync_max_line = 4096;         // a frame header or a listing line
 constexpr std::size_t sync_max_payload = 256 * 1024;
 constexpr std::size_t sync_max_string = 8192;       // call-ids, tags: the control protocol's own bound

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import BINARY, Daemon, Peer, Skip, free_port, rtcp, rtp, run_all, test, wait_until
+from harness import BINARY, Daemon, Peer, Skip, free_port, listing, rtcp, rtp, run_all, test, wait_until
 
 LO = "127.0.0.1"
 
@@ -215,7 +215,7 @@ def c_copies_what_a_party_sends_to_a_udp_collector():
     with Daemon() as d:  # copying needs no --record-dir
         p, q = call(d, a, b, "cp")
         assert d.cmd("C cp udp:%s:%d nosuch" % (LO, collector.port)) == "E50"
-        assert d.cmd("C cp file-name A;1") == "E65"  # only udp: targets
+        assert d.cmd("C cp file-name A;1") == "E65"  # a file target needs -r
         assert d.cmd("C cp udp:[::1]:%d A;1" % collector.port) == "E65"  # not the leg's family
         assert d.cmd("C cp udp:%s:%d A;1" % (LO, collector.port)) == "0"
         assert d.cmd("Cp cp udp:%s:%d A;1" % (LO, collector.port)) == "%d %s" % (q, LO)  # copies leave from q
@@ -228,6 +228,31 @@ def c_copies_what_a_party_sends_to_a_udp_collector():
         assert d.cmd("N cp A;1") == "0"  # stops the copies
         exchange(a, b, a_rtcp, b_rtcp, p, q, n=2)
         assert collector.nothing()
+
+
+@test
+def c_to_a_file_target_records_into_that_name_in_the_record_dir():
+    rec = tempfile.mkdtemp(prefix="arp-rec-")
+    a, a_rtcp = pair()
+    b, b_rtcp = pair()
+    sync_port = free_port(socket.SOCK_STREAM)
+    with Daemon("-r", rec, "-S", str(sync_port), "-I", LO) as d:
+        p, q = call(d, a, b, "cf")
+        for bad in ("../escape", "sub/dir", ".hidden", "udp:nohost"):
+            assert d.cmd("C cf %s A;1 B;1" % bad) == "E65", bad
+        assert d.cmd("C cf conf-42 A;1 B;1") == "0"  # OpenSIPS: C cid dest F;N T;N, the caller's side
+        assert d.cmd("C cf conf-42 B;1 A;1") == "0"  # and the callee's
+        line = [x for x in listing(LO, sync_port) if "call-id=cf " in x][0]
+        assert " recording=conf-42 " in line, line  # what an operator sees on the sync port
+        exchange(a, b, a_rtcp, b_rtcp, p, q, n=3)
+        assert d.cmd("D cf A") == "0"
+        want = ["conf-42.a.rtcp", "conf-42.a.rtp", "conf-42.o.rtcp", "conf-42.o.rtp"]
+        wait_until(lambda: files(rec) == want, 3, "both directions in files of that name", debug=lambda: files(rec))
+        size = 3 * (30 + len(rtp(0)))
+        assert os.path.getsize(os.path.join(rec, "conf-42.o.rtp")) == size
+        assert os.path.getsize(os.path.join(rec, "conf-42.a.rtp")) == size
+        assert os.listdir(os.path.dirname(rec)).count("escape") == 0
+    shutil.rmtree(rec)
 
 
 @test

@@ -249,6 +249,36 @@ BOOST_AUTO_TEST_CASE(p_chooses_the_first_codec_with_a_prompt_and_plays_towards_t
   BOOST_TEST(controller.handle_text("S nosuch A;1", t0, e) == "E50\n");
 }
 
+BOOST_AUTO_TEST_CASE(c_records_into_a_named_file_or_copies_to_a_udp_target) {
+  ControllerConfig c = config();
+  c.recording = true;
+  Controller controller(table, c);
+  Effects e;
+  controller.handle_text("U r 192.0.2.10 4000 A;1", t0, e);
+  controller.handle_text("L r 192.0.2.20 5000 A;1 B;1", t0, e);
+  const auto& s = table.sessions().begin()->second.session;
+  BOOST_TEST(controller.handle_text("C r conf-7_a=b A;1 B;1", t0, e) == "0\n");
+  BOOST_TEST(s.record_name == "conf-7_a=b");
+  BOOST_TEST(s.legs[1].record);  // what the caller (A) sends
+  BOOST_TEST(!s.legs[0].record);
+  BOOST_TEST(!s.legs[1].copy);  // a file is not a copy
+  const std::string port = controller.handle_text("Cp r udp:192.0.2.99:9000 B;1 A;1", t0, e);
+  BOOST_TEST(port == std::to_string(s.legs[0].port) + "\n");  // the port the copies leave from
+  BOOST_TEST((s.legs[0].copy && s.legs[0].copy_to == udp::endpoint(ip::make_address("192.0.2.99"), 9000)));
+  // A name that would leave --record-dir, or is no name at all, is E65; the session keeps its file.
+  for (const char* bad : {"../etc/x", "a/b", ".hidden", "udp:nohost", "udp:192.0.2.1:0", "tcp:1.2.3.4:5", "x\x01y"})
+    BOOST_TEST(controller.handle_text(std::string("C r ") + bad + " A;1 B;1", t0, e) == "E65\n", bad);
+  BOOST_TEST(controller.handle_text("C r " + std::string(max_record_name + 1, 'n') + " A;1", t0, e) == "E65\n");
+  BOOST_TEST(s.record_name == "conf-7_a=b");
+  BOOST_TEST(controller.handle_text("C nosuch file A;1", t0, e) == "E50\n");
+  // N stops it, and a later R records under rtpproxy's own name again.
+  BOOST_TEST(controller.handle_text("Na r A;1", t0, e) == "0\n");
+  BOOST_TEST((!s.legs[0].record && !s.legs[1].record && !s.legs[0].copy && s.record_name.empty()));
+  // Without --record-dir a file target fails as rtpproxy's does.
+  Controller plain(table, config());
+  BOOST_TEST(plain.handle_text("C r file A;1", t0, e) == "E65\n");
+}
+
 BOOST_AUTO_TEST_CASE(info_counts_local_and_synced_sessions_apart) {
   Controller controller(table, config());
   Effects e;

@@ -278,6 +278,28 @@ BOOST_AUTO_TEST_CASE(bridged_legs_live_on_their_own_slots_and_relay_across) {
   BOOST_TEST(binder.open_ports.empty());
 }
 
+BOOST_AUTO_TEST_CASE(a_recording_reopens_under_the_name_c_gives_and_closes_when_nothing_records) {
+  const auto p = port_of(table.update(ul(true, "c", "192.0.2.10", 4000, "A;1"), t0));
+  const auto q = port_of(table.update(ul(false, "c", "192.0.2.20", 5000, "A;1", "B;1"), t0));
+  BOOST_TEST(table.record("c", "A;1", "", true, true) == 1u);
+  BOOST_TEST(send(p, ep("192.0.2.20", 5000)).record);
+  table.set_recording(at(Family::v4), p, 41);  // the packet path opened recording 41
+  BOOST_TEST(send(q, ep("192.0.2.10", 4000)).recording == 41u);
+  BOOST_TEST(table.take_closed_recordings().empty());
+  BOOST_TEST(table.record_into("c", "A;1", "B;1", "conf"));  // another name: 41 closes, the next packet reopens
+  BOOST_TEST((table.take_closed_recordings() == std::vector<std::uint32_t>{41}));
+  BOOST_TEST(send(q, ep("192.0.2.10", 4000)).recording == 0u);
+  BOOST_TEST(table.session_at(at(Family::v4), q)->record_name == "conf");
+  table.set_recording(at(Family::v4), q, 42);
+  BOOST_TEST(table.record_into("c", "A;1", "B;1", "conf"));  // the same name: it stays open
+  BOOST_TEST(table.take_closed_recordings().empty());
+  BOOST_TEST(!table.record_into("other", "A;1", "", "conf"));
+  BOOST_TEST(table.record("c", "A;1", "", false, true) == 1u);  // N a: nothing records, 42 closes
+  BOOST_TEST((table.take_closed_recordings() == std::vector<std::uint32_t>{42}));
+  BOOST_TEST(table.session_at(at(Family::v4), q)->record_name.empty());
+  BOOST_TEST(table.session_at(at(Family::v4), 9) == nullptr);
+}
+
 BOOST_AUTO_TEST_CASE(clear_frees_everything) {
   table.update(ul(true, "c", "192.0.2.10", 4000, "A;1"), t0);
   table.update(ul(false, "c", "192.0.2.20", 5000, "A;1", "B;1"), t0);

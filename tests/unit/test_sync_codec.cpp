@@ -144,6 +144,7 @@ std::string golden_stream() {
   v6.legs[0].record = true;                               // R: what the callee sends is recorded
   v6.legs[0].copy = true;                                 // C: and copied to a collector
   v6.legs[0].copy_to = ep("2001:db8::99", 9000);
+  v6.record_name = "conference-7";  // C into a file (version 4)
   v6.legs[1].play = Playback{"moh", 8, -1, now - 1500ms, 0x1234abcd, 160000, 4711, "relay1:35000"};  // P-1
   v6.legs[0].relatch_until = {};
   return encode(SyncHello{"relay1:35000", 35000, 39999, 2}) + encode(sample(), now) + encode(v6, now) +
@@ -185,8 +186,8 @@ BOOST_AUTO_TEST_CASE(other_messages_round_trip_in_one_stream_fed_byte_by_byte) {
   BOOST_TEST(a.entries.at(0).counters[1].relayed == 20u);
 }
 
-BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_3) {
-  const std::string path = golden_path(3);
+BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_4) {
+  const std::string path = golden_path(4);
   if (std::getenv("ANYRTPPROXY_WRITE_GOLDEN")) std::ofstream(path) << golden_stream();
   const std::string text = file_text(path);
   // the committed bytes are what version 3 writes, whatever Boost version builds us
@@ -204,6 +205,29 @@ BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_3) {
   BOOST_TEST((v6.legs[1].play.name == "moh" && v6.legs[1].play.count == -1 && v6.legs[1].play.seq == 4711));
   BOOST_TEST((v6.legs[1].play.start == now - 1500ms));  // ages travel as ages
   BOOST_TEST(std::get<SyncActivity>(std::get<SyncMessage>(all[4])).entries.at(1).unbound == 2);
+  BOOST_TEST(v6.record_name == "conference-7");
+  BOOST_TEST(std::get<Session>(std::get<SyncMessage>(all[1])).record_name.empty());
+}
+
+BOOST_AUTO_TEST_CASE(frames_of_wire_version_3_are_still_read) {
+  // what the previous release wrote (tests/golden/sync-v3.frames, never rewritten): no recording names then
+  auto all = read_all(file_text(golden_path(3)));
+  BOOST_REQUIRE(all.size() == 5u);
+  check_same(std::get<Session>(std::get<SyncMessage>(all[1])), sample());
+  const auto& v6 = std::get<Session>(std::get<SyncMessage>(all[2]));
+  BOOST_TEST(v6.legs[0].slot == slot_of(Family::v6, Side::external));
+  BOOST_TEST((v6.legs[0].record && v6.legs[0].copy && v6.legs[1].play.name == "moh"));
+  BOOST_TEST(v6.record_name.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_recording_name_that_leaves_the_directory_is_refused) {
+  Session s = sample();
+  s.record_name = "x";
+  std::string text = encode(s, now);
+  const auto at = text.find(" 1 x ");  // the name, as the archive writes a one-byte string
+  BOOST_REQUIRE(at != std::string::npos);
+  text.replace(at, 5, " 1 / ");
+  BOOST_TEST(error_of(text).find("recording name") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(frames_of_wire_version_2_are_still_read) {
