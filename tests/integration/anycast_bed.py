@@ -51,7 +51,7 @@ class Agent:
 
 
 class Bed:
-    def __init__(self, binary, instances=3, ttl=60, extra_args=()):
+    def __init__(self, binary, instances=3, ttl=60, extra_args=(), args_of=lambda i: []):
         self.prefix = "arp%d" % (os.getpid() % 100000)
         self.ns = {n: "%s%s" % (self.prefix, n) for n in ["A", "B", "RT"] + ["R%d" % i for i in range(1, instances + 1)]}
         self.instances = instances
@@ -60,6 +60,7 @@ class Bed:
         self.binary = binary
         self.ttl = ttl
         self.extra_args = list(extra_args)
+        self.args_of = args_of  # instance number -> its own arguments (a directory of its own)
         self.logdir = os.environ.get("TEST_LOGDIR", "/tmp")
         try:
             self._build()
@@ -117,7 +118,7 @@ class Bed:
         log = open(os.path.join(self.logdir, "%s-R%d.log" % (self.prefix, i)), "a")
         argv = ["ip", "netns", "exec", self.ns["R%d" % i], self.binary, "-D", "-d", "info",
                 "-s", "udp:10.250.1.%d:22222" % i, "-i", ANYCAST, "-p", str(lo), str(hi), "-T", str(self.ttl),
-                "-S", "2342", "-I", "10.250.1.%d" % i, "-M", peers] + self.extra_args
+                "-S", "2342", "-I", "10.250.1.%d" % i, "-M", peers] + self.extra_args + list(self.args_of(i))
         self.procs[i] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
 
     def kill(self, i, sig=signal.SIGKILL):

@@ -240,6 +240,31 @@ class Daemon:
         return False
 
 
+def read_pcap(path, allow_cut=False):
+    """[(src, sport, dst, dport, payload)] of a raw-IP IPv4 pcap (--record-pcap).
+    allow_cut: the file of a killed instance may end inside a record."""
+    data = open(path, "rb").read()
+    if allow_cut and len(data) < 24:
+        return []
+    magic, major, minor, _, _, snap, link = struct.unpack("<IHHiIII", data[:24])
+    assert (magic, major, minor, link) == (0xa1b2c3d4, 2, 4, 101), (hex(magic), major, minor, link)
+    out, at = [], 24
+    while at < len(data):
+        if allow_cut and at + 16 > len(data):
+            break
+        _, _, incl, orig = struct.unpack("<IIII", data[at:at + 16])
+        if allow_cut and at + 16 + incl > len(data):
+            break
+        pkt = data[at + 16:at + 16 + incl]
+        at += 16 + incl
+        assert pkt[0] >> 4 == 4 and pkt[9] == 17, "not IPv4/UDP"
+        src, dst = ".".join(map(str, pkt[12:16])), ".".join(map(str, pkt[16:20]))
+        sport, dport, ulen, _ = struct.unpack("!HHHH", pkt[20:28])
+        assert ulen == orig - 20 and incl == orig
+        out.append((src, sport, dst, dport, pkt[28:]))
+    return out
+
+
 def rtp(seq, ssrc=0x1234, payload=b"\xd5" * 160, pt=8):
     return struct.pack("!BBHII", 0x80, pt, seq & 0xFFFF, seq * 160 & 0xFFFFFFFF, ssrc) + payload
 

@@ -5,7 +5,8 @@ netns_agent.py) and takes JSON commands, one per line, on stdin:
   {"op": "open", "calls": [[id, local_host, local_port], ...]}
   {"op": "stream", "targets": {id: [host, port]}, "pps": 50, "ssrc": base}
   {"op": "inject", "call": id, "to": [host, port], "count": n, "ssrc": s}   (a third source)
-  {"op": "stats", "since": t}                              -> per call: packets, sources, max gap, lost
+  {"op": "stats", "since": t}                              -> per call: packets, sources, max gap, lost,
+                                                              first and last seq, payloads' first bytes
   {"op": "quit"}
 
 Sender and receiver run in threads; every loop is bounded by the test's quit."""
@@ -62,8 +63,9 @@ def receiver():
                 continue
             if len(data) >= 12:
                 seq, ssrc = struct.unpack("!H", data[2:4])[0], struct.unpack("!I", data[8:12])[0]
+                first = data[12] if len(data) > 12 else -1  # the payload's first byte: which prompt frame
                 with lock:
-                    received.setdefault(cid, []).append((now, seq, ssrc, "%s:%d" % src[:2]))
+                    received.setdefault(cid, []).append((now, seq, ssrc, "%s:%d" % src[:2], first))
 
 
 def stats(since):
@@ -77,7 +79,9 @@ def stats(since):
             lost = (seqs[-1] - seqs[0] + 1 - len(seqs)) if seqs else 0
             out[cid] = {"packets": len(rx), "max_gap_ms": round(1000 * max(gaps), 1) if gaps else None,
                         "lost": lost, "ssrcs": sorted(set(r[2] for r in rx)), "sources": sorted(set(r[3] for r in rx)),
-                        "last": times[-1] if times else None}
+                        "last": times[-1] if times else None,
+                        "first_seq": rx[0][1] if rx else None, "last_seq": rx[-1][1] if rx else None,
+                        "first_bytes": sorted(set(r[4] for r in rx))}
     return out
 
 

@@ -2,12 +2,17 @@
 a caller and a callee stream RTP at 50 pps each way for 20 calls; the instance
 that carries them is SIGKILLed and the route moves; every call must resume both
 ways, and no packet from a third source may be forwarded. Then the split case:
-the caller's packets reach one instance and the callee's another."""
+the caller's packets reach one instance and the callee's another. And a
+recorded call and a playing prompt (issue 10) survive the same death: the new
+instance records the rest in a file of its own, the prompt goes on."""
 
+import os
+import shutil
+import tempfile
 import time
 
 from anycast_bed import ANYCAST, Bed, can_run
-from harness import BINARY, Skip, run_all, test, wait_until
+from harness import BINARY, Skip, read_pcap, run_all, test, wait_until
 
 CALLS = 20
 
@@ -70,6 +75,92 @@ def calls_survive_the_death_of_their_instance():
         assert all(control(rt, i, "Q call0 A;1 B;1").split()[0] != "E50" for i in (2, 3))
     finally:
         bed.destroy()
+
+
+FRAMES = [bytes([0x10 + i]) * 160 for i in range(3)]  # moh.8: three distinct 20 ms PCMA frames
+
+
+@test
+def a_recorded_call_and_a_playing_prompt_survive_the_death_of_their_instance():
+    why = can_run()
+    if why:
+        raise Skip(why)
+    work = tempfile.mkdtemp(prefix="arp-bed-")
+    prompts = os.path.join(work, "prompts")
+    rec = {i: os.path.join(work, "rec%d" % i) for i in (1, 2, 3)}
+    for d in [prompts] + list(rec.values()):
+        os.mkdir(d)
+    with open(os.path.join(prompts, "moh.8"), "wb") as f:
+        f.write(b"".join(FRAMES))
+    bed = Bed(BINARY, args_of=lambda i: ["-r", rec[i], "--record-pcap", "--prompts", prompts])
+    try:
+        for i in (1, 2, 3):
+            bed.start(i)
+        rt, a, b = bed.agent("RT"), bed.agent("A"), bed.agent("B")
+        wait_until(lambda: all(control(rt, i, "V") == "20040107" for i in (1, 2, 3)), 10, "three instances")
+        a(op="open", calls=[[c, "10.250.10.1", 30000 + 2 * c] for c in (0, 1)])
+        b(op="open", calls=[[c, "10.250.20.1", 31000 + 2 * c] for c in (0, 1)])
+        to_callee, to_caller = {}, {}
+        for c in (0, 1):
+            p = control(rt, 1, "Uc8 call%d 10.250.10.1 %d A;1" % (c, 30000 + 2 * c))
+            q = control(rt, 1, "Lc8 call%d 10.250.20.1 %d A;1 B;1" % (c, 31000 + 2 * c))
+            to_callee[c], to_caller[c] = int(p.split()[0]), int(q.split()[0])
+        # Kamailio's start_recording() (R cid T F, the callee's side) and OpenSIPS'
+        # rtpproxy_start_recording("conf-0") (C cid NAME F T, the caller's): one file, of that name
+        assert control(rt, 1, "R call0 B;1 A;1") == "0" and control(rt, 1, "C call0 conf-0 A;1 B;1") == "0"
+        wait_until(lambda: all(control(rt, i, "I").split("\n")[1] == "active sessions: 2" for i in (2, 3)), 5,
+                   "both calls on R2 and R3")
+        a(op="stream", targets={c: [ANYCAST, to_caller[c]] for c in (0, 1)}, pps=50, ssrc=1000)
+        b(op="stream", targets={c: [ANYCAST, to_callee[c]] for c in (0, 1)}, pps=50, ssrc=2000)
+        time.sleep(0.5)
+        # Kamailio's rtpproxy_stream2uac("moh", -1): music on hold to the caller, until S
+        assert control(rt, 1, "P-1 call1 moh 8 A;1 B;1") == "0"
+        t_play = a(op="stats")["now"]
+        time.sleep(1.5)
+        before = a(op="stats", since=t_play + 0.2)["stats"]["1"]
+        assert before["packets"] > 50 and len(before["ssrcs"]) == 1 and before["ssrcs"] != [2001], before
+        assert before["first_bytes"] == [0x10, 0x11, 0x12], before  # the prompt's frames, not the callee's media
+        prompt_ssrc = before["ssrcs"][0]
+        bed.kill(1)
+        t_fail = a(op="stats")["now"]
+        bed.route_to(2)
+        time.sleep(2.5)
+        after_a, after_b = a(op="stats", since=t_fail)["stats"], b(op="stats", since=t_fail)["stats"]
+        # the recorded call goes on both ways
+        assert after_a["0"]["packets"] > 90 and after_b["0"]["packets"] > 90, (after_a["0"], after_b["0"])
+        assert after_a["0"]["max_gap_ms"] < 1500 and after_b["0"]["max_gap_ms"] < 1500, (after_a["0"], after_b["0"])
+        # the prompt goes on: R2 plays it on, the same stream (SSRC, sequence) from the same address and port
+        moved = after_a["1"]
+        assert moved["packets"] > 90 and moved["ssrcs"] == [prompt_ssrc], moved
+        assert moved["first_bytes"] == [0x10, 0x11, 0x12] and moved["max_gap_ms"] < 1500, moved
+        assert moved["sources"] == ["%s:%d" % (ANYCAST, to_caller[1])], moved
+        assert 0 < (moved["last_seq"] - before["first_seq"]) % 65536 < 1000, (before, moved)
+        assert control(rt, 2, "S call1 A;1 B;1") == "0"
+        t_stop = a(op="stats")["now"]
+        time.sleep(0.5)
+        resumed = a(op="stats", since=t_stop + 0.2)["stats"]["1"]
+        assert resumed["ssrcs"] == [2001] and resumed["packets"] > 10, resumed  # the callee's media again
+        # R2's file has the rest of the call: both directions, from the failover on
+        assert control(rt, 2, "D call0 A;1") == "0"
+        name = "conf-0.pcap"
+        wait_until(lambda: os.listdir(rec[2]) == [name], 5, "R2's recording to close",
+                   debug=lambda: os.listdir(rec[2]))
+        rest = read_pcap(os.path.join(rec[2], name))
+        from_b = [x for x in rest if x[3] == to_callee[0]]  # the callee sends to the port the caller's U got
+        from_a = [x for x in rest if x[3] == to_caller[0]]
+        assert len(from_b) > 90 and len(from_a) > 90, (len(from_b), len(from_a))
+        assert all(x[:2] == ("10.250.20.1", 31000) for x in from_b), from_b[0][:4]
+        assert all(x[:2] == ("10.250.10.1", 30000) for x in from_a), from_a[0][:4]
+        assert all(x[2] == ANYCAST for x in rest)
+        first = read_pcap(os.path.join(rec[1], name), allow_cut=True)  # R1's, as far as its writer got
+        seq = lambda x: int.from_bytes(x[4][2:4], "big")  # noqa: E731
+        for port, later in ((to_caller[0], from_a), (to_callee[0], from_b)):  # each sender counts on its own
+            earlier = [seq(x) for x in first if x[3] == port]
+            assert earlier and max(earlier) < min(seq(x) for x in later), "R2 has only the rest"
+        assert os.listdir(rec[3]) == [], "R3 relayed nothing, so it recorded nothing"
+    finally:
+        bed.destroy()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import BINARY, Daemon, Peer, Skip, free_port, listing, rtcp, rtp, run_all, test, wait_until
+from harness import BINARY, Daemon, Peer, Skip, free_port, listing, read_pcap, rtcp, rtp, run_all, test, wait_until
 
 LO = "127.0.0.1"
 
@@ -38,24 +38,6 @@ def exchange(a, b, a_rtcp, b_rtcp, p, q, n=5):
 def pair(host=LO):
     base = free_port(host=host, pair=True)
     return Peer(host, port=base), Peer(host, port=base + 1)
-
-
-def read_pcap(path):
-    """[(src, sport, dst, dport, payload)] of a raw-IP pcap."""
-    data = open(path, "rb").read()
-    magic, major, minor, _, _, snap, link = struct.unpack("<IHHiIII", data[:24])
-    assert (magic, major, minor, link) == (0xa1b2c3d4, 2, 4, 101), (hex(magic), major, minor, link)
-    out, at = [], 24
-    while at < len(data):
-        _, _, incl, orig = struct.unpack("<IIII", data[at:at + 16])
-        pkt = data[at + 16:at + 16 + incl]
-        at += 16 + incl
-        assert pkt[0] >> 4 == 4 and pkt[9] == 17, "not IPv4/UDP"
-        src, dst = ".".join(map(str, pkt[12:16])), ".".join(map(str, pkt[16:20]))
-        sport, dport, ulen, _ = struct.unpack("!HHHH", pkt[20:28])
-        assert ulen == orig - 20 and incl == orig
-        out.append((src, sport, dst, dport, pkt[28:]))
-    return out
 
 
 def files(d):
