@@ -97,6 +97,8 @@ void UdpControl::on_readable() {
     const std::string reply = guarded(
         log_, [&] { return controller_.handle_datagram(datagram, endpoint_text(from), now, effects); },
         [&] { return controller_.error_datagram(datagram, Error::internal); });
+    // The effects first: the kernel fast path follows the table before the SIP proxy hears the reply.
+    if (apply_) apply_(effects);
     // Reply from the address the request reached: copy its destination back as the source.
     alignas(cmsghdr) char out_control[256];
     iovec out_iov{const_cast<char*>(reply.data()), reply.size()};
@@ -128,7 +130,6 @@ void UdpControl::on_readable() {
     }
     if (::sendmsg(fd, &out, MSG_DONTWAIT) < 0)
       log_.warning("control: cannot reply to " + endpoint_text(from) + ": " + std::strerror(errno));
-    if (apply_) apply_(effects);
   }
 }
 

@@ -3,6 +3,9 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -93,7 +96,32 @@ PidFile::PidFile(const std::string& path) {
   file_ = RemoveAtExit(path);
 }
 
-void chroot_and_drop(const std::string& dir, const std::string& user, const std::vector<std::string>& hand_over) {
+namespace {
+// The capability sets, by the raw system calls (no libcap for two calls).
+bool get_caps(__user_cap_data_struct (&data)[2]) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  return ::syscall(SYS_capget, &header, data) == 0;
+}
+void set_caps(std::uint64_t permitted) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  data[0].permitted = data[0].effective = static_cast<std::uint32_t>(permitted);
+  data[1].permitted = data[1].effective = static_cast<std::uint32_t>(permitted >> 32);
+  if (::syscall(SYS_capset, &header, data) != 0) sys_fail("cannot set capabilities");
+}
+}  // namespace
+
+void keep_only_capabilities(std::uint64_t keep) {
+  if (::getuid() == 0 || ::geteuid() == 0) return;
+  __user_cap_data_struct data[2]{};
+  if (!get_caps(data)) return;
+  const std::uint64_t have = data[0].permitted | (std::uint64_t{data[1].permitted} << 32);
+  ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  if ((have & ~keep) != 0) set_caps(have & keep);
+}
+
+void chroot_and_drop(const std::string& dir, const std::string& user, const std::vector<std::string>& hand_over,
+                     std::uint64_t keep) {
   const passwd* pw = nullptr;
   if (!user.empty()) {
     errno = 0;
@@ -114,7 +142,12 @@ void chroot_and_drop(const std::string& dir, const std::string& user, const std:
   if (::geteuid() == uid && ::getuid() == uid && ::getegid() == gid && uid != 0) return;
   if (::setgroups(0, nullptr) != 0) sys_fail("cannot drop supplementary groups");
   if (::setgid(gid) != 0) sys_fail("cannot setgid to " + std::to_string(gid));
+  if (keep && ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) sys_fail("cannot keep capabilities");
   if (::setuid(uid) != 0) sys_fail("cannot setuid to " + user);
+  if (keep) {
+    ::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    set_caps(keep);  // what was kept, and nothing else
+  }
   if (uid != 0 && ::setuid(0) == 0) throw std::runtime_error("privileges could be regained after dropping to " + user);
 }
 

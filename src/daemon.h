@@ -7,6 +7,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,15 @@ private:
 // chroot(dir) if dir is not empty, then drop to user (its primary group, no
 // supplementary groups). Verifies that root cannot be regained. The files in
 // `hand_over` (unix control sockets) are given to that user and group first.
-void chroot_and_drop(const std::string& dir, const std::string& user, const std::vector<std::string>& hand_over);
+// `keep`: capabilities (bit n = capability n) the user keeps, e.g. CAP_BPF
+// for the kernel fast path's map on kernels that still ask for it.
+void chroot_and_drop(const std::string& dir, const std::string& user, const std::vector<std::string>& hand_over,
+                     std::uint64_t keep = 0);
+
+// A daemon that runs as a user with capabilities (systemd's ambient ones, or
+// what chroot_and_drop kept) lowers them to `keep` once it is set up: binding
+// and attaching are done. Root without -u keeps what root has.
+void keep_only_capabilities(std::uint64_t keep);
+constexpr std::uint64_t capability_bit(int cap) { return std::uint64_t{1} << cap; }
 
 }  // namespace anyrtpproxy

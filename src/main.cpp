@@ -49,9 +49,10 @@ int main(int argc, char* argv[]) {
       for (const auto& c : options.control)
         if (c.kind == ControlSpec::Kind::unix_stream || c.kind == ControlSpec::Kind::unix_persistent)
           sockets.push_back(c.path);
-      chroot_and_drop(options.chroot ? options.chroot_dir : "", options.user, sockets);
+      chroot_and_drop(options.chroot ? options.chroot_dir : "", options.user, sockets, proxy.capabilities_kept());
       if (options.chroot) log.chrooted();
     }
+    keep_only_capabilities(proxy.capabilities_kept());  // sockets bound, the fast path attached
     proxy.start();
     detacher.report(0);
     io.run();

@@ -307,6 +307,10 @@ Options parse_options(int argc, const char* const argv[]) {
     ("record-all,a", "record every session")
     ("prompts", po::value<std::string>()->value_name("DIR"),
      "P's prompts: pre-encoded payload files NAME.PT (moh.8 for PCMA); without it P answers E60")
+    ("kernel-offload", po::value<std::string>()->value_name("MODE"),
+     "forward latched streams in the kernel (eBPF at tc ingress): auto (default: if the kernel allows it), on or off")
+    ("offload-interfaces", po::value<std::vector<std::string>>()->value_name("IF,..."),
+     "the interfaces media arrives on, for --kernel-offload (default: all but lo)")
     ("metrics", po::value<std::string>()->value_name("ADDR:PORT"),
      "serve Prometheus metrics at http://ADDR:PORT/metrics ([v6]:PORT for IPv6)")
     ("metrics-allow", po::value<std::vector<std::string>>()->value_name("NET,..."),
@@ -476,6 +480,25 @@ Options parse_options(int argc, const char* const argv[]) {
     if (ec) fail(opt, "'" + host + "' is not an IP address");
     o.metrics = ip::tcp::endpoint(addr, port_number(opt, port));
   }
+  if (vm.count("kernel-offload")) {
+    const std::string mode = str("kernel-offload");
+    if (mode == "auto") o.kernel_offload = Options::Offload::automatic;
+    else if (mode == "on") o.kernel_offload = Options::Offload::on;
+    else if (mode == "off") o.kernel_offload = Options::Offload::off;
+    else fail("--kernel-offload", "'" + mode + "' is not auto, on or off");
+  }
+  if (vm.count("offload-interfaces")) {
+    for (const auto& item : list("offload-interfaces")) {
+      std::stringstream in(item);
+      for (std::string name; std::getline(in, name, ',');) {
+        const bool ok = !name.empty() && name.size() < 16 &&
+                        name.find_first_of("/ \t:") == std::string::npos && name != "." && name != "..";
+        if (!ok) fail("--offload-interfaces", "'" + name + "' is not an interface name");
+        o.offload_interfaces.push_back(name);
+      }
+    }
+    if (o.kernel_offload == Options::Offload::off) fail("--offload-interfaces", "needs --kernel-offload auto or on");
+  }
   o.metrics_allow = parse_networks("--metrics-allow", vm.count("metrics-allow")
                                                           ? list("metrics-allow")
                                                           : std::vector<std::string>{"127.0.0.0/8,::1"});
@@ -521,6 +544,7 @@ std::vector<std::string> restart_needed(const Options& a, const Options& b) {
   check(a.tos != b.tos, "tos");
   check(a.metrics != b.metrics, "metrics");
   check(a.prompts_dir != b.prompts_dir, "prompts");
+  check(a.kernel_offload != b.kernel_offload || a.offload_interfaces != b.offload_interfaces, "kernel-offload");
   check(a.record_dir != b.record_dir || a.spool_dir != b.spool_dir || a.record_pcap != b.record_pcap ||
             a.record_all != b.record_all,
         "record-dir");

@@ -91,6 +91,9 @@ struct Options {
   std::string spool_dir;     // --spool-dir: written here, moved to record_dir when done
   bool record_pcap = false;  // --record-pcap: one pcap per session (else rtpproxy's per-direction files)
   bool record_all = false;   // -a: record every session
+  // --kernel-offload: the eBPF fast path for latched streams (offload.h).
+  enum class Offload { off, automatic, on } kernel_offload = Offload::automatic;
+  std::vector<std::string> offload_interfaces;  // --offload-interfaces; empty: every interface but lo
   std::string prompts_dir;   // --prompts: P's files "<name>.<pt>"; empty: P answers E60
 
   std::optional<boost::asio::ip::tcp::endpoint> metrics;  // --metrics: the Prometheus endpoint

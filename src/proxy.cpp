@@ -1,6 +1,8 @@
 // proxy: see proxy.h.
 #include "proxy.h"
 
+#include "daemon.h"
+
 #include "cluster.h"
 #include "log.h"
 #include "stats.h"
@@ -100,6 +102,23 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
     metrics_ = std::make_unique<MetricsServer>(io, *options_.metrics, options_.metrics_allow,
                                                [this] { return prometheus_text(gather()); }, log);
   }
+  if (options_.kernel_offload != Options::Offload::off) {  // loaded and attached now, while privileged
+    OffloadConfig oc;
+    oc.interfaces = options_.offload_interfaces;
+    oc.local = options_.media;
+    std::string why;
+    offload_ = Offload::open(oc, why);
+    if (!offload_ && options_.kernel_offload == Options::Offload::on)
+      throw std::runtime_error("--kernel-offload=on: " + why);
+    if (offload_) {
+      std::string names;
+      for (const auto& n : offload_->interface_names()) names += (names.empty() ? "" : ",") + n;
+      offload_note_ = "kernel offload: latched streams are forwarded by eBPF at tc ingress of " + names;
+    } else {
+      offload_note_ = "kernel offload unavailable, relaying in userspace: " + why;
+    }
+    table_.track_touched(offload_ != nullptr);
+  }
   const SyncHello hello{table_.config().instance, options_.port_min, options_.port_max, 0};
   if (options_.sync_tls) sync_tls_ = make_sync_tls(*options_.sync_tls);  // read now, before any chroot
   SyncServer::Access access{{}, options_.sync_allow};
@@ -119,6 +138,11 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
       sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello, access, sync_tls_.get(), log, sync_stats_);
     }
   }
+}
+
+std::uint64_t Proxy::capabilities_kept() const {
+  constexpr int cap_bpf = 39;  // CAP_BPF (Linux 5.8)
+  return offload_ ? capability_bit(cap_bpf) : 0;
 }
 
 void Proxy::on_latched(const Latch& latch) {
@@ -146,6 +170,7 @@ void Proxy::close_recordings() {
 }
 
 void Proxy::flush_changes() {
+  if (offload_) offload_->follow(table_, Clock::now());  // the kernel's entries follow the table
   close_recordings();  // every path that changes the table ends here
   const Changes changes = table_.take_changes();  // always drained, with or without peers
   if (sync_server_) sync_server_->publish(changes, Clock::now());
@@ -192,6 +217,7 @@ void Proxy::start() {
   for (const auto& c : options_.control) where += " " + c.text;
   log_.notice("serving control on" + where + ", ports " + std::to_string(options_.port_min) + "-" +
               std::to_string(options_.port_max));
+  if (!offload_note_.empty()) log_.notice(offload_note_);
   if (::geteuid() == 0 && options_.user.empty())
     log_.warning("running as root: give -u USER (the Debian package's anyrtpproxy) to drop privileges after binding");
   if (!sync_tls_ && (sync_server_ || !peers_.empty()))
@@ -232,12 +258,14 @@ void Proxy::log(const std::vector<Event>& events) {
 
 void Proxy::sweep() {
   const std::string& self = table_.config().instance;
+  if (offload_) offload_->harvest(table_);  // what the kernel forwarded keeps its sessions alive
   for (const auto& e : table_.expire(Clock::now())) {
     log_.info("expired call-id=" + e.call_id + " tag=" + e.from_tag);
     if (!e.notify_target.empty() && sends_timeout_notification(e.origin, self, reachable_peers()))
       notifier_.send(e.notify_target, e.notify_tag);
   }
   flush_changes();
+  if (offload_) offload_->follow_all(table_, Clock::now());  // re-offer windows that closed
   recorder_.retry_closes();
   for (const auto& line : recorder_.take_problems()) log_.error(line);
   // Peers' legs that could not be bound: again once sockets were closed, and every 5 s.
@@ -323,6 +351,10 @@ DaemonStats Proxy::gather() const {
   const auto rec = recorder_.stats();
   s.recorder = DaemonStats::Recording{rec.packets, rec.dropped, rec.failed, rec.opened};
   s.prompt_packets = player_.packets_sent();
+  if (offload_) {
+    const auto& o = offload_->stats();
+    s.offload = {true, o.streams, o.packets, o.bytes, o.installs, o.removals, o.failures};
+  }
   s.version = ANYRTPPROXY_VERSION;
   s.instance = table_.config().instance;
   s.start_time = start_time_;

@@ -8,6 +8,7 @@
 
 #include "control_server.h"
 #include "metrics_server.h"
+#include "offload.h"
 #include "controller.h"
 #include "notify.h"
 #include "options.h"
@@ -36,6 +37,9 @@ public:
   // Binds every control socket; throws std::runtime_error naming what failed.
   Proxy(boost::asio::io_context& io, Options options, Logger& log);
   void start();  // begin serving: sockets, sweep timer, signals
+  // What the daemon still needs after setting up: CAP_BPF for the fast path's
+  // map (kernels before 6.5 check it on every update), else nothing.
+  std::uint64_t capabilities_kept() const;
   void stop();   // close everything; io.run() returns once handlers drain
 
 private:
@@ -74,6 +78,8 @@ private:
   std::unique_ptr<SyncServer> sync_server_;
   std::vector<std::unique_ptr<SyncClient>> peers_;
   std::unique_ptr<MetricsServer> metrics_;
+  std::unique_ptr<Offload> offload_;  // the kernel fast path; none: userspace relays everything
+  std::string offload_note_;          // what start() logs about it (after detaching)
   double start_time_ = 0;
   Fd proc_fds_;  // /proc/self/fd, opened before any chroot: the open-descriptor count
   boost::asio::steady_timer flush_timer_;

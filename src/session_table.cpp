@@ -108,6 +108,7 @@ void SessionTable::release(Entry& e, int side) {
   auto& bound = e.local.legs[side].bound;
   const Slot f = leg.slot;
   if (leg.port == 0) return;
+  touch(e);
   if (bound) {  // a leg we could not bind (a sync conflict) holds nothing here
     binder_.close(f, leg.port);
     ports_[f].erase(leg.port);
@@ -125,6 +126,7 @@ void SessionTable::account(Entry& e) {
 }
 
 void SessionTable::mark_dirty(Entry& e) {
+  touch(e);
   if (e.local.dirty) return;
   e.local.dirty = true;
   dirty_.push_back(e.session.key());
@@ -221,6 +223,7 @@ bool SessionTable::destroy(const SessionKey& key, Clock::time_point now) {
 
 // A peer's removal is not published again (the peer told everyone); every other is.
 void SessionTable::erase(Entry& e, CloseReason why, Clock::time_point now) {
+  touch(e);
   const Session& s = e.session;
   const bool expired = why == CloseReason::timeout || why == CloseReason::setup_timeout;
   const bool publish = why != CloseReason::peer;
@@ -543,6 +546,33 @@ const Session* SessionTable::session_at(Slot slot, std::uint16_t local_port) con
   return ref ? &ref->entry->session : nullptr;
 }
 
+bool SessionTable::offloaded(const SessionKey& key, int side, Kind kind, std::uint64_t packets, std::uint64_t bytes,
+                             Clock::time_point last, std::uint32_t ssrc, std::uint16_t seq) {
+  auto it = sessions_.find(key);
+  if (it == sessions_.end()) return false;
+  if (packets == 0) return true;
+  Entry& e = it->second;
+  Leg& in = e.session.legs[side];
+  LegLocal& here = e.local.legs[side];
+  here.counters.received += packets;
+  here.counters.relayed += packets;
+  stats_.packets_received += packets;
+  stats_.packets_relayed += packets;
+  stats_.bytes_received += bytes;
+  stats_.bytes_relayed += bytes;
+  stats_.packets_offloaded += packets;
+  stats_.bytes_offloaded += bytes;
+  e.session.last_active = std::max(e.session.last_active, last);
+  e.local.active = true;
+  if (kind == Kind::rtp) {
+    here.heard = std::max(here.heard, last);
+    in.have_ssrc = true;
+    in.ssrc = ssrc;
+    in.seq = seq;
+  }
+  return true;
+}
+
 std::optional<Latch> SessionTable::latch_at(Slot slot, std::uint16_t local_port) const {
   Kind kind;
   const PortRef* ref = lookup(slot, local_port, kind);
@@ -599,6 +629,7 @@ std::optional<Event> SessionTable::bind_remote(Entry& e, int side, bool count) {
   }
   e.local.legs[side].bound = true;
   ports_[f][leg.port] = PortRef{&e, side};
+  touch(e);
   return std::nullopt;
 }
 
@@ -661,6 +692,7 @@ SessionTable::Applied SessionTable::apply_upsert(Session incoming) {
     ++stats_.created;
   }
   account(*e);
+  touch(*e);
   stop_recording_if_idle(*e);  // a peer's N
   index_play(*e);
   for (int side = 0; side < 2; ++side)

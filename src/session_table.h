@@ -56,6 +56,9 @@ struct TableConfig {
   // bytes: 64 MiB holds the 65,536 a cluster can have, with room.
   std::size_t max_bytes = 64 << 20;
   std::size_t max_tombstone_bytes = 16 << 20;
+  // The kernel fast path is on: the table remembers which sessions changed
+  // (take_touched), so that their kernel entries follow before a reply.
+  bool offload = false;
 };
 
 // Local changes not yet told to the peers, as values.
@@ -87,6 +90,7 @@ struct TableStats {
   std::array<std::uint64_t, close_reasons> closed{};  // by CloseReason; sums to destroyed
   std::uint64_t packets_received = 0, packets_relayed = 0, packets_dropped = 0;
   std::uint64_t bytes_received = 0, bytes_relayed = 0;
+  std::uint64_t packets_offloaded = 0, bytes_offloaded = 0;  // of received and relayed: by the kernel fast path
   std::array<std::uint64_t, drop_reasons> dropped{};  // by DropReason; sums to packets_dropped
   std::uint64_t sync_applied = 0, sync_stale = 0, sync_port_conflicts = 0, sync_bind_failures = 0;
   std::uint64_t sync_refused_full = 0, sync_refused_budget = 0;
@@ -223,6 +227,20 @@ public:
   // The session behind a local port; valid until the table next changes.
   const Session* session_at(Slot slot, std::uint16_t local_port) const;
 
+  // The kernel fast path (offload_plan.h). The sessions changed since the
+  // last call (with --kernel-offload; gone ones included).
+  std::set<SessionKey> take_touched() { return std::exchange(touched_, {}); }
+  void track_touched(bool on) {
+    config_.offload = on;
+    if (!on) touched_.clear();
+  }
+  // What the kernel forwarded for a stream since the last call: counted as
+  // received and relayed here, the session active at `last`, the latched
+  // source heard then, the leg's SSRC and sequence (RTP) as the packet path
+  // would have set them. False: no such session (it ended meanwhile).
+  bool offloaded(const SessionKey& key, int side, Kind kind, std::uint64_t packets, std::uint64_t bytes,
+                 Clock::time_point last, std::uint32_t ssrc, std::uint16_t seq);
+
   // Cluster sync. Local changes are collected (versions bumped) by take_changes();
   // the apply_* functions merge what a peer published and never mark anything
   // for publishing again, except a session kept alive against a peer's expiry.
@@ -267,6 +285,9 @@ private:
   void release(Entry& e, int side);
   const PortRef* lookup(Slot slot, std::uint16_t port, Kind& kind) const;
   void mark_dirty(Entry& e);
+  void touch(const Entry& e) {
+    if (config_.offload) touched_.insert(e.session.key());
+  }
   void account(Entry& e);  // brings bytes_ up to date with what e costs now
   void erase(Entry& e, CloseReason why, Clock::time_point now);
   void drop(Counters* leg, DropReason why);
@@ -289,6 +310,7 @@ private:
   std::vector<std::uint32_t> closed_recordings_;
   std::set<std::pair<SessionKey, int>> playing_;  // legs with an active Playback
   bool freed_ = false;
+  std::set<SessionKey> touched_;  // with config_.offload only
 };
 
 }  // namespace anyrtpproxy

@@ -60,6 +60,10 @@ struct DaemonStats {
     std::uint64_t packets = 0, dropped = 0, failed = 0, opened = 0;
   } recorder;
   std::uint64_t prompt_packets = 0;  // sent by P's playbacks
+  struct KernelOffload {  // --kernel-offload (offload.h)
+    bool active = false;
+    std::uint64_t streams = 0, packets = 0, bytes = 0, installs = 0, removals = 0, failures = 0;
+  } offload;
   std::string version, instance;
   double start_time = 0;  // seconds since the Unix epoch
 };

@@ -1,11 +1,12 @@
 #!/bin/sh
 # Installs the Debian packages anyrtpproxy needs, only those that are missing.
-#   tests/install-deps.sh build   compiler and Boost development libraries
+#   tests/install-deps.sh build   compiler, Boost development libraries, and clang, libbpf and
+#                                 bpftool for the kernel fast path (--kernel-offload)
 #   tests/install-deps.sh test    the above, plus Boost.Test, Python 3, Kamailio and sipp,
 #                                 clang with the libFuzzer/sanitizer runtime, packaging tools,
 #                                 prometheus (promtool and a server) and systemd (systemd-analyze)
 set -eu
-want="g++ make libboost-dev libboost-system-dev libboost-thread-dev libboost-serialization-dev libboost-program-options-dev libssl-dev"
+want="g++ make libboost-dev libboost-system-dev libboost-thread-dev libboost-serialization-dev libboost-program-options-dev libssl-dev clang libbpf-dev bpftool linux-libc-dev"
 case "${1:-build}" in
   build) ;;
   test) want="$want libboost-test-dev python3 kamailio sip-tester iproute2 procps util-linux debhelper dpkg-dev lintian nftables clang libclang-rt-14-dev openssl prometheus systemd" ;;

@@ -115,11 +115,14 @@ class Bed:
     def start(self, i):
         peers = ",".join("10.250.1.%d:2342" % j for j in range(1, self.instances + 1) if j != i)
         lo, hi = self.range_of(i)
-        log = open(os.path.join(self.logdir, "%s-R%d.log" % (self.prefix, i)), "a")
+        log = open(self.log_of(i), "a")
         argv = ["ip", "netns", "exec", self.ns["R%d" % i], self.binary, "-D", "-d", "info",
                 "-s", "udp:10.250.1.%d:22222" % i, "-i", ANYCAST, "-p", str(lo), str(hi), "-T", str(self.ttl),
                 "-S", "2342", "-I", "10.250.1.%d" % i, "-M", peers] + self.extra_args + list(self.args_of(i))
         self.procs[i] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+    def log_of(self, i):
+        return os.path.join(self.logdir, "%s-R%d.log" % (self.prefix, i))
 
     def kill(self, i, sig=signal.SIGKILL):
         p = self.procs.pop(i)
@@ -132,17 +135,22 @@ class Bed:
         return a
 
     def destroy(self):
-        for a in self.agents:
-            a.close()
-        for p in self.procs.values():
-            try:
-                p.kill()
-                p.wait(5)
-            except Exception:
-                pass
+        teardown(self.agents, list(self.procs.values()), self.ns.values())
         self.procs.clear()
-        for name in self.ns.values():
-            sh("ip", "netns", "del", name, check=False)
+
+
+def teardown(agents, procs, namespaces):
+    """Ends a bed: its agents, its processes, then its namespaces."""
+    for a in agents:
+        a.close()
+    for p in procs:
+        try:
+            p.kill()
+            p.wait(5)
+        except Exception:
+            pass
+    for name in namespaces:
+        sh("ip", "netns", "del", name, check=False)
 
 
 def can_run():

@@ -128,10 +128,11 @@ def listing(host, port, timeout=2):
 
 
 class Daemon:
-    """anyrtpproxy -D on loopback with a UDP control socket and its own port range."""
+    """anyrtpproxy -D on loopback with a UDP control socket and its own port range
+    (and --kernel-offload=off unless `offload` says otherwise)."""
 
     def __init__(self, *args, control=None, ports=None, media="127.0.0.1", extra_control=(), start=True,
-                 host="127.0.0.1", level="debug", env=None):
+                 host="127.0.0.1", level="debug", env=None, offload="off"):
         self.env = env
         self.picked_control = control is None  # ours to pick again if another process takes it first
         self.control_port = control or free_port()
@@ -146,6 +147,8 @@ class Daemon:
         if media:
             self.argv += ["-i", media]
         self.argv += ["-p", str(ports[0]), str(ports[1])] + list(args)
+        if offload:  # loopback tests leave the host's interfaces alone; test_offload.py tests the fast path
+            self.argv.append("--kernel-offload=" + offload)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.settimeout(2)
         self.log = open(os.path.join(os.environ.get("TEST_LOGDIR", "/tmp"), "anyrtpproxy-%s-%d.log" % (host, self.control_port)), "w+")

@@ -3,7 +3,7 @@ netns_agent.py) and takes JSON commands, one per line, on stdin:
 
   {"op": "cmd", "to": [host, port], "text": "U ..."}      -> {"reply": "..."}
   {"op": "open", "calls": [[id, local_host, local_port], ...]}
-  {"op": "stream", "targets": {id: [host, port]}, "pps": 50, "ssrc": base}
+  {"op": "stream", "targets": {id: [host, port]}, "pps": 50, "ssrc": base, "replace": false}
   {"op": "inject", "call": id, "to": [host, port], "count": n, "ssrc": s}   (a third source)
   {"op": "stats", "since": t}                              -> per call: packets, sources, max gap, lost,
                                                               first and last seq, payloads' first bytes
@@ -117,6 +117,8 @@ def main():
             pps = req.get("pps", 50)
             ssrc_base = req.get("ssrc", 0)
             with lock:
+                if req.get("replace"):
+                    targets.clear()
                 targets.update({str(k): v for k, v in req["targets"].items()})
         elif op == "inject":
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

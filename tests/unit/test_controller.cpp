@@ -131,7 +131,7 @@ BOOST_AUTO_TEST_CASE(reply_cache_is_bounded_in_bytes) {
     most = std::max(most, controller.cache_bytes());
   }
   BOOST_TEST(most <= c.reply_cache_bytes);
-  BOOST_TEST(controller.cache_entries() > 500u);  // and it still holds many
+  BOOST_TEST(controller.cache_entries() > 300u);  // and it still holds many (I replies are ~600 bytes)
   const auto dups = controller.stats().duplicates;
   controller.handle_datagram("cookie-199999 I", "192.0.2.1:5060", t0, e);
   BOOST_TEST(controller.stats().duplicates == dups + 1);

@@ -1,0 +1,307 @@
+#include "offload.h"
+
+#include <algorithm>
+
+#if ANYRTPPROXY_BPF
+#include "fd.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <arpa/inet.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+extern "C" const unsigned char anyrtpproxy_offload_object[];
+extern "C" const unsigned char anyrtpproxy_offload_object_end[];
+#endif
+
+namespace anyrtpproxy {
+
+#if ANYRTPPROXY_BPF
+namespace {
+
+// Keep in step with struct stream_key/stream_value in src/bpf/offload.bpf.c.
+struct OffloadKey {
+  std::uint32_t src[4];
+  std::uint32_t dst[4];
+  std::uint16_t sport, dport;  // network order
+  std::uint32_t family;
+};
+struct OffloadValue {
+  std::uint32_t src[4];
+  std::uint32_t dst[4];
+  std::uint16_t sport, dport;
+  std::uint32_t ifindex;
+  std::uint64_t packets, bytes, last_ns;
+  std::uint32_t ssrc;
+  std::uint16_t seq, pad;
+};
+static_assert(sizeof(OffloadKey) == 40 && sizeof(OffloadValue) == 72, "the eBPF program's layout");
+
+constexpr int tcx_ingress = 46;  // BPF_TCX_INGRESS (Linux 6.6); this libbpf's headers predate it
+
+void put(std::uint32_t (&out)[4], const boost::asio::ip::address& a) {
+  std::memset(out, 0, sizeof(out));
+  if (a.is_v4()) {
+    const auto b = a.to_v4().to_bytes();
+    std::memcpy(out, b.data(), 4);
+  } else {
+    const auto b = a.to_v6().to_bytes();
+    std::memcpy(out, b.data(), 16);
+  }
+}
+
+// The interface the kernel routes `to` through (from `from`), by an
+// RTM_GETROUTE request; 0 when there is no route or it is local.
+unsigned route_ifindex(const boost::asio::ip::address& to, const boost::asio::ip::address& from) {
+  Fd nl(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!nl) return 0;
+  struct {
+    nlmsghdr h;
+    rtmsg r;
+    char attrs[64];
+  } req{};
+  const bool v4 = to.is_v4();
+  const std::size_t len = v4 ? 4 : 16;
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(rtmsg));
+  req.h.nlmsg_type = RTM_GETROUTE;
+  req.h.nlmsg_flags = NLM_F_REQUEST;
+  req.r.rtm_family = v4 ? AF_INET : AF_INET6;
+  auto add = [&](unsigned short type, const boost::asio::ip::address& a) {
+    auto* rta = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(&req) + NLMSG_ALIGN(req.h.nlmsg_len));
+    rta->rta_type = type;
+    rta->rta_len = static_cast<unsigned short>(RTA_LENGTH(len));
+    std::uint32_t bytes[4];
+    put(bytes, a);
+    std::memcpy(RTA_DATA(rta), bytes, len);
+    req.h.nlmsg_len = NLMSG_ALIGN(req.h.nlmsg_len) + RTA_ALIGN(rta->rta_len);
+  };
+  add(RTA_DST, to);
+  req.r.rtm_dst_len = static_cast<unsigned char>(len * 8);
+  if (!from.is_unspecified() && from.is_v4() == v4) add(RTA_SRC, from), req.r.rtm_src_len = static_cast<unsigned char>(len * 8);
+  if (::send(nl.get(), &req, req.h.nlmsg_len, 0) < 0) return 0;
+  alignas(nlmsghdr) char buf[4096];
+  timeval tv{1, 0};
+  ::setsockopt(nl.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  const ssize_t n = ::recv(nl.get(), buf, sizeof(buf), 0);
+  if (n <= 0) return 0;
+  auto* h = reinterpret_cast<nlmsghdr*>(buf);
+  if (!NLMSG_OK(h, static_cast<unsigned>(n)) || h->nlmsg_type != RTM_NEWROUTE) return 0;
+  auto* r = static_cast<rtmsg*>(NLMSG_DATA(h));
+  if (r->rtm_type != RTN_UNICAST) return 0;  // local, unreachable, blackhole: the daemon's business
+  int attr_len = static_cast<int>(RTM_PAYLOAD(h));
+  for (auto* a = RTM_RTA(r); RTA_OK(a, attr_len); a = RTA_NEXT(a, attr_len))
+    if (a->rta_type == RTA_OIF) return *static_cast<unsigned*>(RTA_DATA(a));
+  return 0;
+}
+
+}  // namespace
+
+struct Offload::Impl {
+  OffloadConfig config;
+  bpf_object* object = nullptr;
+  int map = -1;
+  std::vector<std::pair<std::string, Fd>> links;  // interface name, tcx link
+  struct Installed {
+    StreamForward forward;
+    OffloadKey key;
+    std::uint64_t packets = 0, bytes = 0;  // what was read of the entry so far
+  };
+  std::map<SessionKey, std::array<std::optional<Installed>, streams_per_session>> installed;
+
+  ~Impl() {
+    links.clear();  // detaches: the links go with their descriptors
+    if (object) bpf_object__close(object);
+  }
+};
+
+namespace {
+int quiet(enum libbpf_print_level, const char*, va_list) { return 0; }  // open() says what failed
+}  // namespace
+
+std::unique_ptr<Offload> Offload::open(const OffloadConfig& config, std::string& why) {
+  libbpf_set_print(quiet);
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  const std::size_t size = static_cast<std::size_t>(anyrtpproxy_offload_object_end - anyrtpproxy_offload_object);
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "anyrtpproxy");
+  impl->object = bpf_object__open_mem(anyrtpproxy_offload_object, size, &opts);
+  if (!impl->object) {
+    why = std::string("cannot open the eBPF object: ") + std::strerror(errno);
+    impl->object = nullptr;
+    return nullptr;
+  }
+  bpf_map* map = bpf_object__find_map_by_name(impl->object, "streams");
+  if (!map || bpf_map__set_max_entries(map, static_cast<std::uint32_t>(config.max_streams)) != 0) {
+    why = "the eBPF object has no streams map";
+    return nullptr;
+  }
+  if (const int err = bpf_object__load(impl->object)) {
+    why = std::string("the kernel refused the eBPF program: ") + std::strerror(-err) +
+          (err == -EPERM ? " (loading it needs root, or CAP_BPF and CAP_NET_ADMIN)" : "");
+    return nullptr;
+  }
+  impl->map = bpf_map__fd(map);
+  bpf_program* prog = bpf_object__find_program_by_name(impl->object, "anyrtpproxy_ingress");
+  if (!prog) {
+    why = "the eBPF object has no program";
+    return nullptr;
+  }
+  std::vector<std::string> names = config.interfaces;
+  if (names.empty()) {  // every interface but loopback (media reaches an anycast address on lo through the uplinks)
+    if (struct if_nameindex* all = ::if_nameindex()) {
+      for (auto* i = all; i->if_index != 0; ++i)
+        if (std::string(i->if_name) != "lo") names.push_back(i->if_name);
+      ::if_freenameindex(all);
+    }
+  }
+  for (const auto& name : names) {
+    const unsigned index = ::if_nametoindex(name.c_str());
+    if (index == 0) {
+      why = "--offload-interfaces: no interface '" + name + "'";
+      return nullptr;
+    }
+    const int link = bpf_link_create(bpf_program__fd(prog), static_cast<int>(index),
+                                     static_cast<bpf_attach_type>(tcx_ingress), nullptr);
+    if (link < 0) {
+      why = "cannot attach to " + name + " (tcx, Linux 6.6 or later): " + std::strerror(errno);
+      return nullptr;
+    }
+    impl->links.emplace_back(name, Fd(link));
+  }
+  if (impl->links.empty()) {
+    why = "no interface to attach to";
+    return nullptr;
+  }
+  auto self = std::unique_ptr<Offload>(new Offload(std::move(impl)));
+  self->stats_.interfaces = self->impl_->links.size();
+  return self;
+}
+
+Offload::Offload(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Offload::~Offload() = default;
+
+std::vector<std::string> Offload::interface_names() const {
+  std::vector<std::string> out;
+  for (const auto& l : impl_->links) out.push_back(l.first);
+  return out;
+}
+
+void Offload::follow(SessionTable& table, Clock::time_point now) {
+  for (const auto& key : table.take_touched()) follow_one(table, key, now);
+}
+
+void Offload::follow_all(SessionTable& table, Clock::time_point now) {
+  table.take_touched();
+  std::vector<SessionKey> gone;
+  for (const auto& [key, streams] : impl_->installed)
+    if (!table.sessions().count(key)) gone.push_back(key);
+  for (const auto& key : gone) follow_one(table, key, now);
+  for (const auto& [key, entry] : table.sessions()) follow_one(table, key, now);
+}
+
+// Reads one installed entry's counters into the table.
+static void read_back(int map, SessionTable& table, const SessionKey& key, int index, OffloadStats& stats,
+                      std::uint64_t& seen_packets, std::uint64_t& seen_bytes, const void* map_key) {
+  OffloadValue v{};
+  if (bpf_map_lookup_elem(map, map_key, &v) != 0 || v.packets <= seen_packets) return;
+  const std::uint64_t packets = v.packets - seen_packets;
+  const std::uint64_t bytes = v.bytes >= seen_bytes ? v.bytes - seen_bytes : 0;
+  seen_packets = v.packets;
+  seen_bytes = v.bytes;
+  stats.packets += packets;
+  stats.bytes += bytes;
+  const Clock::time_point last{std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(v.last_ns))};
+  table.offloaded(key, index / 2, static_cast<Kind>(index % 2), packets, bytes, last, v.ssrc, v.seq);
+}
+
+void Offload::harvest(SessionTable& table) {
+  for (auto& [key, streams] : impl_->installed)
+    for (int i = 0; i < streams_per_session; ++i)
+      if (auto& in = streams[i])
+        read_back(impl_->map, table, key, i, stats_, in->packets, in->bytes, &in->key);
+}
+
+void Offload::follow_one(SessionTable& table, const SessionKey& key, Clock::time_point now) {
+  const auto it = table.sessions().find(key);
+  auto slot = impl_->installed.find(key);
+  for (int i = 0; i < streams_per_session; ++i) {
+    std::optional<StreamForward> want;
+    if (it != table.sessions().end())
+      want = forward_of(it->second.session, it->second.local, i / 2, static_cast<Kind>(i % 2), now);
+    if (want) {  // only with the relay addresses known: a wildcard -i is not a packet's address
+      const auto& in_addr = impl_->config.local[want->in_slot];
+      const auto& out_addr = impl_->config.local[want->out_slot];
+      if (!in_addr || !out_addr || in_addr->is_unspecified() || out_addr->is_unspecified()) want.reset();
+    }
+    std::optional<Impl::Installed>* have = slot != impl_->installed.end() ? &slot->second[i] : nullptr;
+    if (have && *have && want && (*have)->forward == *want) continue;  // as it is
+    if (have && *have) {  // changed or gone: what it forwarded is counted, then it goes
+      read_back(impl_->map, table, key, i, stats_, (*have)->packets, (*have)->bytes, &(*have)->key);
+      bpf_map_delete_elem(impl_->map, &(*have)->key);
+      have->reset();
+      --stats_.streams;
+      ++stats_.removals;
+    }
+    if (!want) continue;
+    const auto& in_addr = *impl_->config.local[want->in_slot];
+    const auto& out_addr = *impl_->config.local[want->out_slot];
+    const unsigned ifindex = route_ifindex(want->dest.address(), out_addr);
+    if (ifindex == 0) {  // no route out (or a local destination): the daemon relays it
+      ++stats_.failures;
+      continue;
+    }
+    Impl::Installed e;
+    e.forward = *want;
+    std::memset(&e.key, 0, sizeof(e.key));
+    put(e.key.src, want->from.address());
+    put(e.key.dst, in_addr);
+    e.key.sport = htons(want->from.port());
+    e.key.dport = htons(want->in_port);
+    e.key.family = want->from.address().is_v4() ? 4 : 6;
+    OffloadValue v{};
+    put(v.src, out_addr);
+    put(v.dst, want->dest.address());
+    v.sport = htons(want->out_port);
+    v.dport = htons(want->dest.port());
+    v.ifindex = ifindex;
+    if (bpf_map_update_elem(impl_->map, &e.key, &v, BPF_ANY) != 0) {  // a full map: userspace relays it
+      ++stats_.failures;
+      continue;
+    }
+    if (slot == impl_->installed.end()) slot = impl_->installed.emplace(key, decltype(slot->second){}).first;
+    slot->second[i] = e;
+    ++stats_.streams;
+    ++stats_.installs;
+  }
+  if (slot != impl_->installed.end() &&
+      std::none_of(slot->second.begin(), slot->second.end(), [](const auto& s) { return s.has_value(); }))
+    impl_->installed.erase(slot);
+}
+
+#else  // built without libbpf
+
+struct Offload::Impl {};
+
+std::unique_ptr<Offload> Offload::open(const OffloadConfig&, std::string& why) {
+  why = "this anyrtpproxy was built without the kernel fast path (configure found no clang, libbpf or bpftool)";
+  return nullptr;
+}
+Offload::Offload(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Offload::~Offload() = default;
+std::vector<std::string> Offload::interface_names() const { return {}; }
+void Offload::follow(SessionTable& table, Clock::time_point) { table.take_touched(); }
+void Offload::follow_all(SessionTable& table, Clock::time_point) { table.take_touched(); }
+void Offload::harvest(SessionTable&) {}
+void Offload::follow_one(SessionTable&, const SessionKey&, Clock::time_point) {}
+
+#endif
+
+}  // namespace anyrtpproxy

@@ -1,0 +1,258 @@
+"""The kernel fast path (issue 11) in network namespaces made by this test:
+
+  A (caller) 10.251.1.2 --veth-- a0 10.251.1.1  R (relay)  b0 10.251.2.1 --veth-- B (callee) 10.251.2.2
+
+R does not route (ip_forward off): media reaches it only through its sockets
+or its eBPF program. A call is offloaded once latched (the kernel counts what
+the daemon no longer sees), a third party is never forwarded, a re-offer, a
+delete and an expiry each take effect on the next packet, an instance killed
+with SIGKILL leaves no program behind, and --kernel-offload=off relays in
+userspace as before."""
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import time
+
+from anycast_bed import Agent, can_run, sh, teardown
+from harness import BINARY, Skip, run_all, test, wait_until
+
+RELAY, CALLER, CALLEE = "10.251.1.1", "10.251.1.2", "10.251.2.2"
+CONTROL = [RELAY, 22222]
+
+
+def built_with_offload():
+    r = subprocess.run([BINARY, "--help"], capture_output=True, text=True, timeout=10)
+    return "--kernel-offload" in r.stdout and subprocess.run(
+        ["grep", "-q", "anyrtpproxy_ingress", BINARY]).returncode == 0
+
+
+class LineBed:
+    beds = itertools.count()
+
+    def __init__(self):
+        self.prefix = "arpo%d" % (os.getpid() % 100000)
+        self.ns = {n: self.prefix + n for n in ("A", "R", "B")}
+        self.proc = None
+        self.agents = []
+        self.log = os.path.join(os.environ.get("TEST_LOGDIR", "/tmp"), "%s-%d-relay.log" % (self.prefix, next(self.beds)))
+        try:
+            for name in self.ns.values():
+                sh("ip", "netns", "add", name)
+            for n in self.ns:
+                self.ip(n, "link", "set", "lo", "up")
+            for side, dev, net in (("A", "a0", 1), ("B", "b0", 2)):
+                sh("ip", "-n", self.ns["R"], "link", "add", dev, "type", "veth", "peer", "name", "eth0",
+                   "netns", self.ns[side])
+                self.ip("R", "addr", "add", "10.251.%d.1/24" % net, "dev", dev)
+                self.ip("R", "link", "set", dev, "up")
+                self.ip(side, "addr", "add", "10.251.%d.2/24" % net, "dev", "eth0")
+                self.ip(side, "link", "set", "eth0", "up")
+                self.ip(side, "route", "add", "default", "via", "10.251.%d.1" % net)
+            sh("ip", "netns", "exec", self.ns["R"], "sysctl", "-qw", "net.ipv4.ip_forward=0")
+        except Exception:
+            self.destroy()
+            raise
+
+    def ip(self, ns, *args):
+        return sh("ip", "-n", self.ns[ns], *args)
+
+    def start(self, *args):
+        argv = ["ip", "netns", "exec", self.ns["R"], BINARY, "-D", "-d", "info", "-s", "udp:%s:22222" % RELAY,
+                "-i", RELAY, "-p", "20000", "20999"] + list(args)
+        self.proc = subprocess.Popen(argv, stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
+
+    def pid(self):
+        """The daemon's own pid (ip netns exec execs it in place)."""
+        return self.proc.pid
+
+    def kill(self, sig=signal.SIGKILL):
+        self.proc.send_signal(sig)
+        self.proc.wait(5)
+        self.proc = None
+
+    def logtext(self):
+        return open(self.log).read()
+
+    def links(self):
+        """The tcx links the running daemon holds (its fdinfo), and the programs behind them."""
+        held, progs = 0, set()
+        for fd in os.listdir("/proc/%d/fdinfo" % self.proc.pid):
+            try:
+                text = open("/proc/%d/fdinfo/%s" % (self.proc.pid, fd)).read()
+            except OSError:
+                continue
+            if "link_type:\ttcx" in text:
+                held += 1
+                progs.add(int(text.split("prog_id:\t")[1].split()[0]))
+        return held, progs
+
+    @staticmethod
+    def loaded(progs):
+        """Which of these program ids the kernel still has (bpftool prog show)."""
+        return {p["id"] for p in json.loads(sh("bpftool", "-j", "prog", "show").stdout)} & set(progs)
+
+    def agent(self, ns):
+        a = Agent(self.ns[ns])
+        self.agents.append(a)
+        return a
+
+    def destroy(self):
+        teardown(self.agents, [self.proc] if self.proc else [], self.ns.values())
+
+
+def bed_or_skip():
+    why = can_run()
+    if why:
+        raise Skip(why)
+    if not built_with_offload():
+        raise Skip("built without the kernel fast path (configure found no clang, libbpf or bpftool)")
+    return LineBed()
+
+
+def info(a, name):
+    for line in a(op="cmd", to=CONTROL, text="I")["reply"].split("\n"):
+        if line.startswith(name + ": "):
+            return int(line.split(": ")[1])
+    raise AssertionError("no %r in I" % name)
+
+
+def streaming(bed, *args):
+    """The relay started with args, a call c0 set up, both parties streaming at 50 pps."""
+    bed.start(*args)
+    a, b = bed.agent("A"), bed.agent("B")
+    wait_until(lambda: a(op="cmd", to=CONTROL, text="V")["reply"] == "20040107", 10, "the relay")
+    p, q = call(a, b, 0, 30000, 31000)
+    a(op="stream", targets={0: [RELAY, q]}, pps=50, ssrc=1000)
+    b(op="stream", targets={0: [RELAY, p]}, pps=50, ssrc=2000)
+    return a, b, p, q
+
+
+def call(a, b, cid, caller_port, callee_port):
+    a(op="open", calls=[[cid, CALLER, caller_port]])
+    b(op="open", calls=[[cid, CALLEE, callee_port]])
+    p = a(op="cmd", to=CONTROL, text="U c%d %s %d A;1" % (cid, CALLER, caller_port))["reply"]
+    q = a(op="cmd", to=CONTROL, text="L c%d %s %d A;1 B;1" % (cid, CALLEE, callee_port))["reply"]
+    return int(p.split()[0]), int(q.split()[0])
+
+
+@test
+def a_latched_call_is_forwarded_by_the_kernel_and_follows_every_change():
+    bed = bed_or_skip()
+    try:
+        a, b, p, q = streaming(bed, "--kernel-offload=on", "-T", "30")
+        assert "forwarded by eBPF at tc ingress of a0,b0" in bed.logtext(), bed.logtext()
+        assert bed.links()[0] == 2  # a0 and b0
+        time.sleep(1.5)  # both legs latch in userspace; their entries go in at once
+        kernel0, userspace0 = info(a, "packets forwarded by the kernel"), info(a, "packets received")
+        t0 = a(op="stats")["now"]
+        time.sleep(2.0)
+        kernel1, userspace1 = info(a, "packets forwarded by the kernel"), info(a, "packets received")
+        # 100 pps for 2 s: the kernel forwarded them, the daemon's sockets saw (next to) none
+        assert kernel1 - kernel0 >= 150, (kernel0, kernel1)
+        assert (userspace1 - kernel1) - (userspace0 - kernel0) <= 4, (userspace0, userspace1, kernel0, kernel1)
+        ra, rb = a(op="stats", since=t0)["stats"]["0"], b(op="stats", since=t0)["stats"]["0"]
+        assert ra["packets"] >= 90 and rb["packets"] >= 90, (ra, rb)
+        assert ra["sources"] == ["%s:%d" % (RELAY, q)] and rb["sources"] == ["%s:%d" % (RELAY, p)], (ra, rb)
+        assert ra["ssrcs"] == [2000] and rb["ssrcs"] == [1000] and ra["lost"] == 0 and rb["lost"] == 0, (ra, rb)
+        q_counters = a(op="cmd", to=CONTROL, text="Q c0 A;1 B;1")["reply"].split()
+        assert int(q_counters[1]) >= 100 and int(q_counters[3]) >= 200, q_counters  # Q counts them too (within 1 s)
+        # a third party (the caller's host, another port) aims at the callee's leg: never forwarded
+        t1 = a(op="stats")["now"]
+        a(op="inject", call=0, to=[RELAY, p], count=20, ssrc=666)
+        time.sleep(0.3)
+        assert a(op="stats", since=t1)["stats"]["0"]["ssrcs"] == [2000]
+        # a re-offer: the callee moves to port 31010 and sends from there
+        b(op="open", calls=[[1, CALLEE, 31010]])
+        assert a(op="cmd", to=CONTROL, text="L c0 %s 31010 A;1 B;1" % CALLEE)["reply"].split()[0] == str(q)
+        b(op="stream", targets={1: [RELAY, p]}, pps=50, ssrc=2000, replace=True)
+        t2 = b(op="stats")["now"]
+        time.sleep(1.5)
+        moved = b(op="stats", since=t2 + 0.3)["stats"]
+        assert moved["1"]["packets"] >= 50 and moved["0"]["packets"] == 0, moved  # the caller's media follows
+        assert moved["1"]["sources"] == ["%s:%d" % (RELAY, p)], moved
+        # the caller's stream goes to the moved callee from the kernel again; the callee's own
+        # stream stays in userspace for the re-offer's 10 s window, where it may still move
+        kernel2 = info(a, "packets forwarded by the kernel")
+        time.sleep(1.5)
+        assert 30 <= info(a, "packets forwarded by the kernel") - kernel2 <= 90, "one direction offloaded again"
+        # a delete: the entries go before the reply; nothing is forwarded after it
+        t3 = a(op="cmd", to=CONTROL, text="D c0 A;1")["now"]
+        time.sleep(0.5)
+        after_a, after_b = a(op="stats", since=t3 + 0.01)["stats"], b(op="stats", since=t3 + 0.01)["stats"]
+        assert after_a["0"]["packets"] == 0 and after_b["1"]["packets"] == 0, (after_a, after_b)
+    finally:
+        bed.destroy()
+
+
+@test
+def idle_offloaded_calls_time_out_and_a_killed_relay_leaves_no_program():
+    bed = bed_or_skip()
+    try:
+        a, b, p, q = streaming(bed, "--kernel-offload=on", "-T", "3")
+        time.sleep(5)  # longer than -T: the kernel's packets keep the call alive
+        assert info(a, "active sessions") == 1 and info(a, "packets forwarded by the kernel") >= 300
+        a(op="stream", targets={}, replace=True)
+        b(op="stream", targets={}, replace=True)
+        wait_until(lambda: info(a, "active sessions") == 0, 6, "the idle call to time out")
+        assert "expired call-id=c0" in bed.logtext()
+        # killed without a word, then started again: nothing stale forwards to dead sessions
+        held, progs = bed.links()
+        assert held == 2
+        bed.kill()
+        assert not bed.loaded(progs), "a stale program outlived its instance"
+        bed.start("--kernel-offload=on", "-T", "3")
+        wait_until(lambda: a(op="cmd", to=CONTROL, text="V")["reply"] == "20040107", 10, "the relay again")
+        p, q = call(a, b, 1, 30002, 31002)
+        a(op="stream", targets={1: [RELAY, q]}, pps=50, ssrc=1000, replace=True)
+        b(op="stream", targets={1: [RELAY, p]}, pps=50, ssrc=2000, replace=True)
+        wait_until(lambda: info(a, "packets forwarded by the kernel") >= 100, 5, "the new relay to offload")
+        assert bed.links()[0] == 2  # one per interface
+    finally:
+        bed.destroy()
+
+
+@test
+def after_dropping_to_a_user_the_daemon_keeps_only_cap_bpf_and_still_offloads():
+    bed = bed_or_skip()
+    try:
+        a, b, p, q = streaming(bed, "--kernel-offload=on", "-u", "nobody")  # entries written after the drop
+        status = dict(l.split(":", 1) for l in open("/proc/%d/status" % bed.pid()) if ":" in l)
+        assert status["Uid"].split()[0] == "65534", status["Uid"]
+        assert int(status["CapEff"], 16) == 1 << 39 and int(status["CapPrm"], 16) == 1 << 39, status["CapEff"]
+        wait_until(lambda: info(a, "packets forwarded by the kernel") >= 100, 5, "offload as nobody")
+    finally:
+        bed.destroy()
+
+
+@test
+def kernel_offload_off_relays_in_userspace_as_before():
+    bed = bed_or_skip()
+    try:
+        a, b, p, q = streaming(bed, "--kernel-offload=off")
+        assert bed.links()[0] == 0 and "kernel offload" not in bed.logtext()
+        t0 = a(op="stats")["now"]
+        time.sleep(1.5)
+        assert a(op="stats", since=t0)["stats"]["0"]["packets"] >= 60
+        assert info(a, "packets forwarded by the kernel") == 0 and info(a, "packets transmitted") >= 120
+    finally:
+        bed.destroy()
+
+
+@test
+def bad_offload_options_are_refused_naming_them():
+    for args, message in ((["--kernel-offload", "maybe"], "--kernel-offload: 'maybe' is not auto, on or off"),
+                          (["--offload-interfaces", "a/b"], "--offload-interfaces: 'a/b' is not an interface name"),
+                          (["--kernel-offload=off", "--offload-interfaces", "eth0"], "needs --kernel-offload auto or on")):
+        r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1"] + args, capture_output=True, text=True, timeout=10)
+        assert r.returncode == 2 and message in r.stderr, (args, r.returncode, r.stderr)
+    if os.geteuid() == 0 and built_with_offload():  # on: an interface that is not there stops the start
+        r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "--kernel-offload=on", "--offload-interfaces",
+                            "nosuch0"], capture_output=True, text=True, timeout=10)
+        assert r.returncode != 0 and "no interface 'nosuch0'" in r.stderr, (r.returncode, r.stderr)
+
+
+if __name__ == "__main__":
+    run_all()
