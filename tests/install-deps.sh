@@ -4,12 +4,13 @@
 #                                 bpftool for the kernel fast path (--kernel-offload)
 #   tests/install-deps.sh test    the above, plus Boost.Test, Python 3, Kamailio and sipp,
 #                                 clang with the libFuzzer/sanitizer runtime, packaging tools,
-#                                 prometheus (promtool and a server) and systemd (systemd-analyze)
+#                                 prometheus (promtool and a server), systemd (systemd-analyze) and
+#                                 ethtool (full checksums on the fast path's test veths)
 set -eu
 want="g++ make libboost-dev libboost-system-dev libboost-thread-dev libboost-serialization-dev libboost-program-options-dev libssl-dev clang libbpf-dev bpftool linux-libc-dev"
 case "${1:-build}" in
   build) ;;
-  test) want="$want libboost-test-dev python3 kamailio sip-tester iproute2 procps util-linux debhelper dpkg-dev lintian nftables clang libclang-rt-14-dev openssl prometheus systemd" ;;
+  test) want="$want libboost-test-dev python3 kamailio sip-tester iproute2 procps util-linux debhelper dpkg-dev lintian nftables clang libclang-rt-14-dev openssl prometheus systemd ethtool" ;;
   *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
 missing=

@@ -65,7 +65,12 @@ def receiver():
                 seq, ssrc = struct.unpack("!H", data[2:4])[0], struct.unpack("!I", data[8:12])[0]
                 first = data[12] if len(data) > 12 else -1  # the payload's first byte: which prompt frame
                 with lock:
-                    received.setdefault(cid, []).append((now, seq, ssrc, "%s:%d" % src[:2], first))
+                    received.setdefault(cid, []).append((now, seq, ssrc, ("[%s]:%d" if ":" in src[0] else "%s:%d") % src[:2],
+                                                         first))
+
+
+def family(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def stats(since):
@@ -110,7 +115,7 @@ def main():
         elif op == "open":
             with lock:
                 for cid, host, port in req["calls"]:
-                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    s = socket.socket(family(host), socket.SOCK_DGRAM)
                     s.bind((host, port))
                     socks[str(cid)] = s
         elif op == "stream":
@@ -121,7 +126,7 @@ def main():
                     targets.clear()
                 targets.update({str(k): v for k, v in req["targets"].items()})
         elif op == "inject":
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s = socket.socket(family(req["to"][0]), socket.SOCK_DGRAM)
             for i in range(req["count"]):
                 s.sendto(struct.pack("!BBHII", 0x80, 8, 40000 + i, 0, req["ssrc"]) + b"\x00" * 160, tuple(req["to"]))
                 time.sleep(0.002)

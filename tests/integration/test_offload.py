@@ -20,6 +20,7 @@ from anycast_bed import Agent, can_run, sh, teardown
 from harness import BINARY, Skip, run_all, test, wait_until
 
 RELAY, CALLER, CALLEE = "10.251.1.1", "10.251.1.2", "10.251.2.2"
+HERE = os.path.dirname(os.path.abspath(__file__))
 CONTROL = [RELAY, 22222]
 
 
@@ -51,7 +52,15 @@ class LineBed:
                 self.ip(side, "addr", "add", "10.251.%d.2/24" % net, "dev", "eth0")
                 self.ip(side, "link", "set", "eth0", "up")
                 self.ip(side, "route", "add", "default", "via", "10.251.%d.1" % net)
-            sh("ip", "netns", "exec", self.ns["R"], "sysctl", "-qw", "net.ipv4.ip_forward=0")
+                self.ip("R", "addr", "add", "fd00:251:%d::1/64" % net, "dev", dev, "nodad")
+                self.ip(side, "addr", "add", "fd00:251:%d::2/64" % net, "dev", "eth0", "nodad")
+                self.ip(side, "-6", "route", "add", "default", "via", "fd00:251:%d::1" % net)
+            sh("ip", "netns", "exec", self.ns["R"], "sysctl", "-qw", "net.ipv4.ip_forward=0",
+               "net.ipv6.conf.all.forwarding=0")
+            # Full checksums on every packet, as from a real NIC: veth would otherwise pass
+            # the stack's partial ones along, and a wrong rewrite would go unseen.
+            for ns, dev in (("A", "eth0"), ("B", "eth0"), ("R", "a0"), ("R", "b0")):
+                sh("ip", "netns", "exec", self.ns[ns], "ethtool", "-K", dev, "tx", "off")
         except Exception:
             self.destroy()
             raise
@@ -59,9 +68,9 @@ class LineBed:
     def ip(self, ns, *args):
         return sh("ip", "-n", self.ns[ns], *args)
 
-    def start(self, *args):
+    def start(self, *args, media=RELAY):
         argv = ["ip", "netns", "exec", self.ns["R"], BINARY, "-D", "-d", "info", "-s", "udp:%s:22222" % RELAY,
-                "-i", RELAY, "-p", "20000", "20999"] + list(args)
+                "-i", media, "-p", "20000", "20999"] + list(args)
         self.proc = subprocess.Popen(argv, stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
 
     def pid(self):
@@ -75,6 +84,12 @@ class LineBed:
 
     def logtext(self):
         return open(self.log).read()
+
+    def checksums(self, ns, src, count=20):
+        """IP and UDP checksums of what `ns` receives from `src`, checked as a receiver would."""
+        out = sh("ip", "netns", "exec", self.ns[ns], "/usr/bin/python3", os.path.join(HERE, "checksum_probe.py"),
+                 "eth0", src, str(count), "3").stdout
+        return json.loads(out)
 
     def links(self):
         """The tcx links the running daemon holds (its fdinfo), and the programs behind them."""
@@ -157,6 +172,8 @@ def a_latched_call_is_forwarded_by_the_kernel_and_follows_every_change():
         assert ra["packets"] >= 90 and rb["packets"] >= 90, (ra, rb)
         assert ra["sources"] == ["%s:%d" % (RELAY, q)] and rb["sources"] == ["%s:%d" % (RELAY, p)], (ra, rb)
         assert ra["ssrcs"] == [2000] and rb["ssrcs"] == [1000] and ra["lost"] == 0 and rb["lost"] == 0, (ra, rb)
+        for ns in ("A", "B"):  # what the kernel rewrote carries right checksums
+            assert bed.checksums(ns, RELAY) == {"udp": 20, "ip_bad": 0, "udp_bad": 0}, ns
         q_counters = a(op="cmd", to=CONTROL, text="Q c0 A;1 B;1")["reply"].split()
         assert int(q_counters[1]) >= 100 and int(q_counters[3]) >= 200, q_counters  # Q counts them too (within 1 s)
         # a third party (the caller's host, another port) aims at the callee's leg: never forwarded
@@ -223,6 +240,36 @@ def after_dropping_to_a_user_the_daemon_keeps_only_cap_bpf_and_still_offloads():
         assert status["Uid"].split()[0] == "65534", status["Uid"]
         assert int(status["CapEff"], 16) == 1 << 39 and int(status["CapPrm"], 16) == 1 << 39, status["CapEff"]
         wait_until(lambda: info(a, "packets forwarded by the kernel") >= 100, 5, "offload as nobody")
+    finally:
+        bed.destroy()
+
+
+@test
+def an_ipv6_call_is_forwarded_with_correct_udp_checksums():
+    """IPv6 UDP must carry a valid checksum (the pseudo-header has both
+    128-bit addresses): checked on what the parties receive."""
+    bed = bed_or_skip()
+    relay6, caller6, callee6 = "fd00:251:1::1", "fd00:251:1::2", "fd00:251:2::2"
+    try:
+        bed.start("--kernel-offload=on", media=relay6)
+        a, b = bed.agent("A"), bed.agent("B")
+        wait_until(lambda: a(op="cmd", to=CONTROL, text="V")["reply"] == "20040107", 10, "the relay")
+        a(op="open", calls=[[0, caller6, 30000]])
+        b(op="open", calls=[[0, callee6, 31000]])
+        p = int(a(op="cmd", to=CONTROL, text="U6 c6 %s 30000 A;1" % caller6)["reply"].split()[0])
+        q = int(a(op="cmd", to=CONTROL, text="L6 c6 %s 31000 A;1 B;1" % callee6)["reply"].split()[0])
+        a(op="stream", targets={0: [relay6, q]}, pps=50, ssrc=1000)
+        b(op="stream", targets={0: [relay6, p]}, pps=50, ssrc=2000)
+        time.sleep(1.0)
+        t0 = a(op="stats")["now"]
+        kernel0 = info(a, "packets forwarded by the kernel")
+        time.sleep(2.0)
+        assert info(a, "packets forwarded by the kernel") - kernel0 >= 150
+        ra, rb = a(op="stats", since=t0)["stats"]["0"], b(op="stats", since=t0)["stats"]["0"]
+        assert ra["packets"] >= 90 and rb["packets"] >= 90 and ra["lost"] == 0 and rb["lost"] == 0, (ra, rb)
+        assert ra["sources"] == ["[%s]:%d" % (relay6, q)] and rb["sources"] == ["[%s]:%d" % (relay6, p)], (ra, rb)
+        for ns in ("A", "B"):
+            assert bed.checksums(ns, relay6) == {"udp": 20, "ip_bad": 0, "udp_bad": 0}, ns
     finally:
         bed.destroy()
 
