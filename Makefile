@@ -71,6 +71,10 @@ bench/forwarder bench/loadgen: %: %.cpp | config.mk
 bench: anyrtpproxy bench/forwarder bench/loadgen
 	bash bench/run.sh
 
+# The kernel fast path, offload off against on (as root: network namespaces).
+bench-offload: anyrtpproxy bench/loadgen
+	bash bench/offload.sh
+
 # Under SANITIZE=1: the unit and integration tests (not the end-to-end ones).
 check: $(DAEMON) $(B)/unit_tests
 	ANYRTPPROXY=$(CURDIR)/$(DAEMON) UNIT_TESTS=$(CURDIR)/$(B)/unit_tests SANITIZE=$(SANITIZE) bash tests/run.sh
@@ -98,6 +102,11 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.cpp $(FUZZ_OBJ) tests/unit/fakes.h
 fuzz-run: fuzz
 	bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
+# The daemon without the kernel fast path, as configure builds it where clang,
+# libbpf or bpftool are missing; tests/integration/test_offload.py runs it.
+nobpf: config.mk
+	$(MAKE) BPF=0 B=build/nobpf DAEMON=build/nobpf/anyrtpproxy LIBS="$(filter-out -lbpf,$(LIBS))" build/nobpf/anyrtpproxy
+
 # Everything .ci/run runs: make check, make check SANITIZE=1 and 60 s of each
 # fuzzer, ending with one summary line for all of them.
 check-all:
@@ -118,5 +127,5 @@ clean:
 distclean: clean
 	rm -f config.mk
 
-.PHONY: all check check-all fuzz fuzz-run install clean distclean man bench
+.PHONY: all check check-all fuzz fuzz-run install clean distclean man bench bench-offload nobpf
 -include $(wildcard $(B)/*.d $(B)/unit/*.d)

@@ -7,6 +7,14 @@
 // and the relay's CPU time and RSS read from /proc/PID.
 //
 //   loadgen --control 127.0.0.1:22222 --pid PID --sessions 200 --pps 20000 --seconds 5
+//           [--media ADDR] [--relay ADDR]
+//
+// --media: the generator's own address (its sockets, and what U and L
+// signal; default 127.0.0.1); --relay: where the media goes (default the
+// control address). It also reports the CPU the whole machine spent per
+// relayed packet (all cores, /proc/stat, minus the generator's own), which
+// counts what a relay's kernel does outside the relay's process (the
+// kernel fast path's softirq work).
 //
 // All caller legs share one local socket and all callee legs another: sessions
 // are told apart by the payload, so the generator needs two sockets, not 2N.
@@ -39,6 +47,7 @@ std::uint64_t now_ns() {
 struct Args {
   std::string host = "127.0.0.1";
   int control_port = 22222;
+  std::string media = "127.0.0.1", relay;
   int pid = 0;
   int sessions = 200;
   double pps = 20000;
@@ -72,9 +81,12 @@ Args parse(int argc, char** argv) {
     else if (k == "--seconds") a.seconds = std::atof(v().c_str());
     else if (k == "--window") a.window = std::atoi(v().c_str());
     else if (k == "--setup-only") a.setup_only = true;
+    else if (k == "--media") a.media = v();
+    else if (k == "--relay") a.relay = v();
     else die("unknown argument " + k);
   }
   if (a.sessions < 1 || a.sessions > 20000) die("--sessions 1..20000");
+  if (a.relay.empty()) a.relay = a.host;
   return a;
 }
 
@@ -86,12 +98,12 @@ sockaddr_in addr(const std::string& host, int port) {
   return s;
 }
 
-int udp_socket(int rcvbuf) {
+int udp_socket(int rcvbuf, const std::string& local = "127.0.0.1") {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
   if (fd < 0) die("socket");
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &rcvbuf, sizeof rcvbuf);
-  sockaddr_in any = addr("127.0.0.1", 0);
+  sockaddr_in any = addr(local, 0);
   if (bind(fd, reinterpret_cast<sockaddr*>(&any), sizeof any) != 0) die("bind");
   return fd;
 }
@@ -122,6 +134,17 @@ ProcSample sample(int pid) {
   while (std::getline(status, line))
     if (line.rfind("VmRSS:", 0) == 0) p.rss_kb = std::atol(line.c_str() + 6);
   return p;
+}
+
+// The machine's busy CPU time (all cores, /proc/stat: everything but idle and iowait), in seconds.
+double machine_busy_s() {
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  stat >> cpu;
+  double busy = 0, v = 0;
+  for (int i = 0; stat >> v && i < 8; ++i)
+    if (i != 3 && i != 4) busy += v;  // idle, iowait
+  return busy / sysconf(_SC_CLK_TCK);
 }
 
 struct Session { int p = 0, q = 0; };  // p: callee-facing relay port (B sends there), q: caller-facing
@@ -180,16 +203,16 @@ std::vector<std::string> run_commands(int fd, const sockaddr_in& to, const std::
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
   const sockaddr_in control = addr(a.host, a.control_port);
-  const int ctl = udp_socket(4 << 20);
-  const int side_a = udp_socket(8 << 20), side_b = udp_socket(8 << 20);
+  const int ctl = udp_socket(4 << 20, a.media);
+  const int side_a = udp_socket(8 << 20, a.media), side_b = udp_socket(8 << 20, a.media);
   const int pa = port_of(side_a), pb = port_of(side_b);
   const std::string tag = std::to_string(getpid());
 
   const ProcSample before_setup = sample(a.pid);
   std::vector<std::string> offers, answers;
   for (int i = 0; i < a.sessions; ++i) {
-    offers.push_back("U bench-" + tag + "-" + std::to_string(i) + " 127.0.0.1 " + std::to_string(pa) + " A;1");
-    answers.push_back("L bench-" + tag + "-" + std::to_string(i) + " 127.0.0.1 " + std::to_string(pb) + " A;1 B;1");
+    offers.push_back("U bench-" + tag + "-" + std::to_string(i) + " " + a.media + " " + std::to_string(pa) + " A;1");
+    answers.push_back("L bench-" + tag + "-" + std::to_string(i) + " " + a.media + " " + std::to_string(pb) + " A;1 B;1");
   }
   const std::uint64_t t0 = now_ns();
   // U before L for each call: run all offers, then all answers (each batch pipelined).
@@ -223,8 +246,8 @@ int main(int argc, char** argv) {
   latencies.reserve(static_cast<size_t>(a.pps * a.seconds * 1.1) + 1024);
   std::vector<sockaddr_in> dest_q(a.sessions), dest_p(a.sessions);
   for (int i = 0; i < a.sessions; ++i) {
-    dest_q[i] = addr("127.0.0.1", sessions[i].q);
-    dest_p[i] = addr("127.0.0.1", sessions[i].p);
+    dest_q[i] = addr(a.relay, sessions[i].q);
+    dest_p[i] = addr(a.relay, sessions[i].p);
   }
   std::vector<std::array<unsigned char, pkt_size>> txbuf(batch), rxbuf(batch);
   std::array<mmsghdr, batch> tx{}, rx{};
@@ -233,6 +256,8 @@ int main(int argc, char** argv) {
   std::vector<std::uint16_t> seq(2 * a.sessions, 0);
   const double total = a.pps * a.seconds;
   const ProcSample before = sample(a.pid);
+  const ProcSample self_before = sample(getpid());
+  const double busy_before = machine_busy_s();
   const std::uint64_t start = now_ns();
   const std::uint64_t end = start + static_cast<std::uint64_t>(a.seconds * 1e9);
   std::array<std::uint64_t, 2> cursor{0, 0};
@@ -302,6 +327,8 @@ int main(int argc, char** argv) {
     drain(side_b);
   }
   const ProcSample after = sample(a.pid);
+  const ProcSample self_after = sample(getpid());
+  const double busy = machine_busy_s() - busy_before - (self_after.cpu_s - self_before.cpu_s);
   const double secs = (stop_send - start) / 1e9;
   std::sort(latencies.begin(), latencies.end());
   auto pct = [&](double p) {
@@ -315,9 +342,12 @@ int main(int argc, char** argv) {
   std::printf("latency: p50 %.1f us, p90 %.1f us, p99 %.1f us\n", pct(0.5), pct(0.9), pct(0.99));
   if (a.pid)
     std::printf("relay: cpu %.1f %% of one core, rss %ld KiB\n", 100.0 * (after.cpu_s - before.cpu_s) / secs, after.rss_kb);
-  std::printf("RESULT sessions=%d setup_cps=%.0f offered_pps=%.0f relayed_pps=%.0f loss_pct=%.3f p50_us=%.1f p90_us=%.1f p99_us=%.1f cpu_pct=%.1f rss_kb=%ld\n",
+  // the machine's CPU per relayed packet: all cores, without the generator's own (its process)
+  const double machine_us = received ? 1e6 * busy / static_cast<double>(received) : 0.0;
+  std::printf("machine: %.2f us of CPU per relayed packet (all cores, without the generator)\n", machine_us);
+  std::printf("RESULT sessions=%d setup_cps=%.0f offered_pps=%.0f relayed_pps=%.0f loss_pct=%.3f p50_us=%.1f p90_us=%.1f p99_us=%.1f cpu_pct=%.1f rss_kb=%ld machine_us_per_pkt=%.2f\n",
               a.sessions, 2 * a.sessions / setup_s, a.pps, received / secs, loss, pct(0.5), pct(0.9), pct(0.99),
-              a.pid ? 100.0 * (after.cpu_s - before.cpu_s) / secs : 0.0, after.rss_kb);
+              a.pid ? 100.0 * (after.cpu_s - before.cpu_s) / secs : 0.0, after.rss_kb, machine_us);
   std::vector<std::string> del;
   for (int i = 0; i < a.sessions; ++i) del.push_back("D bench-" + tag + "-" + std::to_string(i) + " A");
   run_commands(ctl, control, del, a.window);

@@ -19,7 +19,7 @@ free_udp() { /usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_INET,
 start_target() {  # name -> sets PID and CTL
   CTL=$(free_udp)
   case "$1" in
-    anyrtpproxy) taskset -c 1 ./anyrtpproxy -D -d warning -s "udp:127.0.0.1:$CTL" -i 127.0.0.1 -p 30000 49999 -T 600 2>"$OUT/anyrtpproxy.log" & ;;
+    anyrtpproxy) taskset -c 1 ./anyrtpproxy -D -d warning -s "udp:127.0.0.1:$CTL" -i 127.0.0.1 -p 30000 49999 -T 600 --kernel-offload=off 2>"$OUT/anyrtpproxy.log" & ;;
     forwarder) taskset -c 1 ./bench/forwarder "$CTL" 30000 49999 & ;;
   esac
   PID=$!
@@ -32,7 +32,7 @@ start_target() {  # name -> sets PID and CTL
 }
 
 gen() { taskset -c 0 ./bench/loadgen --control "127.0.0.1:$CTL" --pid "$PID" "$@"; }
-field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+. bench/lib.sh
 
 declare -A R
 for target in anyrtpproxy forwarder; do
@@ -45,15 +45,9 @@ for target in anyrtpproxy forwarder; do
   lat=$(gen --sessions 200 --pps 20000 --seconds 5 | tee "$OUT/$target-20k.txt" | grep RESULT)
   echo "$lat"
   for f in p50_us p90_us p99_us loss_pct cpu_pct; do R[$target,$f]=$(echo "$lat" | field "$f"); done
-  best=0
-  for rate in $RATES; do
-    res=$(gen --sessions 200 --pps "$rate" --seconds "$STEP" | grep RESULT)
-    echo "$res"
-    loss=$(echo "$res" | field loss_pct)
-    relayed=$(echo "$res" | field relayed_pps)
-    if awk "BEGIN{exit !($loss < 0.1)}"; then best=$relayed; else break; fi
-  done
-  R[$target,max]=$best
+  steps=$(ladder)
+  echo "$steps" | grep -v '^max='
+  R[$target,max]=$(echo "$steps" | sed -n 's/^max=//p')
   kill "$PID"; wait "$PID" 2>/dev/null || true
 done
 

@@ -113,7 +113,12 @@ struct Offload::Impl {
     StreamForward forward;
     OffloadKey key;
     std::uint64_t packets = 0, bytes = 0;  // what was read of the entry so far
+    // false: the kernel could not take it (no route out, a full map); tried
+    // again when the stream changes or at `retry`, not at every sweep
+    bool in_kernel = true;
+    Clock::time_point retry{};
   };
+  static constexpr std::chrono::seconds retry_after{30};
   std::map<SessionKey, std::array<std::optional<Installed>, streams_per_session>> installed;
 
   ~Impl() {
@@ -225,7 +230,7 @@ static void read_back(int map, SessionTable& table, const SessionKey& key, int i
 void Offload::harvest(SessionTable& table) {
   for (auto& [key, streams] : impl_->installed)
     for (int i = 0; i < streams_per_session; ++i)
-      if (auto& in = streams[i])
+      if (auto& in = streams[i]; in && in->in_kernel)
         read_back(impl_->map, table, key, i, stats_, in->packets, in->bytes, &in->key);
 }
 
@@ -242,24 +247,22 @@ void Offload::follow_one(SessionTable& table, const SessionKey& key, Clock::time
       if (!in_addr || !out_addr || in_addr->is_unspecified() || out_addr->is_unspecified()) want.reset();
     }
     std::optional<Impl::Installed>* have = slot != impl_->installed.end() ? &slot->second[i] : nullptr;
-    if (have && *have && want && (*have)->forward == *want) continue;  // as it is
-    if (have && *have) {  // changed or gone: what it forwarded is counted, then it goes
+    if (have && *have && want && (*have)->forward == *want && ((*have)->in_kernel || now < (*have)->retry))
+      continue;  // as it is
+    if (have && *have && (*have)->in_kernel) {  // changed or gone: what it forwarded is counted, then it goes
       read_back(impl_->map, table, key, i, stats_, (*have)->packets, (*have)->bytes, &(*have)->key);
       bpf_map_delete_elem(impl_->map, &(*have)->key);
-      have->reset();
       --stats_.streams;
       ++stats_.removals;
     }
+    if (have) have->reset();
     if (!want) continue;
     const auto& in_addr = *impl_->config.local[want->in_slot];
     const auto& out_addr = *impl_->config.local[want->out_slot];
-    const unsigned ifindex = route_ifindex(want->dest.address(), out_addr);
-    if (ifindex == 0) {  // no route out (or a local destination): the daemon relays it
-      ++stats_.failures;
-      continue;
-    }
+    if (slot == impl_->installed.end()) slot = impl_->installed.emplace(key, decltype(slot->second){}).first;
     Impl::Installed e;
     e.forward = *want;
+    const unsigned ifindex = route_ifindex(want->dest.address(), out_addr);
     std::memset(&e.key, 0, sizeof(e.key));
     put(e.key.src, want->from.address());
     put(e.key.dst, in_addr);
@@ -272,14 +275,16 @@ void Offload::follow_one(SessionTable& table, const SessionKey& key, Clock::time
     v.sport = htons(want->out_port);
     v.dport = htons(want->dest.port());
     v.ifindex = ifindex;
-    if (bpf_map_update_elem(impl_->map, &e.key, &v, BPF_ANY) != 0) {  // a full map: userspace relays it
+    // No route out (or a local destination), or a full map: the daemon relays it.
+    if (ifindex == 0 || bpf_map_update_elem(impl_->map, &e.key, &v, BPF_ANY) != 0) {
       ++stats_.failures;
-      continue;
+      e.in_kernel = false;
+      e.retry = now + Impl::retry_after;
+    } else {
+      ++stats_.streams;
+      ++stats_.installs;
     }
-    if (slot == impl_->installed.end()) slot = impl_->installed.emplace(key, decltype(slot->second){}).first;
     slot->second[i] = e;
-    ++stats_.streams;
-    ++stats_.installs;
   }
   if (slot != impl_->installed.end() &&
       std::none_of(slot->second.begin(), slot->second.end(), [](const auto& s) { return s.has_value(); }))

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# What .ci/run runs: make check (unit, integration, end-to-end), make check
+# What .ci/run runs: make nobpf (the daemon built without the kernel fast
+# path, which make check then runs too), make check (unit, integration, end-to-end), make check
 # SANITIZE=1 (unit and integration under ASan and UBSan) and make fuzz-run
 # (each fuzzer for FUZZ_SECONDS, default 60). Ends with one summary line
 # counting every PASS and FAIL of the three.
@@ -25,6 +26,7 @@ phase() {  # NAME COMMAND...: runs it, echoes its output, adds up its PASS/FAIL 
   total_passed=$((total_passed + p))
   total_failed=$((total_failed + f))
 }
+phase build-without-bpf make -j"$jobs" nobpf
 phase check make -j"$jobs" check
 phase check-sanitized make -j"$jobs" check SANITIZE=1
 phase fuzz make -j"$jobs" fuzz-run FUZZ_SECONDS="${FUZZ_SECONDS:-60}"

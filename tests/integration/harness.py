@@ -132,7 +132,7 @@ class Daemon:
     (and --kernel-offload=off unless `offload` says otherwise)."""
 
     def __init__(self, *args, control=None, ports=None, media="127.0.0.1", extra_control=(), start=True,
-                 host="127.0.0.1", level="debug", env=None, offload="off"):
+                 host="127.0.0.1", level="debug", env=None, offload="off", binary=None):
         self.env = env
         self.picked_control = control is None  # ours to pick again if another process takes it first
         self.control_port = control or free_port()
@@ -141,7 +141,7 @@ class Daemon:
             base = free_port(pair=True)
             ports = (base, base + 8)  # four pairs: the end port is never allocated
         self.ports = ports
-        self.argv = [BINARY, "-D", "-d", level, "-s", "udp:%s:%d" % (host, self.control_port)]
+        self.argv = [binary or BINARY, "-D", "-d", level, "-s", "udp:%s:%d" % (host, self.control_port)]
         for c in extra_control:
             self.argv += ["-s", c]
         if media:

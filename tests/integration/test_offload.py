@@ -17,7 +17,7 @@ import subprocess
 import time
 
 from anycast_bed import Agent, can_run, sh, teardown
-from harness import BINARY, Skip, run_all, test, wait_until
+from harness import BINARY, ROOT, Daemon, Peer, Skip, rtp, run_all, test, wait_until
 
 RELAY, CALLER, CALLEE = "10.251.1.1", "10.251.1.2", "10.251.2.2"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -91,6 +91,14 @@ class LineBed:
                  "eth0", src, str(count), "3").stdout
         return json.loads(out)
 
+    def metrics(self, port):
+        """The relay's scalar metrics, scraped from inside its namespace."""
+        text = sh("ip", "netns", "exec", self.ns["R"], "/usr/bin/python3", "-c",
+                  "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:%d/metrics', timeout=3)"
+                  ".read().decode())" % port).stdout
+        return {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
+                if l.startswith("anyrtpproxy_offload") and "{" not in l}
+
     def links(self):
         """The tcx links the running daemon holds (its fdinfo), and the programs behind them."""
         held, progs = 0, set()
@@ -157,10 +165,13 @@ def call(a, b, cid, caller_port, callee_port):
 def a_latched_call_is_forwarded_by_the_kernel_and_follows_every_change():
     bed = bed_or_skip()
     try:
-        a, b, p, q = streaming(bed, "--kernel-offload=on", "-T", "30")
+        a, b, p, q = streaming(bed, "--kernel-offload=on", "-T", "30", "--metrics", "127.0.0.1:9915")
         assert "forwarded by eBPF at tc ingress of a0,b0" in bed.logtext(), bed.logtext()
         assert bed.links()[0] == 2  # a0 and b0
-        time.sleep(1.5)  # both legs latch in userspace; their entries go in at once
+        time.sleep(1.5)
+        metrics = bed.metrics(9915)
+        assert metrics["anyrtpproxy_offload_active"] == 1 and metrics["anyrtpproxy_offload_streams"] == 2, metrics
+        assert metrics["anyrtpproxy_offload_packets_total"] > 0 and metrics["anyrtpproxy_offload_failures_total"] == 0  # both legs latch in userspace; their entries go in at once
         kernel0, userspace0 = info(a, "packets forwarded by the kernel"), info(a, "packets received")
         t0 = a(op="stats")["now"]
         time.sleep(2.0)
@@ -286,6 +297,26 @@ def kernel_offload_off_relays_in_userspace_as_before():
         assert info(a, "packets forwarded by the kernel") == 0 and info(a, "packets transmitted") >= 120
     finally:
         bed.destroy()
+
+
+@test
+def a_daemon_built_without_the_fast_path_relays_as_before():
+    """make nobpf (check-all builds it): auto relays in userspace, on refuses to start."""
+    nobpf = os.path.join(ROOT, "build", "nobpf", "anyrtpproxy")
+    if not os.path.exists(nobpf):
+        raise Skip("no build/nobpf/anyrtpproxy (make nobpf builds it; make check-all does)")
+    r = subprocess.run([nobpf, "-D", "-s", "udp:127.0.0.1:1", "--kernel-offload=on"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode != 0 and "built without the kernel fast path" in r.stderr, (r.returncode, r.stderr)
+    a, b = Peer(), Peer()
+    with Daemon(binary=nobpf, offload="auto") as d:
+        p = int(d.cmd("U nb 127.0.0.1 %d A;1" % a.port).split()[0])
+        q = int(d.cmd("L nb 127.0.0.1 %d A;1 B;1" % b.port).split()[0])
+        a.send(rtp(1), ("127.0.0.1", q))
+        assert b.recv()[0] == rtp(1)
+        b.send(rtp(2), ("127.0.0.1", p))
+        assert a.recv()[0] == rtp(2)
+        assert "kernel offload unavailable, relaying in userspace: this anyrtpproxy was built without" in d.logtext()
 
 
 @test
