@@ -46,7 +46,7 @@ for target in anyrtpproxy forwarder; do
   echo "$lat"
   for f in p50_us p90_us p99_us loss_pct cpu_pct; do R[$target,$f]=$(echo "$lat" | field "$f"); done
   steps=$(ladder)
-  echo "$steps" | grep -v '^max='
+  echo "$steps" | grep -v '^max=\|^next='
   R[$target,max]=$(echo "$steps" | sed -n 's/^max=//p')
   kill "$PID"; wait "$PID" 2>/dev/null || true
 done
