@@ -44,4 +44,23 @@ private:
   std::string name_;
 };
 
+// A file that is there while a condition holds (the health file an anycast
+// routing daemon watches): written whole (a temporary file renamed over it)
+// or removed, relative to its directory opened at construction, so it
+// still works after a chroot and a drop of privileges. Removed at exit.
+class StatusFile {
+public:
+  StatusFile() = default;
+  explicit StatusFile(const std::string& path);
+  StatusFile(StatusFile&&) = default;
+  StatusFile& operator=(StatusFile&&) = default;
+  ~StatusFile() { set(false, {}); }
+  // Present with `text`, or gone; false (and errno) when that failed.
+  bool set(bool present, const std::string& text);
+
+private:
+  Fd dir_;
+  std::string name_;
+};
+
 }  // namespace anyrtpproxy

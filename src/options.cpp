@@ -307,6 +307,8 @@ Options parse_options(int argc, const char* const argv[]) {
     ("record-all,a", "record every session")
     ("prompts", po::value<std::string>()->value_name("DIR"),
      "P's prompts: pre-encoded payload files NAME.PT (moh.8 for PCMA); without it P answers E60")
+    ("health-file", po::value<std::string>()->value_name("FILE"),
+     "a file that exists while this instance has headroom to take over its share (for BIRD or ExaBGP)")
     ("kernel-offload", po::value<std::string>()->value_name("MODE"),
      "forward latched streams in the kernel (eBPF at tc ingress): auto (default: if the kernel allows it), on or off")
     ("offload-interfaces", po::value<std::vector<std::string>>()->value_name("IF,..."),
@@ -480,6 +482,17 @@ Options parse_options(int argc, const char* const argv[]) {
     if (ec) fail(opt, "'" + host + "' is not an IP address");
     o.metrics = ip::tcp::endpoint(addr, port_number(opt, port));
   }
+  if (vm.count("health-file")) {
+    const std::string file = str("health-file");
+    const auto slash = file.rfind('/');
+    if (file.empty() || file[0] != '/' || slash + 1 == file.size())
+      fail("--health-file", "'" + file + "' is not an absolute file name");
+    o.health_file = file;
+    const std::string dir = slash == 0 ? "/" : file.substr(0, slash);
+    struct stat st {};
+    if (!o.chroot && (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
+      fail("--health-file", "'" + dir + "' is not a directory");
+  }
   if (vm.count("kernel-offload")) {
     const std::string mode = str("kernel-offload");
     if (mode == "auto") o.kernel_offload = Options::Offload::automatic;
@@ -545,6 +558,7 @@ std::vector<std::string> restart_needed(const Options& a, const Options& b) {
   check(a.metrics != b.metrics, "metrics");
   check(a.prompts_dir != b.prompts_dir, "prompts");
   check(a.kernel_offload != b.kernel_offload || a.offload_interfaces != b.offload_interfaces, "kernel-offload");
+  check(a.health_file != b.health_file, "health-file");
   check(a.record_dir != b.record_dir || a.spool_dir != b.spool_dir || a.record_pcap != b.record_pcap ||
             a.record_all != b.record_all,
         "record-dir");

@@ -94,6 +94,7 @@ struct Options {
   // --kernel-offload: the eBPF fast path for latched streams (offload.h).
   enum class Offload { off, automatic, on } kernel_offload = Offload::automatic;
   std::vector<std::string> offload_interfaces;  // --offload-interfaces; empty: every interface but lo
+  std::string health_file;  // --health-file: there while this instance can take over its share
   std::string prompts_dir;   // --prompts: P's files "<name>.<pt>"; empty: P answers E60
 
   std::optional<boost::asio::ip::tcp::endpoint> metrics;  // --metrics: the Prometheus endpoint

@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <ctime>
 #include <random>
@@ -97,7 +98,8 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
   }
   check_file_limit();
   start_time_ = static_cast<double>(std::time(nullptr));
-  if (options_.metrics) {  // for open_fds; -1 without /proc: not counted
+  if (!options_.health_file.empty()) health_ = StatusFile(options_.health_file);  // its directory, before any chroot
+  if (options_.metrics || !options_.health_file.empty()) {  // for open_fds; -1 without /proc: not counted
     proc_fds_ = Fd(::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     metrics_ = std::make_unique<MetricsServer>(io, *options_.metrics, options_.metrics_allow,
                                                [this] { return prometheus_text(gather()); }, log);
@@ -266,6 +268,7 @@ void Proxy::sweep() {
   }
   flush_changes();
   if (offload_) offload_->follow_all(table_, Clock::now());  // re-offer windows that closed
+  if (!options_.health_file.empty()) check_health();
   recorder_.retry_closes();
   for (const auto& line : recorder_.take_problems()) log_.error(line);
   // Peers' legs that could not be bound: again once sockets were closed, and every 5 s.
@@ -292,10 +295,12 @@ std::vector<std::string> Proxy::reachable_peers() const {
 namespace {
 
 // Entries of the directory (the process's open descriptors), one of them the
-// descriptor that reads it; none when /proc was not there at start.
-std::optional<std::size_t> count_open_fds(const Fd& proc_fds) {
+// descriptor that reads it; none when /proc was not there at start. When no
+// descriptor is left to read it with, every one is in use: `limit`.
+std::optional<std::size_t> count_open_fds(const Fd& proc_fds, std::uint64_t limit) {
   if (!proc_fds) return std::nullopt;
   const int fd = ::openat(proc_fds.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE)) return static_cast<std::size_t>(limit);
   if (fd < 0) return std::nullopt;
   DIR* dir = ::fdopendir(fd);
   if (!dir) {
@@ -309,7 +314,29 @@ std::optional<std::size_t> count_open_fds(const Fd& proc_fds) {
   return n - 1;  // not the one that read it
 }
 
+
+
 }  // namespace
+
+std::uint64_t Proxy::free_pairs() const {
+  std::uint64_t pairs = 0;
+  for (Slot slot = 0; slot < slot_count; ++slot)
+    if (options_.media[slot]) pairs += table_.pool(slot).available();
+  return pairs;
+}
+
+void Proxy::check_health() {
+  rlimit lim{};
+  const std::uint64_t limit = ::getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 0;
+  const Headroom h = headroom(limit, count_open_fds(proc_fds_, limit), free_pairs(), table_.unbound_legs());
+  const bool ok = h.healthy();
+  if (!ok && healthy_.value_or(true))
+    log_.warning("health: cannot take over its share, " + options_.health_file + " removed: " + h.problem);
+  if (ok && healthy_ && !*healthy_) log_.notice("health: headroom again, " + options_.health_file + " is back");
+  if (!health_.set(ok, "ok headroom_legs=" + std::to_string(h.legs) + "\n") && healthy_ != ok)
+    log_.error("health: cannot update " + options_.health_file + ": " + std::strerror(errno));
+  healthy_ = ok;
+}
 
 DaemonStats Proxy::gather() const {
   DaemonStats s;
@@ -323,9 +350,9 @@ DaemonStats Proxy::gather() const {
   s.unbound_legs = table_.unbound_legs();
   s.reply_cache_entries = controller_.cache_entries();
   s.reply_cache_bytes = controller_.cache_bytes();
-  s.open_fds = count_open_fds(proc_fds_);
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) == 0) s.fd_limit = lim.rlim_cur;
+  s.open_fds = count_open_fds(proc_fds_, s.fd_limit);
   for (const auto& t : tcp_) s.control_refused += t->refused();
   for (const auto& u : unix_) s.control_refused += u->refused();
   if (metrics_) s.metrics_refused = metrics_->refused();
@@ -351,6 +378,7 @@ DaemonStats Proxy::gather() const {
   const auto rec = recorder_.stats();
   s.recorder = DaemonStats::Recording{rec.packets, rec.dropped, rec.failed, rec.opened};
   s.prompt_packets = player_.packets_sent();
+  s.free_pairs = free_pairs();
   if (offload_) {
     const auto& o = offload_->stats();
     s.offload = {true, o.streams, o.packets, o.bytes, o.installs, o.removals, o.failures};

@@ -26,6 +26,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace anyrtpproxy {
@@ -57,6 +58,8 @@ private:
   void close_recordings();
   DaemonStats gather() const;
   void reload();
+  void check_health();  // --health-file and its log lines, every sweep
+  std::uint64_t free_pairs() const;  // port pairs left in this instance's ranges
 
   boost::asio::io_context& io_;
   Options options_;  // as started, with what SIGHUP changed since
@@ -80,6 +83,8 @@ private:
   std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<Offload> offload_;  // the kernel fast path; none: userspace relays everything
   std::string offload_note_;          // what start() logs about it (after detaching)
+  StatusFile health_;                 // --health-file
+  std::optional<bool> healthy_;       // as last written; none: not yet
   double start_time_ = 0;
   Fd proc_fds_;  // /proc/self/fd, opened before any chroot: the open-descriptor count
   boost::asio::steady_timer flush_timer_;

@@ -5,6 +5,22 @@
 
 namespace anyrtpproxy {
 
+Headroom headroom(std::uint64_t fd_limit, std::optional<std::size_t> open_fds, std::uint64_t free_pairs,
+                  std::size_t unbound_legs) {
+  Headroom h;
+  const std::uint64_t used = open_fds ? *open_fds : 0;
+  const std::uint64_t spare = fd_limit > used + fd_reserve ? fd_limit - used - fd_reserve : 0;
+  h.legs = std::min(spare / 2, free_pairs);
+  if (unbound_legs > 0)
+    h.problem = std::to_string(unbound_legs) + " legs of peers' sessions are not bound here: it cannot take them over";
+  else if (spare / 2 < 2)
+    h.problem = "the open-file limit is reached (" + std::to_string(used) + " of " + std::to_string(fd_limit) +
+                " descriptors in use)";
+  else if (free_pairs < 2)
+    h.problem = "the port range is used up (" + std::to_string(free_pairs) + " port pairs left)";
+  return h;
+}
+
 std::string stats_line(const DaemonStats& s) {
   const auto n = [](auto v) { return std::to_string(v); };
   const TableStats& t = s.table;
@@ -159,6 +175,12 @@ std::string prometheus_text(const DaemonStats& s) {
        "Packets left out of recordings because the disk was too slow (never the relayed ones).", n(s.recorder.dropped)},
       {"prompt_packets_sent_total", "counter",
        "RTP packets of prompts (P) sent.", n(s.prompt_packets)},
+      {"headroom_legs", "gauge",
+       "More legs this instance can bind now: the fewer of spare descriptors / 2 and free port pairs.",
+       n(headroom(s.fd_limit, s.open_fds, s.free_pairs, s.unbound_legs).legs)},
+      {"healthy", "gauge",
+       "1 when this instance can take over its share (--health-file is there), else 0.",
+       n(headroom(s.fd_limit, s.open_fds, s.free_pairs, s.unbound_legs).healthy() ? 1 : 0)},
       {"offload_active", "gauge",
        "1 when the kernel fast path (--kernel-offload) is attached.", n(s.offload.active ? 1 : 0)},
       {"offload_streams", "gauge",

@@ -304,5 +304,53 @@ def a_real_prometheus_scrapes_a_two_instance_cluster():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@test
+def the_health_file_is_there_while_there_is_headroom():
+    """--health-file (issue 12, for BIRD or ExaBGP): there with "ok" while the
+    instance can take more legs; gone once the descriptors run out, back when
+    sessions end; gone at exit, so the route is withdrawn with the instance."""
+    work = tempfile.mkdtemp(prefix="arp-health-")
+    health = os.path.join(work, "healthy")
+    mport = free_port(socket.SOCK_STREAM)
+    base = free_port(pair=True)
+    d = Daemon("--health-file", health, "--metrics", "%s:%d" % (LO, mport), ports=(base, base + 3999), start=False,
+               level="info")
+    d.argv = ["prlimit", "--nofile=120:120", "--"] + d.argv  # room for about 20 sessions' sockets
+    d.start()
+    try:
+        wait_until(lambda: os.path.exists(health), 3, "the health file")
+        assert re.fullmatch(r"ok headroom_legs=\d+\n", open(health).read()), open(health).read()
+        m = samples(scrape(mport))
+        assert m["anyrtpproxy_healthy"] == 1 and 10 <= m["anyrtpproxy_headroom_legs"] <= 45, m
+        made = 0
+        for i in range(60):  # until a U finds no descriptors
+            if d.cmd("U h%d 127.0.0.1 4000 A;1" % i) == "E72":
+                break
+            made += 1
+        assert 0 < made < 60, made
+        wait_until(lambda: not os.path.exists(health), 3, "the health file to go")
+        assert "health: cannot take over its share, %s removed: the open-file limit is reached" % health in d.logtext()
+        assert samples(scrape(mport))["anyrtpproxy_healthy"] == 0
+        for i in range(made // 2):
+            assert d.cmd("D h%d A;1" % i) == "0"
+        wait_until(lambda: os.path.exists(health), 3, "the health file to come back")
+        assert "health: headroom again, %s is back" % health in d.logtext()
+        d.stop()
+        assert not os.path.exists(health), "an instance that stops withdraws its route"
+    finally:
+        if d.proc and d.proc.poll() is None:
+            d.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@test
+def a_bad_health_file_is_refused_naming_it():
+    for value, message in (("relative", "is not an absolute file name"), ("/nonexistent/dir/f", "is not a directory"),
+                           ("/tmp/", "is not an absolute file name")):
+        r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "--health-file", value], capture_output=True,
+                           text=True, timeout=10)
+        assert r.returncode == 2 and "--health-file: " in r.stderr and message in r.stderr, (value, r.stderr)
+
+
 if __name__ == "__main__":
     run_all()
