@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 namespace anyrtpproxy {
 
@@ -32,9 +33,9 @@ Player::Player(boost::asio::io_context& io, std::string dir, RelaySockets& socke
     : dir_(std::move(dir)), sockets_(sockets), table_(table), self_(std::move(self)), peers_(std::move(peers)),
       changed_(std::move(changed)), log_(log), timer_(io), packet_(12 + 1600) {}
 
-const std::string* Player::load(const std::string& name, std::uint8_t pt) {
+std::shared_ptr<const std::string> Player::load(const std::string& name, std::uint8_t pt) {
   const std::string file = name + "." + std::to_string(pt);
-  if (auto it = cache_.find(file); it != cache_.end()) return it->second.get();
+  if (auto it = cache_.find(file); it != cache_.end()) return it->second;
   if (dir_.empty()) return nullptr;
   std::ifstream in(dir_ + "/" + file, std::ios::binary);
   if (!in) return nullptr;
@@ -54,7 +55,7 @@ const std::string* Player::load(const std::string& name, std::uint8_t pt) {
     cached_bytes_ = 0;
   }
   cached_bytes_ += bytes.size();
-  return cache_.emplace(file, std::make_shared<const std::string>(std::move(bytes))).first->second.get();
+  return cache_.emplace(file, std::make_shared<const std::string>(std::move(bytes))).first->second;
 }
 
 std::optional<std::uint8_t> Player::find(const std::string& name, const std::vector<std::uint8_t>& pts) {
@@ -79,7 +80,7 @@ void Player::stop() {
 
 void Player::tick() {
   const auto now = Clock::now();
-  const auto peers = peers_();
+  std::optional<std::vector<std::string>> peers;  // asked only about another instance's prompt
   bool changed = false;
   std::vector<std::pair<SessionKey, int>> done;
   for (const auto& [key, side] : table_.playing()) {
@@ -87,17 +88,23 @@ void Player::tick() {
     if (!e) continue;
     const Leg& leg = e->session.legs[side];
     const Playback& p = leg.play;
-    if (!sends_timeout_notification(p.owner, self_, peers)) {  // another instance plays it
-      sent_.erase({key, side});
-      continue;
+    if (!p.owner.empty() && p.owner != self_) {
+      if (!peers) peers = peers_();
+      if (!sends_timeout_notification(p.owner, self_, *peers)) {  // another instance plays it
+        sent_.erase({key, side});
+        continue;
+      }
     }
     const auto unit = frame_of(p.pt);  // bytes and clock ticks of one packet
-    const std::string* bytes = unit ? load(p.name, p.pt) : nullptr;
+    const auto known = sent_.find({key, side});
+    std::shared_ptr<const std::string> bytes =
+        known != sent_.end() && known->second.start == p.start ? known->second.bytes : nullptr;
+    if (!bytes && unit) bytes = load(p.name, p.pt);
     if (!bytes) continue;  // not here (a peer's prompt this instance lacks): it stays silent
     const std::uint64_t frames = bytes->size() / unit->first;
     const std::uint64_t total = p.count < 0 ? UINT64_MAX : static_cast<std::uint64_t>(p.count) * frames;
     const std::uint64_t due = now < p.start ? 0 : static_cast<std::uint64_t>((now - p.start) / frame) + 1;
-    auto [it, fresh] = sent_.try_emplace({key, side}, Progress{p.start, 0});
+    auto [it, fresh] = sent_.try_emplace({key, side}, Progress{p.start, 0, nullptr});
     std::uint64_t& sent = it->second.sent;
     if (p.owner != self_) {  // the owner is gone: continue from what is due now
       log_.notice("playing prompt " + p.name + " for call-id=" + key.call_id + " tag=" + key.from_tag +
@@ -106,10 +113,11 @@ void Player::tick() {
       changed = true;
       sent = due > 0 ? due - 1 : 0;
     } else if (it->second.start != p.start) {  // a new P on this leg: from its first packet
-      it->second = Progress{p.start, 0};
+      it->second = Progress{p.start, 0, nullptr};
     } else if (fresh && due > 10) {
       sent = due - 1;  // picked up long after it began (a restart): no burst of what was missed
     }
+    it->second.bytes = bytes;
     if (sent >= total) {
       done.emplace_back(key, side);
       continue;

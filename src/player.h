@@ -48,7 +48,7 @@ public:
   static constexpr unsigned max_catch_up = 5;  // packets per leg and tick after a late tick
 
 private:
-  const std::string* load(const std::string& name, std::uint8_t pt);
+  std::shared_ptr<const std::string> load(const std::string& name, std::uint8_t pt);
   void tick();
 
   std::string dir_;
@@ -65,6 +65,7 @@ private:
   struct Progress {
     Clock::time_point start;  // of the playback counted (a new P replaces it)
     std::uint64_t sent = 0;   // its packets sent (or skipped) here
+    std::shared_ptr<const std::string> bytes;  // its prompt, looked up once, not at every tick
   };
   std::map<std::pair<SessionKey, int>, Progress> sent_;
   std::vector<unsigned char> packet_;

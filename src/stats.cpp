@@ -142,6 +142,7 @@ std::string prometheus_text(const DaemonStats& s) {
     double value;
   };
   const auto n = [](auto v) { return static_cast<double>(v); };
+  const Headroom room = headroom(s.fd_limit, s.open_fds, s.free_pairs, s.unbound_legs);
   const Scalar scalars[] = {
       {"packets_received_total", "counter",
        "RTP and RTCP packets that arrived on relay ports.", n(t.packets_received)},
@@ -177,10 +178,10 @@ std::string prometheus_text(const DaemonStats& s) {
        "RTP packets of prompts (P) sent.", n(s.prompt_packets)},
       {"headroom_legs", "gauge",
        "More legs this instance can bind now: the fewer of spare descriptors / 2 and free port pairs.",
-       n(headroom(s.fd_limit, s.open_fds, s.free_pairs, s.unbound_legs).legs)},
+       n(room.legs)},
       {"healthy", "gauge",
        "1 when this instance can take over its share (--health-file is there), else 0.",
-       n(headroom(s.fd_limit, s.open_fds, s.free_pairs, s.unbound_legs).healthy() ? 1 : 0)},
+       n(room.healthy() ? 1 : 0)},
       {"offload_active", "gauge",
        "1 when the kernel fast path (--kernel-offload) is attached.", n(s.offload.active ? 1 : 0)},
       {"offload_streams", "gauge",
