@@ -59,10 +59,10 @@ void put(std::uint32_t (&out)[4], const boost::asio::ip::address& a) {
 }
 
 // The interface the kernel routes `to` through (from `from`), by an
-// RTM_GETROUTE request; 0 when there is no route or it is local.
-unsigned route_ifindex(const boost::asio::ip::address& to, const boost::asio::ip::address& from) {
-  Fd nl(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
-  if (!nl) return 0;
+// RTM_GETROUTE request on the rtnetlink socket `nl` (its answer told by
+// `seq`); 0 when there is no route or it is local.
+unsigned route_ifindex(int nl, std::uint32_t seq, const boost::asio::ip::address& to,
+                       const boost::asio::ip::address& from) {
   struct {
     nlmsghdr h;
     rtmsg r;
@@ -73,6 +73,7 @@ unsigned route_ifindex(const boost::asio::ip::address& to, const boost::asio::ip
   req.h.nlmsg_len = NLMSG_LENGTH(sizeof(rtmsg));
   req.h.nlmsg_type = RTM_GETROUTE;
   req.h.nlmsg_flags = NLM_F_REQUEST;
+  req.h.nlmsg_seq = seq;
   req.r.rtm_family = v4 ? AF_INET : AF_INET6;
   auto add = [&](unsigned short type, const boost::asio::ip::address& a) {
     auto* rta = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(&req) + NLMSG_ALIGN(req.h.nlmsg_len));
@@ -86,14 +87,18 @@ unsigned route_ifindex(const boost::asio::ip::address& to, const boost::asio::ip
   add(RTA_DST, to);
   req.r.rtm_dst_len = static_cast<unsigned char>(len * 8);
   if (!from.is_unspecified() && from.is_v4() == v4) add(RTA_SRC, from), req.r.rtm_src_len = static_cast<unsigned char>(len * 8);
-  if (::send(nl.get(), &req, req.h.nlmsg_len, 0) < 0) return 0;
+  if (::send(nl, &req, req.h.nlmsg_len, 0) < 0) return 0;
   alignas(nlmsghdr) char buf[4096];
-  timeval tv{1, 0};
-  ::setsockopt(nl.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  const ssize_t n = ::recv(nl.get(), buf, sizeof(buf), 0);
-  if (n <= 0) return 0;
-  auto* h = reinterpret_cast<nlmsghdr*>(buf);
-  if (!NLMSG_OK(h, static_cast<unsigned>(n)) || h->nlmsg_type != RTM_NEWROUTE) return 0;
+  nlmsghdr* h = nullptr;
+  for (int late = 0; late < 8; ++late) {  // an answer to an earlier request that timed out is skipped
+    const ssize_t n = ::recv(nl, buf, sizeof(buf), 0);
+    if (n <= 0) return 0;
+    h = reinterpret_cast<nlmsghdr*>(buf);
+    if (!NLMSG_OK(h, static_cast<unsigned>(n))) return 0;
+    if (h->nlmsg_seq == seq) break;
+    h = nullptr;
+  }
+  if (!h || h->nlmsg_type != RTM_NEWROUTE) return 0;
   auto* r = static_cast<rtmsg*>(NLMSG_DATA(h));
   if (r->rtm_type != RTN_UNICAST) return 0;  // local, unreachable, blackhole: the daemon's business
   int attr_len = static_cast<int>(RTM_PAYLOAD(h));
@@ -108,6 +113,8 @@ struct Offload::Impl {
   OffloadConfig config;
   bpf_object* object = nullptr;
   int map = -1;
+  Fd netlink;               // rtnetlink, for where a stream's destination is routed
+  std::uint32_t route_seq = 0;
   std::vector<std::pair<std::string, Fd>> links;  // interface name, tcx link
   struct Installed {
     StreamForward forward;
@@ -154,6 +161,13 @@ std::unique_ptr<Offload> Offload::open(const OffloadConfig& config, std::string&
     return nullptr;
   }
   impl->map = bpf_map__fd(map);
+  impl->netlink = Fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!impl->netlink) {
+    why = std::string("cannot open an rtnetlink socket: ") + std::strerror(errno);
+    return nullptr;
+  }
+  const timeval wait{1, 0};
+  ::setsockopt(impl->netlink.get(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
   bpf_program* prog = bpf_object__find_program_by_name(impl->object, "anyrtpproxy_ingress");
   if (!prog) {
     why = "the eBPF object has no program";
@@ -241,11 +255,11 @@ void Offload::follow_one(SessionTable& table, const SessionKey& key, Clock::time
     std::optional<StreamForward> want;
     if (it != table.sessions().end())
       want = forward_of(it->second.session, it->second.local, i / 2, static_cast<Kind>(i % 2), now);
-    if (want) {  // only with the relay addresses known: a wildcard -i is not a packet's address
-      const auto& in_addr = impl_->config.local[want->in_slot];
-      const auto& out_addr = impl_->config.local[want->out_slot];
-      if (!in_addr || !out_addr || in_addr->is_unspecified() || out_addr->is_unspecified()) want.reset();
-    }
+    const auto specific = [&](Slot slot) {  // a wildcard -i is not a packet's address
+      const auto& a = impl_->config.local[slot];
+      return a && !a->is_unspecified();
+    };
+    if (want && !(specific(want->in_slot) && specific(want->out_slot))) want.reset();
     std::optional<Impl::Installed>* have = slot != impl_->installed.end() ? &slot->second[i] : nullptr;
     if (have && *have && want && (*have)->forward == *want && ((*have)->in_kernel || now < (*have)->retry))
       continue;  // as it is
@@ -262,7 +276,7 @@ void Offload::follow_one(SessionTable& table, const SessionKey& key, Clock::time
     if (slot == impl_->installed.end()) slot = impl_->installed.emplace(key, decltype(slot->second){}).first;
     Impl::Installed e;
     e.forward = *want;
-    const unsigned ifindex = route_ifindex(want->dest.address(), out_addr);
+    const unsigned ifindex = route_ifindex(impl_->netlink.get(), ++impl_->route_seq, want->dest.address(), out_addr);
     std::memset(&e.key, 0, sizeof(e.key));
     put(e.key.src, want->from.address());
     put(e.key.dst, in_addr);
