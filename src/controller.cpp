@@ -157,7 +157,8 @@ std::string_view trimmed(std::string_view s) {
 // already said why in a line of its own (a U/L without ports).
 std::string Controller::execute(std::string_view text, Clock::time_point now, Effects& effects) {
   const std::size_t before = effects.events.size();
-  std::string reply = run(text, now, effects);
+  ParseResult parsed = parse_command(text);  // once: a failure's log line names its session from it
+  std::string reply = run(parsed, now, effects);
   const char letter = command_letter(text);
   int result = CommandStats::ok_result;
   if (reply[0] == 'E') {
@@ -171,7 +172,7 @@ std::string Controller::execute(std::string_view text, Clock::time_point now, Ef
       const std::string name = letter == '?' ? "command" : std::string(1, letter);
       effects.events.push_back({e == Error::no_session ? Level::notice : Level::warning,
                                 name + " failed: " + format_error(e) + " (" + std::string(error_reason(e)) + ")" +
-                                    named_session(parse_command(text)) + ": " +
+                                    named_session(parsed) + ": " +
                                     one_line(trimmed(text), 160),
                                 name + " " + format_error(e)});
     }
@@ -180,9 +181,8 @@ std::string Controller::execute(std::string_view text, Clock::time_point now, Ef
   return reply;
 }
 
-std::string Controller::run(std::string_view text, Clock::time_point now, Effects& effects) {
+std::string Controller::run(ParseResult& parsed, Clock::time_point now, Effects& effects) {
   ++stats_.received;
-  auto parsed = parse_command(text);
   std::string reply;
   if (auto* e = std::get_if<Error>(&parsed)) {
     reply = format_error(*e);

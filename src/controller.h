@@ -79,7 +79,7 @@ public:
 
 private:
   std::string execute(std::string_view text, Clock::time_point now, Effects& effects);
-  std::string run(std::string_view text, Clock::time_point now, Effects& effects);
+  std::string run(ParseResult& parsed, Clock::time_point now, Effects& effects);  // handlers read it, never move from it
   std::string on(UpdateLookup& ul, Clock::time_point now, Effects& effects, std::optional<SessionKey>& target);
   std::string on(const Query& q, Clock::time_point now, std::optional<SessionKey>& target);
   std::string on(const Delete& d, Clock::time_point now, Effects& effects);
