@@ -245,7 +245,8 @@ class Daemon:
 
 def read_pcap(path, allow_cut=False):
     """[(src, sport, dst, dport, payload)] of a raw-IP IPv4 pcap (--record-pcap).
-    allow_cut: the file of a killed instance may end inside a record."""
+    allow_cut: the file may end inside a record (a killed instance's, or one the
+    writer is still writing: conditions waited on read it so)."""
     data = open(path, "rb").read()
     if allow_cut and len(data) < 24:
         return []
