@@ -26,7 +26,7 @@ ALL_CPPFLAGS = -Isrc $(CPPFLAGS)
 # The pure core: no I/O, clock or logging (tests/run.sh checks it, and which
 # core module may include which).
 CORE = text event protocol port_allocator session recording session_table controller sync_codec cluster stats offload_plan
-IO = fd options log recorder relay_sockets packet_path player control_server notify sync metrics_server offload proxy daemon
+IO = fd options log recorder relay_sockets packet_path player control_server notify sync metrics_server offload catch_all proxy daemon
 CORE_OBJ = $(CORE:%=$(B)/%.o)
 IO_OBJ = $(IO:%=$(B)/%.o)
 UNIT_SRC = $(wildcard tests/unit/*.cpp)
@@ -36,15 +36,15 @@ all: anyrtpproxy
 
 # The kernel fast path (configure sets BPF=1 when clang, libbpf and bpftool
 # are there): the eBPF object is built by clang and linked into the binary
-# (offload_object.S includes it), so the daemon carries its own program.
+# (object.S includes it), so the daemon carries its own program.
 ifeq ($(BPF),1)
 ALL_CPPFLAGS += -DANYRTPPROXY_BPF=1
-IO_OBJ += $(B)/offload_object.o
-$(B)/offload.bpf.o: src/bpf/offload.bpf.c | config.mk
+IO_OBJ += $(B)/offload_object.o $(B)/catch_all_object.o
+$(B)/%.bpf.o: src/bpf/%.bpf.c | config.mk
 	@mkdir -p $(@D)
 	$(BPF_CLANG) -O2 -g -target bpf -I/usr/include/$(shell uname -m)-linux-gnu $(WARN) -c -o $@ $<
-$(B)/offload_object.o: src/bpf/offload_object.S $(B)/offload.bpf.o
-	$(CXX) -DOBJECT='"$(B)/offload.bpf.o"' -c -o $@ $<
+$(B)/%_object.o: src/bpf/object.S $(B)/%.bpf.o
+	$(CXX) -DOBJECT='"$(B)/$*.bpf.o"' -DNAME=anyrtpproxy_$*_object -c -o $@ $<
 endif
 
 config.mk:

@@ -506,7 +506,8 @@ std::string Controller::info() const {
          "\nunbound legs: " + std::to_string(table_.unbound_legs()) + "\nsessions created here: " +
          std::to_string(t.created_local) + "\nsessions synced from peers: " + std::to_string(t.created - t.created_local) +
          "\nactive local sessions: " + std::to_string(local) + "\nactive synced sessions: " +
-         std::to_string(active - local) + "\npackets forwarded by the kernel: " + std::to_string(t.packets_offloaded);
+         std::to_string(active - local) + "\npackets forwarded by the kernel: " + std::to_string(t.packets_offloaded) +
+         "\nparked legs: " + std::to_string(table_.parked_legs()) + "\nadopted legs: " + std::to_string(table_.adoptions());
 }
 
 }  // namespace anyrtpproxy

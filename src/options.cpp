@@ -313,6 +313,9 @@ Options parse_options(int argc, const char* const argv[]) {
      "forward latched streams in the kernel (eBPF at tc ingress): auto (default: if the kernel allows it), on or off")
     ("offload-interfaces", po::value<std::vector<std::string>>()->value_name("IF,..."),
      "the interfaces media arrives on, for --kernel-offload (default: all but lo)")
+    ("catch-all", po::value<std::string>()->value_name("MODE"),
+     "mirror peers' legs without sockets, their packets caught by eBPF sk_lookup until one adopts the leg: "
+     "auto (default: if the kernel allows it), on or off (bind every mirrored leg)")
     ("metrics", po::value<std::string>()->value_name("ADDR:PORT"),
      "serve Prometheus metrics at http://ADDR:PORT/metrics ([v6]:PORT for IPv6)")
     ("metrics-allow", po::value<std::vector<std::string>>()->value_name("NET,..."),
@@ -493,13 +496,16 @@ Options parse_options(int argc, const char* const argv[]) {
     if (!o.chroot && (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
       fail("--health-file", "'" + dir + "' is not a directory");
   }
-  if (vm.count("kernel-offload")) {
-    const std::string mode = str("kernel-offload");
-    if (mode == "auto") o.kernel_offload = Options::Offload::automatic;
-    else if (mode == "on") o.kernel_offload = Options::Offload::on;
-    else if (mode == "off") o.kernel_offload = Options::Offload::off;
-    else fail("--kernel-offload", "'" + mode + "' is not auto, on or off");
-  }
+  const auto mode_of = [&](const std::string& name, Options::Mode& out) {
+    if (!vm.count(name)) return;
+    const std::string mode = str(name.c_str());
+    if (mode == "auto") out = Options::Mode::automatic;
+    else if (mode == "on") out = Options::Mode::on;
+    else if (mode == "off") out = Options::Mode::off;
+    else fail("--" + name, "'" + mode + "' is not auto, on or off");
+  };
+  mode_of("kernel-offload", o.kernel_offload);
+  mode_of("catch-all", o.catch_all);
   if (vm.count("offload-interfaces")) {
     for (const auto& item : list("offload-interfaces")) {
       std::stringstream in(item);
@@ -559,6 +565,7 @@ std::vector<std::string> restart_needed(const Options& a, const Options& b) {
   check(a.prompts_dir != b.prompts_dir, "prompts");
   check(a.kernel_offload != b.kernel_offload || a.offload_interfaces != b.offload_interfaces, "kernel-offload");
   check(a.health_file != b.health_file, "health-file");
+  check(a.catch_all != b.catch_all, "catch-all");
   check(a.record_dir != b.record_dir || a.spool_dir != b.spool_dir || a.record_pcap != b.record_pcap ||
             a.record_all != b.record_all,
         "record-dir");

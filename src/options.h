@@ -91,8 +91,13 @@ struct Options {
   std::string spool_dir;     // --spool-dir: written here, moved to record_dir when done
   bool record_pcap = false;  // --record-pcap: one pcap per session (else rtpproxy's per-direction files)
   bool record_all = false;   // -a: record every session
+  // A kernel facility the daemon uses when it can (auto), must (on) or must not (off).
+  enum class Mode { off, automatic, on };
+  using Offload = Mode;
   // --kernel-offload: the eBPF fast path for latched streams (offload.h).
-  enum class Offload { off, automatic, on } kernel_offload = Offload::automatic;
+  Mode kernel_offload = Mode::automatic;
+  // --catch-all: peers' legs parked without sockets (catch_all.h); off: bound.
+  Mode catch_all = Mode::automatic;
   std::vector<std::string> offload_interfaces;  // --offload-interfaces; empty: every interface but lo
   std::string health_file;  // --health-file: there while this instance can take over its share
   std::string prompts_dir;   // --prompts: P's files "<name>.<pt>"; empty: P answers E60

@@ -1,6 +1,7 @@
 // packet_path: see packet_path.h.
 #include "packet_path.h"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@ struct PacketPath::Buffers {
   std::array<mmsghdr, batch> rx{}, tx{}, cp{};
   std::array<iovec, batch> rx_iov{}, tx_iov{}, cp_iov{};
   std::array<sockaddr_storage, batch> rx_addr{}, tx_addr{}, cp_addr{};
+  std::array<std::array<char, CMSG_SPACE(sizeof(sockaddr_in6))>, batch> control{};  // the catch-all's destinations
   std::array<std::array<unsigned char, packet>, batch> data{};
   std::array<RelaySockets::Ready, RelaySockets::max_ready> ready{};
 };
@@ -40,8 +42,9 @@ void address(mmsghdr& m, iovec& iov, sockaddr_storage& name, const ip::udp::endp
 }  // namespace
 
 PacketPath::PacketPath(boost::asio::io_context& io, RelaySockets& sockets, SessionTable& table, Recorder& recorder,
-                       Learned on_learned)
-    : sockets_(sockets), table_(table), recorder_(recorder), on_learned_(std::move(on_learned)), wait_(io),
+                       Learned on_learned, Adopted on_adopted)
+    : sockets_(sockets), table_(table), recorder_(recorder), on_learned_(std::move(on_learned)),
+      on_adopted_(std::move(on_adopted)), wait_(io),
       buffers_(std::make_unique<Buffers>()) {
   wait_.assign(sockets_.readiness_fd());
 }
@@ -100,69 +103,149 @@ void PacketPath::record(const RelaySockets::Ready& in, const Route& r, const ip:
   recorder_.packet(id, r.in_side, r.kind, from, ip::udp::endpoint(sockets_.address(in.slot), in.port), data, size);
 }
 
+// What one round (one recvmmsg) has queued to send.
+struct PacketPath::Round {
+  unsigned copies = 0;  // C: sent from the arriving socket with one sendmmsg after the round
+  int out_fd = -1;
+  Slot out_slot = 0;
+  std::uint16_t out_port = 0;
+  unsigned queued = 0;  // to out_fd
+};
+
+// Datagram i of the round, which arrived on `in`: routed, recorded, copied, queued.
+void PacketPath::relay(const RelaySockets::Ready& in, unsigned i, Clock::time_point now, Round& round) {
+  Buffers& b = *buffers_;
+  const auto& hdr = b.rx[i].msg_hdr;
+  ip::udp::endpoint from;
+  std::memcpy(from.data(), &b.rx_addr[i], std::min<std::size_t>(hdr.msg_namelen, from.capacity()));
+  const bool truncated = (hdr.msg_flags & MSG_TRUNC) != 0;
+  const Route r = table_.route(in.slot, in.port, from, b.data[i].data(), truncated ? 0 : b.rx[i].msg_len, now);
+  if (r.learned && on_learned_)
+    if (const auto latch = table_.latch_at(in.slot, in.port)) on_learned_(*latch);
+  if (r.record) record(in, r, from, b.data[i].data(), b.rx[i].msg_len);
+  if (r.copy && !truncated) {
+    address(b.cp[round.copies], b.cp_iov[round.copies], b.cp_addr[round.copies], r.copy_to, b.data[i].data(),
+            b.rx[i].msg_len);
+    ++round.copies;
+  }
+  if (!r.forward) return;
+  if (r.out_port != round.out_port || r.out_slot != round.out_slot) {  // one sendmmsg per outgoing socket
+    if (round.queued) flush(in, round.out_fd, round.queued);
+    round.queued = 0;
+    round.out_slot = r.out_slot;
+    round.out_port = r.out_port;
+    round.out_fd = out_fd(round.out_slot, round.out_port);
+  }
+  if (truncated || round.out_fd < 0) {
+    table_.send_failed(in.slot, in.port, truncated ? 0 : b.rx[i].msg_len,
+                       truncated ? DropReason::truncated : DropReason::send_failed);
+    return;
+  }
+  address(b.tx[round.queued], b.tx_iov[round.queued], b.tx_addr[round.queued], r.dest, b.data[i].data(),
+          b.rx[i].msg_len);
+  ++round.queued;
+}
+
+// The socket to send from; a parked leg (catch_all.h) is adopted for it.
+int PacketPath::out_fd(Slot slot, std::uint16_t port) {
+  const int fd = sockets_.fd(slot, port);
+  if (fd >= 0) return fd;
+  adopt(slot, port);
+  return sockets_.fd(slot, port);
+}
+
+void PacketPath::adopt(Slot slot, std::uint16_t port) {
+  const auto before = table_.adoptions();
+  const BindResult adopted = table_.adopt(slot, port);
+  if (on_adopted_ && (adopted != BindResult::bound || table_.adoptions() != before))  // not for its later packets
+    on_adopted_(slot, port, adopted);
+}
+
+void PacketPath::finish(const RelaySockets::Ready& in, Round& round) {
+  Buffers& b = *buffers_;
+  if (round.queued) flush(in, round.out_fd, round.queued);
+  // Copies are best effort: what the socket refuses is not retried (the relayed packets were sent).
+  for (unsigned sent = 0; sent < round.copies && in.fd >= 0;) {
+    const int m = ::sendmmsg(in.fd, &b.cp[sent], round.copies - sent, MSG_DONTWAIT);
+    if (m > 0)
+      sent += static_cast<unsigned>(m);
+    else if (!(m < 0 && errno == EINTR))
+      sent += 1;
+  }
+  round = Round{};
+}
+
+// The receive headers of a recvmmsg of `want` datagrams (with `control`:
+// room for each one's original destination).
+void PacketPath::receive_into(unsigned want, bool control) {
+  Buffers& b = *buffers_;
+  for (unsigned i = 0; i < want; ++i) {
+    b.rx_iov[i] = iovec{b.data[i].data(), Buffers::packet};
+    b.rx[i].msg_hdr = msghdr{};
+    b.rx[i].msg_hdr.msg_name = &b.rx_addr[i];
+    b.rx[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+    b.rx[i].msg_hdr.msg_iov = &b.rx_iov[i];
+    b.rx[i].msg_hdr.msg_iovlen = 1;
+    if (control) {
+      b.rx[i].msg_hdr.msg_control = b.control[i].data();
+      b.rx[i].msg_hdr.msg_controllen = b.control[i].size();
+    }
+  }
+}
+
 // Returns how many datagrams it took from the socket (at most budget).
 unsigned PacketPath::drain(const RelaySockets::Ready& in, unsigned budget) {
+  if (in.slot == RelaySockets::catch_all_slot) return drain_catch_all(in, budget);
   Buffers& b = *buffers_;
   unsigned taken = 0;
   for (unsigned round = 0; round < max_rounds_per_socket && taken < budget; ++round) {
     const unsigned want = std::min(batch, budget - taken);
-    for (unsigned i = 0; i < want; ++i) {
-      b.rx_iov[i] = iovec{b.data[i].data(), Buffers::packet};
-      b.rx[i].msg_hdr = msghdr{};
-      b.rx[i].msg_hdr.msg_name = &b.rx_addr[i];
-      b.rx[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-      b.rx[i].msg_hdr.msg_iov = &b.rx_iov[i];
-      b.rx[i].msg_hdr.msg_iovlen = 1;
-    }
+    receive_into(want, false);
     const int n = ::recvmmsg(in.fd, b.rx.data(), want, MSG_DONTWAIT, nullptr);
     if (n <= 0) break;
     taken += static_cast<unsigned>(n);
     const auto now = Clock::now();
-    unsigned copies = 0;  // C: sent from the arriving socket with one sendmmsg after the round
-    int out_fd = -1;
-    Slot out_slot = 0;
-    std::uint16_t out_port = 0;
-    unsigned queued = 0;
-    for (int i = 0; i < n; ++i) {
-      const auto& hdr = b.rx[i].msg_hdr;
-      ip::udp::endpoint from;
-      std::memcpy(from.data(), &b.rx_addr[i], std::min<std::size_t>(hdr.msg_namelen, from.capacity()));
-      const bool truncated = (hdr.msg_flags & MSG_TRUNC) != 0;
-      const Route r = table_.route(in.slot, in.port, from, b.data[i].data(), truncated ? 0 : b.rx[i].msg_len, now);
-      if (r.learned && on_learned_)
-        if (const auto latch = table_.latch_at(in.slot, in.port)) on_learned_(*latch);
-      if (r.record) record(in, r, from, b.data[i].data(), b.rx[i].msg_len);
-      if (r.copy && !truncated) {
-        address(b.cp[copies], b.cp_iov[copies], b.cp_addr[copies], r.copy_to, b.data[i].data(), b.rx[i].msg_len);
-        ++copies;
-      }
-      if (!r.forward) continue;
-      if (r.out_port != out_port || r.out_slot != out_slot) {  // one sendmmsg per outgoing socket
-        if (queued) flush(in, out_fd, queued);
-        queued = 0;
-        out_slot = r.out_slot;
-        out_port = r.out_port;
-        out_fd = sockets_.fd(out_slot, out_port);
-      }
-      if (truncated || out_fd < 0) {
-        table_.send_failed(in.slot, in.port, truncated ? 0 : b.rx[i].msg_len, truncated ? DropReason::truncated : DropReason::send_failed);
-        continue;
-      }
-      address(b.tx[queued], b.tx_iov[queued], b.tx_addr[queued], r.dest, b.data[i].data(), b.rx[i].msg_len);
-      ++queued;
-    }
-    if (queued) flush(in, out_fd, queued);
-    // Copies are best effort: what the socket refuses is not retried (the relayed packets were sent).
-    for (unsigned sent = 0; sent < copies;) {
-      const int m = ::sendmmsg(in.fd, &b.cp[sent], copies - sent, MSG_DONTWAIT);
-      if (m > 0)
-        sent += static_cast<unsigned>(m);
-      else if (!(m < 0 && errno == EINTR))
-        sent += 1;
-    }
+    Round r;
+    for (int i = 0; i < n; ++i) relay(in, static_cast<unsigned>(i), now, r);
+    finish(in, r);
     if (static_cast<unsigned>(n) < want) break;  // drained
   }
   return taken;
+}
+
+// The catch-all sockets (catch_all.h): each datagram is for a parked leg,
+// told by its original destination. The first adopts the leg (binds its
+// sockets), so the rest of its packets take the normal path; until then
+// they are relayed here, one by one, out of the other leg's new socket.
+unsigned PacketPath::drain_catch_all(const RelaySockets::Ready& in, unsigned budget) {
+  Buffers& b = *buffers_;
+  const unsigned want = std::min(batch, budget);
+  receive_into(want, true);
+  const int n = ::recvmmsg(in.fd, b.rx.data(), want, MSG_DONTWAIT, nullptr);
+  if (n <= 0) return 0;
+  const auto now = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    msghdr& hdr = b.rx[i].msg_hdr;
+    std::optional<ip::udp::endpoint> dest;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&hdr); c; c = CMSG_NXTHDR(&hdr, c)) {
+      const bool v4 = c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_ORIGDSTADDR;
+      const bool v6 = c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_ORIGDSTADDR;
+      if (!v4 && !v6) continue;
+      ip::udp::endpoint e;
+      const std::size_t size = c->cmsg_len - CMSG_LEN(0);
+      if (size > e.capacity() || size < (v4 ? sizeof(sockaddr_in) : sizeof(sockaddr_in6))) continue;
+      std::memcpy(e.data(), CMSG_DATA(c), size);
+      dest = e;
+    }
+    const auto slot = dest ? sockets_.slot_of(dest->address()) : std::nullopt;
+    if (!slot) continue;  // not one of our addresses (another program's sk_lookup map?): nothing to do with it
+    adopt(*slot, dest->port());
+    const RelaySockets::Ready at{*slot, dest->port(), sockets_.fd(*slot, dest->port())};
+    Round r;
+    relay(at, static_cast<unsigned>(i), now, r);
+    finish(at, r);
+  }
+  return static_cast<unsigned>(n);
 }
 
 }  // namespace anyrtpproxy

@@ -40,9 +40,12 @@ namespace anyrtpproxy {
 class PacketPath {
 public:
   using Learned = std::function<void(const Latch&)>;
+  // A packet for a parked leg came (catch_all.h): the session behind its
+  // local port, and whether adopting it bound its sockets.
+  using Adopted = std::function<void(Slot, std::uint16_t local_port, BindResult)>;
   // `recorder`: where the packets of recorded legs go (R); it outlives the packet path.
   PacketPath(boost::asio::io_context& io, RelaySockets& sockets, SessionTable& table, Recorder& recorder,
-             Learned on_learned);
+             Learned on_learned, Adopted on_adopted);
   ~PacketPath();
   PacketPath(const PacketPath&) = delete;
   PacketPath& operator=(const PacketPath&) = delete;
@@ -57,7 +60,14 @@ private:
   struct Buffers;
   void arm();
   void on_ready();
+  struct Round;
+  void receive_into(unsigned want, bool control);
   unsigned drain(const RelaySockets::Ready& in, unsigned budget);
+  unsigned drain_catch_all(const RelaySockets::Ready& in, unsigned budget);
+  void relay(const RelaySockets::Ready& in, unsigned i, Clock::time_point now, Round& round);
+  void finish(const RelaySockets::Ready& in, Round& round);
+  int out_fd(Slot slot, std::uint16_t port);
+  void adopt(Slot slot, std::uint16_t port);
   void flush(const RelaySockets::Ready& in, int out_fd, unsigned count);
   void record(const RelaySockets::Ready& in, const Route& r, const udp::endpoint& from, const unsigned char* data,
               std::size_t size);
@@ -66,6 +76,7 @@ private:
   SessionTable& table_;
   Recorder& recorder_;
   Learned on_learned_;
+  Adopted on_adopted_;
   boost::asio::posix::stream_descriptor wait_;  // Asio's view of the sockets' epoll set (does not own it)
   std::unique_ptr<Buffers> buffers_;
 };

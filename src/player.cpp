@@ -122,7 +122,9 @@ void Player::tick() {
       done.emplace_back(key, side);
       continue;
     }
-    const int fd = sockets_.fd(leg.slot, leg.port);
+    int fd = sockets_.fd(leg.slot, leg.port);
+    if (fd < 0 && table_.adopt(leg.slot, leg.port) == BindResult::bound)  // a parked leg (catch_all.h) plays from here now
+      fd = sockets_.fd(leg.slot, leg.port);
     for (unsigned n = 0; sent < std::min(due, total) && n < max_catch_up; ++n, ++sent) {
       const std::uint64_t k = sent;
       if (fd < 0 || !leg.rtp.known) continue;  // nowhere to send it: the prompt still runs its time

@@ -68,7 +68,8 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
       sockets_(options_.media, options_.tos),
       table_(TableConfig{options_.ttl, options_.setup_ttl, options_.policy, instance_name(options_)}, make_pools(options_),
              sockets_),
-      packets_(io, sockets_, table_, recorder_, [this](const Latch& latch) { on_latched(latch); }),
+      packets_(io, sockets_, table_, recorder_, [this](const Latch& latch) { on_latched(latch); },
+               [this](Slot slot, std::uint16_t port, BindResult r) { on_adopted(slot, port, r); }),
       player_(io, options_.prompts_dir, sockets_, table_, table_.config().instance, [this] { return reachable_peers(); },
               [this] { flush_changes(); }, log),
       controller_(table_, controller_config(options_, &player_, table_.config().instance)), notifier_(io, options_.notify, log), flush_timer_(io), sweep_(io),
@@ -121,6 +122,18 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
     }
     table_.track_touched(offload_ != nullptr);
   }
+  catch_all_note_ = "catch-all off: every peer's leg is bound here (4 descriptors per mirrored session)";
+  if (options_.catch_all != Options::Mode::off) {  // attached now, while privileged, before any peer's session
+    std::string why;
+    auto catch_all = CatchAll::open(options_.media, options_.port_max, why);
+    if (!catch_all && options_.catch_all == Options::Mode::on) throw std::runtime_error("--catch-all=on: " + why);
+    if (catch_all) {
+      sockets_.use_catch_all(std::move(catch_all));
+      catch_all_note_ = "catch-all: peers' legs are mirrored without sockets, adopted on their first packet (eBPF sk_lookup)";
+    } else {
+      catch_all_note_ = "catch-all unavailable, every peer's leg is bound here (4 descriptors per mirrored session): " + why;
+    }
+  }
   const SyncHello hello{table_.config().instance, options_.port_min, options_.port_max, 0};
   if (options_.sync_tls) sync_tls_ = make_sync_tls(*options_.sync_tls);  // read now, before any chroot
   SyncServer::Access access{{}, options_.sync_allow};
@@ -144,7 +157,7 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
 
 std::uint64_t Proxy::capabilities_kept() const {
   constexpr int cap_bpf = 39;  // CAP_BPF (Linux 5.8)
-  return offload_ ? capability_bit(cap_bpf) : 0;
+  return offload_ || sockets_.catch_all() ? capability_bit(cap_bpf) : 0;
 }
 
 void Proxy::on_latched(const Latch& latch) {
@@ -152,6 +165,18 @@ void Proxy::on_latched(const Latch& latch) {
             (latch.side ? "caller" : "callee") + (latch.kind == Kind::rtcp ? " RTCP" : " RTP") + " to " +
             endpoint_text(latch.remote));
   flush_soon();
+}
+
+void Proxy::on_adopted(Slot slot, std::uint16_t port, BindResult result) {
+  const Session* s = table_.session_at(slot, port);
+  const std::string what = s ? "call-id=" + s->call_id + " tag=" + s->from_tag : "port " + std::to_string(port);
+  if (result == BindResult::bound) {
+    log_.info("adopted " + what + ": its packets arrive here now");
+    flush_soon();  // the kernel fast path's entries follow
+    return;
+  }
+  const std::string why = result == BindResult::no_descriptors ? "the open-file limit is reached" : "a port is taken by another program";
+  log({Event{Level::error, "cannot adopt " + what + " (" + why + "): its packets are dropped until it can", "adopt-failed"}});
 }
 
 void Proxy::on_sync(SyncMessage& msg, const SyncSource& from) {
@@ -220,6 +245,7 @@ void Proxy::start() {
   log_.notice("serving control on" + where + ", ports " + std::to_string(options_.port_min) + "-" +
               std::to_string(options_.port_max));
   if (!offload_note_.empty()) log_.notice(offload_note_);
+  if (!catch_all_note_.empty()) log_.notice(catch_all_note_);
   if (::geteuid() == 0 && options_.user.empty())
     log_.warning("running as root: give -u USER (the Debian package's anyrtpproxy) to drop privileges after binding");
   if (!sync_tls_ && (sync_server_ || !peers_.empty()))
@@ -348,6 +374,8 @@ DaemonStats Proxy::gather() const {
   s.sync = sync_stats_;
   s.by_state = count_sessions(table_);
   s.unbound_legs = table_.unbound_legs();
+  s.parked_legs = table_.parked_legs();
+  s.adoptions = table_.adoptions();
   s.reply_cache_entries = controller_.cache_entries();
   s.reply_cache_bytes = controller_.cache_bytes();
   rlimit lim{};

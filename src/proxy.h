@@ -49,6 +49,7 @@ private:
   void flush_changes();
   void flush_soon();
   void on_latched(const Latch& latch);
+  void on_adopted(Slot slot, std::uint16_t port, BindResult result);
   void on_sync(SyncMessage& msg, const SyncSource& from);
   void sweep();
   std::vector<std::string> reachable_peers() const;
@@ -83,6 +84,7 @@ private:
   std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<Offload> offload_;  // the kernel fast path; none: userspace relays everything
   std::string offload_note_;          // what start() logs about it (after detaching)
+  std::string catch_all_note_;        // the same of the catch-all path (--catch-all)
   StatusFile health_;                 // --health-file
   std::optional<bool> healthy_;       // as last written; none: not yet
   double start_time_ = 0;

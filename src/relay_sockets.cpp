@@ -84,6 +84,51 @@ void RelaySockets::close(Slot slot, std::uint16_t rtp_port) {
   }
 }
 
+// The catch-all program runs before the kernel's own socket lookup: a port
+// parked while another socket (another program's, our control socket) holds
+// it would take that socket's packets. So a pair is parked only if it could
+// be bound now: a probe socket per port, closed at once. What cannot be is
+// opened instead, which fails and is reported as a taken port.
+bool RelaySockets::park(Slot slot, std::uint16_t rtp_port) {
+  if (!catch_all_ || slot >= slot_count || !local_[slot] || rtp_port == 65535) return false;
+  const bool v6 = local_[slot]->is_v6();
+  for (std::uint32_t p = rtp_port; p <= rtp_port + 1u; ++p) {
+    const Fd probe(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    const ip::udp::endpoint at(*local_[slot], static_cast<std::uint16_t>(p));
+    const int on = 1;
+    if (v6) ::setsockopt(probe.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    if (!probe || ::bind(probe.get(), at.data(), static_cast<socklen_t>(at.size())) != 0) return false;
+  }
+  return catch_all_->park(*local_[slot], rtp_port);
+}
+
+void RelaySockets::unpark(Slot slot, std::uint16_t rtp_port) {
+  if (catch_all_ && slot < slot_count && local_[slot]) catch_all_->unpark(*local_[slot], rtp_port);
+}
+
+void RelaySockets::use_catch_all(std::unique_ptr<CatchAll> catch_all) {
+  catch_all_ = std::move(catch_all);
+  for (const Family f : {Family::v4, Family::v6}) {
+    const int fd = catch_all_->socket(f);
+    if (fd < 0) continue;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag_of(catch_all_slot, static_cast<std::uint16_t>(f));
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
+      throw std::runtime_error(std::string("epoll_ctl: ") + std::strerror(errno));
+  }
+}
+
+std::optional<Slot> RelaySockets::slot_of(const ip::address& dest) const {
+  std::optional<Slot> wildcard;
+  for (Slot slot = 0; slot < slot_count; ++slot) {
+    if (!local_[slot] || local_[slot]->is_v6() != dest.is_v6()) continue;
+    if (*local_[slot] == dest) return slot;
+    if (local_[slot]->is_unspecified() && !wildcard) wildcard = slot;
+  }
+  return wildcard;
+}
+
 std::size_t RelaySockets::ready(std::array<Ready, max_ready>& out) const {
   std::array<epoll_event, max_ready> events;
   const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(max_ready), 0);
@@ -91,7 +136,7 @@ std::size_t RelaySockets::ready(std::array<Ready, max_ready>& out) const {
   for (int i = 0; i < n; ++i) {
     const auto slot = static_cast<Slot>(events[i].data.u64 >> 16);
     const auto port = static_cast<std::uint16_t>(events[i].data.u64 & 0xffff);
-    const int fd = this->fd(slot, port);
+    const int fd = slot == catch_all_slot ? catch_all_->socket(static_cast<Family>(port)) : this->fd(slot, port);
     if (fd >= 0) out[count++] = Ready{slot, port, fd};
   }
   return count;

@@ -10,6 +10,7 @@
 // table. It knows nothing of sessions and holds no reference to the table.
 #pragma once
 
+#include "catch_all.h"
 #include "fd.h"
 #include "session_table.h"
 #include "stats.h"
@@ -19,6 +20,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -34,6 +36,17 @@ public:
 
   BindResult open(Slot slot, std::uint16_t rtp_port) override;
   void close(Slot slot, std::uint16_t rtp_port) override;
+  // With a catch-all path, a peer's leg is parked (catch_all.h); without, opened.
+  bool park(Slot slot, std::uint16_t rtp_port) override;
+  void unpark(Slot slot, std::uint16_t rtp_port) override;
+  // From now on peers' legs are parked, and the catch-all sockets are ready
+  // with the others: as Ready{catch_all_slot, family, fd}.
+  void use_catch_all(std::unique_ptr<CatchAll> catch_all);
+  const CatchAll* catch_all() const { return catch_all_.get(); }
+  static constexpr Slot catch_all_slot = 0xff;
+  // The slot a datagram's original destination belongs to (its address, or
+  // a slot on the wildcard address of its family); none: no slot of ours.
+  std::optional<Slot> slot_of(const boost::asio::ip::address& dest) const;
 
   // Readable while any socket has a datagram queued (level-triggered).
   int readiness_fd() const { return epoll_.get(); }
@@ -62,6 +75,7 @@ private:
   int tos_;
   Fd epoll_;
   std::array<std::vector<Fd>, slot_count> sockets_;  // by slot, indexed by local port (served slots only)
+  std::unique_ptr<CatchAll> catch_all_;  // none: peers' legs are opened
   std::size_t open_sockets_ = 0;
   std::uint64_t bind_failures_ = 0;
 };

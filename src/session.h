@@ -182,7 +182,13 @@ constexpr std::size_t max_peer_counters = 64;
 // This instance's own knowledge of a session; never on the wire as such.
 struct LegLocal {
   Counters counters;   // packets that arrived here on this leg's ports
-  bool bound = false;  // this instance holds the leg's RTP and RTCP sockets
+  // This instance holds the leg: its port is indexed here (and taken from
+  // the pool when in our range), and its RTP and RTCP sockets are open,
+  // unless the leg is parked: a peer's leg mirrored without sockets, whose
+  // packets the catch-all path brings until the first one adopts it
+  // (SessionTable::adopt).
+  bool bound = false;
+  bool parked = false;
   // When the latched RTP source was last heard, here or on a peer (its activity
   // reports): a same-SSRC re-latch waits for relatch_silence after it.
   Clock::time_point heard{};

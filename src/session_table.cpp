@@ -110,13 +110,42 @@ void SessionTable::release(Entry& e, int side) {
   if (leg.port == 0) return;
   touch(e);
   if (bound) {  // a leg we could not bind (a sync conflict) holds nothing here
-    binder_.close(f, leg.port);
+    let_go(f, leg.port, e.local.legs[side]);
     ports_[f].erase(leg.port);
     pools_[f].give_back(leg.port);
     freed_ = true;
   }
   leg.port = 0;
   bound = false;
+}
+
+void SessionTable::let_go(Slot slot, std::uint16_t port, LegLocal& leg) {
+  if (leg.parked) {
+    binder_.unpark(slot, port);
+    leg.parked = false;
+    --parked_;
+  } else {
+    binder_.close(slot, port);
+  }
+}
+
+BindResult SessionTable::adopt(Slot slot, std::uint16_t local_port) {
+  Kind kind;
+  const PortRef* ref = lookup(slot, local_port, kind);
+  if (!ref) return BindResult::taken;
+  Entry& e = *ref->entry;
+  for (int side = 0; side < 2; ++side) {
+    LegLocal& here = e.local.legs[side];
+    if (!here.parked) continue;
+    const Leg& leg = e.session.legs[side];
+    if (const BindResult r = binder_.open(leg.slot, leg.port); r != BindResult::bound) return r;
+    binder_.unpark(leg.slot, leg.port);
+    here.parked = false;
+    --parked_;
+    ++adoptions_;
+    touch(e);
+  }
+  return BindResult::bound;
 }
 
 void SessionTable::account(Entry& e) {
@@ -168,6 +197,7 @@ std::variant<OfferResult, OfferFailure> SessionTable::update(const Offer& offer,
     const auto old_port = leg.port;
     const Slot old_slot = leg.slot;
     const bool old_bound = bound;  // a synced leg we could not bind holds no index entry here
+    const bool old_parked = std::exchange(e.local.legs[side].parked, false);
     if (old_port != 0) {  // n modifier: keep the old pair until the new one is bound
       if (old_bound) ports_[old_slot].erase(old_port);
       leg.port = 0;
@@ -179,11 +209,14 @@ std::variant<OfferResult, OfferFailure> SessionTable::update(const Offer& offer,
       leg.port = old_port;
       leg.slot = old_slot;
       bound = old_bound;
+      e.local.legs[side].parked = old_parked;
       if (old_bound) ports_[old_slot][old_port] = PortRef{&e, side};
       return OfferFailure{OfferError::no_ports_leg, *shortage};
     }
     if (old_port != 0 && old_bound) {
-      binder_.close(old_slot, old_port);
+      LegLocal old_here = e.local.legs[side];
+      old_here.parked = old_parked;
+      let_go(old_slot, old_port, old_here);
       pools_[old_slot].give_back(old_port);
     }
     if (!was_complete && s.complete()) ++stats_.completed;
@@ -619,6 +652,13 @@ std::optional<Event> SessionTable::bind_remote(Entry& e, int side, bool count) {
                                                  ") lies in this instance's port range and is not free here: "
                                                  "do the -p ranges overlap? leg not bound");
     }
+  }
+  if (binder_.park(f, leg.port)) {  // no sockets until a packet comes for it
+    e.local.legs[side].bound = e.local.legs[side].parked = true;
+    ++parked_;
+    ports_[f][leg.port] = PortRef{&e, side};
+    touch(e);
+    return std::nullopt;
   }
   if (const BindResult bound = binder_.open(f, leg.port); bound != BindResult::bound) {
     if (claimed) pools_[f].give_back(leg.port);

@@ -35,11 +35,17 @@ enum class BindResult { bound, taken, no_descriptors };
 // The data plane as the table sees it: opens and closes the RTP+RTCP socket
 // pair of a port. open() answers at once, because a U that cannot bind a pair
 // tries the next one before it replies, as rtpproxy does.
+//
+// A peer's leg may instead be parked: no sockets, its packets brought by the
+// catch-all receive path (catch_all.h) until the first one adopts the leg.
+// park() is false when there is no such path: the leg is then opened.
 class PortBinder {
 public:
   virtual ~PortBinder() = default;
   virtual BindResult open(Slot slot, std::uint16_t rtp_port) = 0;
   virtual void close(Slot slot, std::uint16_t rtp_port) = 0;
+  virtual bool park(Slot, std::uint16_t) { return false; }
+  virtual void unpark(Slot, std::uint16_t) {}
 };
 
 struct TableConfig {
@@ -219,6 +225,13 @@ public:
   // The packet path: a datagram arrived on a local port.
   Route route(Slot slot, std::uint16_t local_port, const udp::endpoint& from,
               const unsigned char* data, std::size_t size, Clock::time_point now);
+  // A packet for a parked leg came through the catch-all path: open the
+  // sockets of the session's parked legs, so that the next packets take
+  // the normal path. Anything but `bound`: the legs stay parked (the packet
+  // is still routed; what it cannot be sent from is dropped).
+  BindResult adopt(Slot slot, std::uint16_t local_port);
+  std::size_t parked_legs() const { return parked_; }
+  std::uint64_t adoptions() const { return adoptions_; }
   // Counts a packet of `size` bytes that route() passed for this local port
   // but that was not sent after all (the socket refused it, it was truncated).
   void send_failed(Slot slot, std::uint16_t local_port, std::size_t size, DropReason why = DropReason::send_failed);
@@ -283,6 +296,7 @@ private:
   struct PortRef { Entry* entry; int side; };
   std::optional<PortShortage> allocate(Entry& e, int side, Slot slot);  // nothing: allocated
   void release(Entry& e, int side);
+  void let_go(Slot slot, std::uint16_t port, LegLocal& leg);  // closes or unparks a held leg's port
   const PortRef* lookup(Slot slot, std::uint16_t port, Kind& kind) const;
   void mark_dirty(Entry& e);
   void touch(const Entry& e) {
@@ -310,6 +324,8 @@ private:
   std::vector<std::uint32_t> closed_recordings_;
   std::set<std::pair<SessionKey, int>> playing_;  // legs with an active Playback
   bool freed_ = false;
+  std::size_t parked_ = 0;
+  std::uint64_t adoptions_ = 0;
   std::set<SessionKey> touched_;  // with config_.offload only
 };
 

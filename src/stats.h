@@ -51,6 +51,8 @@ struct DaemonStats {
   // For the metrics endpoint (not in the SIGUSR1 line):
   SessionCounts by_state{};
   std::size_t unbound_legs = 0;  // peers' legs this instance could not bind
+  std::size_t parked_legs = 0;   // peers' legs held without sockets (catch_all.h)
+  std::uint64_t adoptions = 0;   // parked legs bound since because their packets came here
   std::size_t reply_cache_entries = 0, reply_cache_bytes = 0;
   std::optional<std::size_t> open_fds;  // none: not known (no /proc)
   std::uint64_t fd_limit = 0;

@@ -243,6 +243,30 @@ class Daemon:
         return False
 
 
+class Nodes:
+    """Daemons started together (self.nodes): stopped together, their logs'
+    tails printed when the block fails."""
+
+    nodes = ()
+
+    def stop(self):
+        for n in self.nodes:
+            try:
+                n.stop()
+            except Exception:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, e, tb):
+        if et is not None:
+            for n in self.nodes:
+                print("--- %s ---\n%s" % (n.control[0], n.logtext()[-3000:]))
+        self.stop()
+        return False
+
+
 def read_pcap(path, allow_cut=False):
     """[(src, sport, dst, dport, payload)] of a raw-IP IPv4 pcap (--record-pcap).
     allow_cut: the file may end inside a record (a killed instance's, or one the

@@ -10,12 +10,12 @@ import subprocess
 import sys
 import time
 
-from harness import BINARY, Daemon, NotifyListener, Peer, Skip, free_port, listing, port_is_free, rtp, run_all, test, wait_until
+from harness import Nodes, BINARY, Daemon, NotifyListener, Peer, Skip, free_port, listing, port_is_free, rtp, run_all, test, wait_until
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 
 
-class Cluster:
+class Cluster(Nodes):
     def __init__(self, *args, hosts=HOSTS, base=None):
         self.hosts = hosts
         self.sync_port = free_port(socket.SOCK_STREAM)
@@ -32,23 +32,6 @@ class Cluster:
 
     def connected(self):
         return all(n.logtext().count("sync: connected to") >= len(self.hosts) - 1 for n in self.nodes if n.proc.poll() is None)
-
-    def stop(self):
-        for n in self.nodes:
-            try:
-                n.stop()
-            except Exception:
-                pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, et, e, tb):
-        if et is not None:
-            for n in self.nodes:
-                print("--- %s ---\n%s" % (n.control[0], n.logtext()[-3000:]))
-        self.stop()
-        return False
 
 
 def stable(lines):
@@ -423,14 +406,15 @@ def partition_heals():
 
 @test
 def an_unbound_leg_is_shown_retried_and_relays_once_it_can_be_bound():
-    """An instance short of descriptors cannot bind all of its peer's sessions:
+    """An instance short of descriptors (that binds every mirrored leg:
+    --catch-all=off) cannot bind all of its peer's sessions:
     it says so (I, its listing, its peer's listing), and once sockets are
     closed it binds them and relays their media."""
     sync_port = free_port(socket.SOCK_STREAM)
     base = free_port(pair=True) // 1000 * 1000
     a = Daemon("-S", str(sync_port), "-I", HOSTS[0], "-M", "%s:%d" % (HOSTS[1], sync_port), host=HOSTS[0],
                media=HOSTS[0], ports=(base, base + 199), control=free_port(), start=False, level="info")
-    b = Daemon("-S", str(sync_port), "-I", HOSTS[1], "-M", "%s:%d" % (HOSTS[0], sync_port), host=HOSTS[1],
+    b = Daemon("-S", str(sync_port), "-I", HOSTS[1], "-M", "%s:%d" % (HOSTS[0], sync_port), "--catch-all=off", host=HOSTS[1],
                media=HOSTS[1], ports=(base + 300, base + 499), control=free_port(), start=False, level="info")
     b.argv = ["prlimit", "--nofile=40:40", "--"] + b.argv  # room for about 6 sessions' sockets
     caller, callee = Peer(), Peer()

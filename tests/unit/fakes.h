@@ -31,6 +31,11 @@ struct FakeBinder : PortBinder {
     return BindResult::bound;
   }
   void close(Slot f, std::uint16_t p) override { open_ports.erase({f, p}); }
+  // With `parking`, a catch-all path (catch_all.h) takes peers' legs.
+  bool parking = false;
+  std::set<std::pair<Slot, std::uint16_t>> parked;
+  bool park(Slot f, std::uint16_t p) override { return parking && parked.insert({f, p}).second; }
+  void unpark(Slot f, std::uint16_t p) override { parked.erase({f, p}); }
 };
 
 inline std::array<PortAllocator, slot_count> pools(std::uint16_t first, std::uint16_t last) {

@@ -351,6 +351,64 @@ BOOST_AUTO_TEST_CASE(peer_sessions_are_bound_here_and_never_republished) {
   BOOST_TEST(r.dest == ep("192.0.2.20", 5000));
 }
 
+BOOST_AUTO_TEST_CASE(parked_peer_legs_hold_no_sockets_until_a_packet_adopts_them) {
+  binder.parking = true;
+  BOOST_TEST(table.apply_upsert(peer_session("c", 40000, 40002, 1)).problems.empty());
+  BOOST_TEST(binder.open_ports.empty());
+  BOOST_TEST(binder.parked.size() == 2u);
+  BOOST_TEST(table.parked_legs() == 2u);
+  BOOST_TEST(table.unbound_legs() == 0u);  // parked is held, not missing
+  std::array<unsigned char, 20> pkt{0x80};
+  auto r = table.route(at(Family::v4), 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0);
+  BOOST_TEST(r.forward);  // routed as ever: only the socket to send from is missing
+  BOOST_TEST(r.out_port == 40000);
+  BOOST_TEST((table.adopt(at(Family::v4), 40003) == BindResult::bound));  // by its RTCP port too
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), 40000}) == 1u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), 40002}) == 1u);
+  BOOST_TEST(binder.parked.empty());
+  BOOST_TEST(table.parked_legs() == 0u);
+  BOOST_TEST(table.adoptions() == 2u);
+  BOOST_TEST((table.adopt(at(Family::v4), 40002) == BindResult::bound));  // again: nothing to do
+  BOOST_TEST(table.adoptions() == 2u);
+  BOOST_TEST((table.adopt(at(Family::v4), 40010) == BindResult::taken));  // no such leg
+  table.apply_removal(Tombstone{"c", "A;1", 2, "peer:40000", false}, t0);
+  BOOST_TEST(binder.open_ports.empty());
+}
+
+BOOST_AUTO_TEST_CASE(parked_legs_that_move_or_end_are_unparked) {
+  binder.parking = true;
+  table.apply_upsert(peer_session("c", 40000, 40002, 5));
+  table.apply_upsert(peer_session("c", 40000, 40004, 6));  // a new port pair for leg 1
+  BOOST_TEST(binder.parked.count({at(Family::v4), 40002}) == 0u);
+  BOOST_TEST(binder.parked.count({at(Family::v4), 40004}) == 1u);
+  BOOST_TEST(table.parked_legs() == 2u);
+  Offer u;  // a U with n here: leg 0 gets a pair of this instance's range, with its sockets
+  u.call_id = "c";
+  u.from_tag = "A;1";
+  u.new_port = true;
+  const auto p = port_of(table.update(u, t0));
+  BOOST_TEST((p >= 30000 && p < 30020));
+  BOOST_TEST(binder.parked.count({at(Family::v4), 40000}) == 0u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), p}) == 1u);
+  BOOST_TEST(table.parked_legs() == 1u);
+  table.apply_removal(Tombstone{"c", "A;1", 99, "peer:40000", false}, t0);
+  BOOST_TEST(binder.parked.empty());
+  BOOST_TEST(binder.open_ports.empty());
+  BOOST_TEST(table.parked_legs() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(an_adoption_without_descriptors_leaves_the_legs_parked) {
+  binder.parking = true;
+  binder.descriptors = 0;
+  table.apply_upsert(peer_session("c", 40000, 40002, 1));
+  BOOST_TEST((table.adopt(at(Family::v4), 40002) == BindResult::no_descriptors));
+  BOOST_TEST(binder.parked.size() == 2u);
+  BOOST_TEST(table.parked_legs() == 2u);
+  binder.descriptors = 10;
+  BOOST_TEST((table.adopt(at(Family::v4), 40002) == BindResult::bound));
+  BOOST_TEST(binder.parked.empty());
+}
+
 BOOST_AUTO_TEST_CASE(versions_order_changes) {
   table.apply_upsert(peer_session("c", 40000, 40002, 5));
   auto older = peer_session("c", 40000, 40004, 4);
