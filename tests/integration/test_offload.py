@@ -316,6 +316,9 @@ def a_daemon_built_without_the_fast_path_relays_as_before():
     r = subprocess.run([nobpf, "-D", "-s", "udp:127.0.0.1:1", "--kernel-offload=on"], capture_output=True, text=True,
                        timeout=10)
     assert r.returncode != 0 and "built without the kernel fast path" in r.stderr, (r.returncode, r.stderr)
+    r = subprocess.run([nobpf, "-D", "-s", "udp:127.0.0.1:1", "--catch-all=on"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode != 0 and "--catch-all=on: built without libbpf" in r.stderr, (r.returncode, r.stderr)
     a, b = Peer(), Peer()
     with Daemon(binary=nobpf, offload="auto") as d:
         p = int(d.cmd("U nb 127.0.0.1 %d A;1" % a.port).split()[0])
@@ -325,11 +328,13 @@ def a_daemon_built_without_the_fast_path_relays_as_before():
         b.send(rtp(2), ("127.0.0.1", p))
         assert a.recv()[0] == rtp(2)
         assert "kernel offload unavailable, relaying in userspace: this anyrtpproxy was built without" in d.logtext()
+        assert "catch-all unavailable, every peer's leg is bound here" in d.logtext()
 
 
 @test
 def bad_offload_options_are_refused_naming_them():
     for args, message in ((["--kernel-offload", "maybe"], "--kernel-offload: 'maybe' is not auto, on or off"),
+                          (["--catch-all", "yes"], "--catch-all: 'yes' is not auto, on or off"),
                           (["--offload-interfaces", "a/b"], "--offload-interfaces: 'a/b' is not an interface name"),
                           (["--kernel-offload=off", "--offload-interfaces", "eth0"], "needs --kernel-offload auto or on")):
         r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1"] + args, capture_output=True, text=True, timeout=10)
