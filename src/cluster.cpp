@@ -141,6 +141,7 @@ SyncOutcome apply_sync(SessionTable& table, ClusterView& view, SyncMessage& msg,
   } else if (auto* a = std::get_if<SyncActivity>(&msg)) {
     if (auto why = check(*a, from)) return refuse(*why);
     for (const auto& entry : a->entries) table.apply_activity(entry, a->instance, now);
+    if (a->capacity) view.capacity[a->instance] = ClusterView::Announced{*a->capacity, now};
   } else if (auto* h = std::get_if<SyncHello>(&msg)) {
     if (auto why = check(*h, view)) return refuse(*why);
     view.ranges[h->instance] = PortRange{h->port_min, h->port_max};
@@ -177,13 +178,16 @@ bool sends_timeout_notification(const std::string& origin, const std::string& se
   return smallest == self;
 }
 
-std::vector<SyncActivity> activity_frames(const std::string& instance, std::vector<ActivityEntry> entries) {
+std::vector<SyncActivity> activity_frames(const std::string& instance, std::vector<ActivityEntry> entries,
+                                         const Capacity& capacity) {
   std::vector<SyncActivity> frames;
+  if (entries.empty()) frames.push_back(SyncActivity{instance, {}, {}});
   for (std::size_t i = 0; i < entries.size(); i += sync_max_activity) {
     const auto first = entries.begin() + static_cast<std::ptrdiff_t>(i);
     const auto last = entries.begin() + static_cast<std::ptrdiff_t>(std::min(entries.size(), i + sync_max_activity));
-    frames.push_back(SyncActivity{instance, {std::make_move_iterator(first), std::make_move_iterator(last)}});
+    frames.push_back(SyncActivity{instance, {std::make_move_iterator(first), std::make_move_iterator(last)}, {}});
   }
+  frames.front().capacity = capacity;
   return frames;
 }
 

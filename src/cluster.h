@@ -35,6 +35,11 @@ struct ClusterView {
   PortRange own;
   std::vector<std::string> notify_targets;  // --notify, as written
   std::map<std::string, PortRange> ranges;  // by instance, from their hellos
+  struct Announced {
+    Capacity capacity;
+    Clock::time_point at;  // when it came
+  };
+  std::map<std::string, Announced> capacity;  // by instance, from their activity frames (wire version 5)
   static constexpr std::size_t max_instances = 256;
 };
 
@@ -77,6 +82,8 @@ bool sends_timeout_notification(const std::string& origin, const std::string& se
                                 const std::vector<std::string>& reachable);
 
 // Activity to publish, cut into frames of at most sync_max_activity entries.
-std::vector<SyncActivity> activity_frames(const std::string& instance, std::vector<ActivityEntry> entries);
+// Every 2 s: at least one frame, the first carrying `capacity`.
+std::vector<SyncActivity> activity_frames(const std::string& instance, std::vector<ActivityEntry> entries,
+                                         const Capacity& capacity);
 
 }  // namespace anyrtpproxy

@@ -306,6 +306,7 @@ std::optional<Error> Controller::choose_slots(const UlModifiers& mods, Offer& of
     if (it == l.end()) return Error::local_addr;
     offer.own_slot = static_cast<Slot>(it - l.begin());
     offer.explicit_slot = true;
+    offer.named_address = true;
   }
   if (mods.route_to && !l[slot_of(mods.route_to->is_v6() ? Family::v6 : Family::v4, Side::internal)])
     return Error::route_addr;
@@ -347,6 +348,7 @@ std::string Controller::on(UpdateLookup& ul, Clock::time_point now, Effects& eff
   offer.own_slot = where.own_slot;
   offer.facing_slot = where.facing_slot;
   offer.explicit_slot = where.explicit_slot;
+  offer.named_address = where.named_address;
   offer.record = config_.record_all && config_.recording;
   bool notify_refused = false;
   if (ul.create && ul.notify_socket) {

@@ -170,6 +170,16 @@ std::vector<std::string> split_sides(const std::string& opt, const std::string& 
   return parts;
 }
 
+// "A1,A2,..." as its parts (empty ones kept, for the caller to refuse).
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  for (std::size_t comma; (comma = text.find(',', at)) != std::string::npos; at = comma + 1)
+    out.push_back(text.substr(at, comma - at));
+  out.push_back(text.substr(at));
+  return out;
+}
+
 // A relay address must be this host's: else every call would fail with E72,
 // one warning per port pair.
 void check_local(const std::string& opt, const std::string& text, const ip::address& addr) {
@@ -271,10 +281,12 @@ Options parse_options(int argc, const char* const argv[]) {
     ("username,u", po::value<std::string>()->value_name("USER"), "drop privileges to this user after binding")
     ("chroot-dir,H", po::value<std::string>()->value_name("DIR"), "chroot to this directory (with -C)")
     ("write-pid,P", po::value<std::string>()->value_name("FILE"), "write the daemon's pid to FILE")
-    ("interface,i", po::value<std::vector<std::string>>()->value_name("ADDR[/ADDR]"),
-       "relay RTP on this address; once per family (default 0.0.0.0); INTERNAL/EXTERNAL: bridge mode")
-    ("advertise,A", po::value<std::vector<std::string>>()->value_name("ADDR[/ADDR]"),
-       "the address replies name instead of the -i address of that family (and side), e.g. behind 1:1 NAT")
+    ("interface,i", po::value<std::vector<std::string>>()->value_name("ADDR[,ADDR...][/ADDR[,ADDR...]]"),
+       "relay RTP on this address; once per family (default 0.0.0.0); INTERNAL/EXTERNAL: bridge mode; "
+       "A1,A2,...: up to 8 addresses, each with the whole -p range, a new leg on the one with most free ports")
+    ("advertise,A", po::value<std::vector<std::string>>()->value_name("ADDR[,ADDR...][/ADDR[,ADDR...]]"),
+       "the address replies name instead of the -i address of that family (and side, and position), "
+       "e.g. behind 1:1 NAT")
     ("control,s", po::value<std::vector<std::string>>()->value_name("SOCKET"),
        "control socket: host[:port], udp:host:port, udp6:host:port, tcp:host:port, tcp6:host:port, "
        "unix:/path or cunix:/path (default 127.0.0.1:22222)")
@@ -372,20 +384,31 @@ Options parse_options(int argc, const char* const argv[]) {
   if (vm.count("interface")) {
     for (const auto& value : list("interface")) {
       const auto parts = split_sides("-i/--interface", value);
-      const bool v6 = resolve("-i/--interface", parts[0]).is_v6();
+      const bool v6 = resolve("-i/--interface", split_list(parts[0])[0]).is_v6();
+      const Family family = v6 ? Family::v6 : Family::v4;
       for (std::size_t side = 0; side < parts.size(); ++side) {
-        const auto& text = parts[side];
-        const auto addr = resolve("-i/--interface", text, v6);
-        if (addr.is_v6() != v6) fail("-i/--interface", "'" + value + "' mixes IPv4 and IPv6 (one -i per family)");
-        const Slot slot = slot_of(v6 ? Family::v6 : Family::v4, static_cast<Side>(side));
-        if (o.media[slot])
-          fail("-i/--interface", "given twice for " + std::string(v6 ? "IPv6" : "IPv4") + " (" +
-                                     o.media[slot]->to_string() + ", " + text + ")");
-        check_local("-i/--interface", text, addr);
-        o.media[slot] = addr;
+        const auto texts = split_list(parts[side]);
+        if (texts.size() > max_addresses)
+          fail("-i/--interface", "'" + parts[side] + "' lists more than " + std::to_string(max_addresses) + " addresses");
+        for (std::size_t index = 0; index < texts.size(); ++index) {
+          const auto& text = texts[index];
+          if (text.empty()) fail("-i/--interface", "'" + value + "' has an empty address");
+          const auto addr = resolve("-i/--interface", text, v6);
+          if (addr.is_v6() != v6) fail("-i/--interface", "'" + value + "' mixes IPv4 and IPv6 (one -i per family)");
+          if (addr.is_unspecified() && texts.size() > 1)
+            fail("-i/--interface", "'" + parts[side] + "' lists a wildcard address among others");
+          const Slot slot = slot_of(family, static_cast<Side>(side), index);
+          if (o.media[slot])
+            fail("-i/--interface", "given twice for " + std::string(v6 ? "IPv6" : "IPv4") + " (" +
+                                       o.media[slot]->to_string() + ", " + text + ")");
+          for (const auto& other : o.media)
+            if (other && *other == addr) fail("-i/--interface", text + " is listed twice");
+          check_local("-i/--interface", text, addr);
+          o.media[slot] = addr;
+        }
       }
-      if (parts.size() == 2 && (o.media[slot_of(v6 ? Family::v6 : Family::v4, Side::internal)]->is_unspecified() ||
-                                o.media[slot_of(v6 ? Family::v6 : Family::v4, Side::external)]->is_unspecified()))
+      if (parts.size() == 2 && (o.media[slot_of(family, Side::internal)]->is_unspecified() ||
+                                o.media[slot_of(family, Side::external)]->is_unspecified()))
         fail("-i/--interface", "bridge mode needs two addresses of this host, not a wildcard: '" + value + "'");
     }
   } else {
@@ -395,16 +418,21 @@ Options parse_options(int argc, const char* const argv[]) {
     for (const auto& value : list("advertise")) {
       const auto parts = split_sides("-A/--advertise", value);
       for (std::size_t side = 0; side < parts.size(); ++side) {
-        boost::system::error_code ec;
-        const auto addr = ip::make_address(parts[side], ec);
-        if (ec || addr.is_unspecified() || addr.is_multicast())
-          fail("-A/--advertise", "'" + parts[side] + "' is not a unicast IP address");
-        const Family family = addr.is_v6() ? Family::v6 : Family::v4;
-        const Slot slot = slot_of(family, static_cast<Side>(side));
-        if (!o.media[slot])
-          fail("-A/--advertise", "'" + value + "' has no -i " + (side ? "external " : "") + "address of its family");
-        if (o.advertised[slot]) fail("-A/--advertise", "given twice for " + o.media[slot]->to_string());
-        o.advertised[slot] = addr;
+        const auto texts = split_list(parts[side]);
+        for (std::size_t index = 0; index < texts.size() && index < max_addresses; ++index) {
+          boost::system::error_code ec;
+          const auto addr = ip::make_address(texts[index], ec);
+          if (ec || addr.is_unspecified() || addr.is_multicast())
+            fail("-A/--advertise", "'" + texts[index] + "' is not a unicast IP address");
+          const Family family = addr.is_v6() ? Family::v6 : Family::v4;
+          const Slot slot = slot_of(family, static_cast<Side>(side), index);
+          if (!o.media[slot])
+            fail("-A/--advertise", "'" + value + "' has no -i " + (side ? "external " : "") + "address of its family" +
+                                       (index ? " at position " + std::to_string(index + 1) : ""));
+          if (o.advertised[slot]) fail("-A/--advertise", "given twice for " + o.media[slot]->to_string());
+          o.advertised[slot] = addr;
+        }
+        if (texts.size() > max_addresses) fail("-A/--advertise", "'" + parts[side] + "' lists too many addresses");
       }
     }
   }

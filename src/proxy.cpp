@@ -24,16 +24,32 @@ namespace anyrtpproxy {
 
 namespace {
 
+// Every relay address has its own copy of the range; a slot without one has none.
 std::array<PortAllocator, slot_count> make_pools(const Options& o) {
   std::random_device rd;
-  std::array<PortAllocator, slot_count> pools{
-      PortAllocator(o.port_min, o.port_max, rd()), PortAllocator(o.port_min, o.port_max, rd()),
-      PortAllocator(o.port_min, o.port_max, rd()), PortAllocator(o.port_min, o.port_max, rd())};
+  auto pools = make_slot_pools([&](Slot slot) {
+    return o.media[slot] ? PortAllocator(o.port_min, o.port_max, rd()) : PortAllocator(0, 0, 0);
+  });
   for (const auto& c : o.control) {  // never hand out the control port as media (nor its pair)
     if (c.kind != ControlSpec::Kind::udp) continue;  // media is UDP: a TCP control port does not collide
     for (auto& pool : pools) pool.reserve(c.endpoint.port());
   }
   return pools;
+}
+
+std::string instance_name(const Options& o);
+
+// The table's bounds grow with the relay addresses: every session owns a
+// port pair of some address (at most 32,768 per address and family across
+// the cluster), so two served addresses hold the 65,536 of the default.
+TableConfig table_config(const Options& o) {
+  TableConfig c{o.ttl, o.setup_ttl, o.policy, instance_name(o)};
+  std::size_t served = 0;
+  for (const auto& a : o.media) served += a.has_value();
+  const std::size_t scale = std::max<std::size_t>(1, (served + 1) / 2);
+  c.max_sessions *= scale;
+  c.max_bytes *= scale;
+  return c;
 }
 
 std::string instance_name(const Options& o) {
@@ -66,8 +82,7 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
     : io_(io), options_(std::move(options)), log_(log),
       recorder_(RecorderConfig{options_.record_dir, options_.spool_dir, options_.record_pcap}),
       sockets_(options_.media, options_.tos),
-      table_(TableConfig{options_.ttl, options_.setup_ttl, options_.policy, instance_name(options_)}, make_pools(options_),
-             sockets_),
+      table_(table_config(options_), make_pools(options_), sockets_),
       packets_(io, sockets_, table_, recorder_, [this](const Latch& latch) { on_latched(latch); },
                [this](Slot slot, std::uint16_t port, BindResult r) { on_adopted(slot, port, r); }),
       player_(io, options_.prompts_dir, sockets_, table_, table_.config().instance, [this] { return reachable_peers(); },
@@ -100,11 +115,11 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
   check_file_limit();
   start_time_ = static_cast<double>(std::time(nullptr));
   if (!options_.health_file.empty()) health_ = StatusFile(options_.health_file);  // its directory, before any chroot
-  if (options_.metrics || !options_.health_file.empty()) {  // for open_fds; -1 without /proc: not counted
-    proc_fds_ = Fd(::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  // The open-descriptor count (headroom: health file, metrics, the peers); -1 without /proc: not counted.
+  proc_fds_ = Fd(::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (options_.metrics)
     metrics_ = std::make_unique<MetricsServer>(io, *options_.metrics, options_.metrics_allow,
                                                [this] { return prometheus_text(gather()); }, log);
-  }
   if (options_.kernel_offload != Options::Offload::off) {  // loaded and attached now, while privileged
     OffloadConfig oc;
     oc.interfaces = options_.offload_interfaces;
@@ -152,7 +167,21 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
       at = boost::asio::ip::tcp::endpoint(boost::asio::ip::address_v4::any(), options_.sync_port);  // no IPv6 here
       sync_server_ = std::make_unique<SyncServer>(io, at, table_, hello, access, sync_tls_.get(), log, sync_stats_);
     }
+    sync_server_->describe_cluster([this] { return capacity_lines(); });
   }
+}
+
+// "# capacity: instance NAME headroom=N relays=R parks=P healthy|unhealthy (age)" per instance.
+std::string Proxy::capacity_lines() const {
+  std::string out;
+  for (const auto& m : gather().cluster)
+    out += "# capacity: instance " + m.instance + " headroom=" + std::to_string(m.capacity.headroom_legs) +
+           " relays=" + std::to_string(m.capacity.relayed_legs) + " parks=" + std::to_string(m.capacity.parked_legs) +
+           (m.capacity.healthy ? " healthy" : " unhealthy") +
+           (m.instance == table_.config().instance ? " (this instance)"
+                                                   : " (announced " + std::to_string(static_cast<long>(m.age)) + "s ago)") +
+           "\n";
+  return out;
 }
 
 std::uint64_t Proxy::capabilities_kept() const {
@@ -300,7 +329,10 @@ void Proxy::sweep() {
   // Peers' legs that could not be bound: again once sockets were closed, and every 5 s.
   if (table_.take_freed() || sweeps_ % 5 == 0) log(table_.retry_unbound());
   if (++sweeps_ % 2 == 0) {  // coarse activity: media here keeps the session alive everywhere
-    const auto frames = activity_frames(self, table_.take_activity(Clock::now()));  // clears the flags, read or not
+    const Headroom h = room();
+    check_takeover(h);
+    // clears the flags, read or not
+    const auto frames = activity_frames(self, table_.take_activity(Clock::now()), capacity(h));
     if (sync_server_)
       for (const auto& frame : frames) sync_server_->publish(frame);
   }
@@ -351,10 +383,40 @@ std::uint64_t Proxy::free_pairs() const {
   return pairs;
 }
 
-void Proxy::check_health() {
+Headroom Proxy::room() const {
   rlimit lim{};
   const std::uint64_t limit = ::getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 0;
-  const Headroom h = headroom(limit, count_open_fds(proc_fds_, limit), free_pairs(), table_.unbound_legs());
+  return headroom(limit, count_open_fds(proc_fds_, limit), free_pairs(), table_.unbound_legs());
+}
+
+Capacity Proxy::capacity(const Headroom& h) const {
+  return Capacity{h.legs, sockets_.stats().sockets / 2, table_.parked_legs(), h.healthy()};
+}
+
+// Every 2 s: an instance that could not adopt all the legs a peer relays,
+// should that peer's route move here, says so once (and once more when it can).
+void Proxy::check_takeover(const Headroom& h) {
+  const auto now = Clock::now();
+  for (const auto& [instance, a] : view_.capacity) {
+    const bool fresh = now - a.at < std::chrono::seconds(10);
+    const bool short_of = fresh && a.capacity.relayed_legs > h.legs;
+    const bool warned = short_.count(instance) != 0;
+    if (short_of && !warned) {
+      log_.warning("capacity: cannot take over instance " + instance + " should its route move here: it relays " +
+                   std::to_string(a.capacity.relayed_legs) + " legs, this instance has room for " +
+                   std::to_string(h.legs) + (h.healthy() ? "" : " (" + h.problem + ")") +
+                   "; raise the file limit, add relay addresses or instances");
+      short_.insert(instance);
+    } else if (!short_of && warned && fresh) {
+      log_.notice("capacity: can take over instance " + instance + " again (" + std::to_string(a.capacity.relayed_legs) +
+                  " legs, room for " + std::to_string(h.legs) + ")");
+      short_.erase(instance);
+    }
+  }
+}
+
+void Proxy::check_health() {
+  const Headroom h = room();
   const bool ok = h.healthy();
   if (!ok && healthy_.value_or(true))
     log_.warning("health: cannot take over its share, " + options_.health_file + " removed: " + h.problem);
@@ -376,6 +438,10 @@ DaemonStats Proxy::gather() const {
   s.unbound_legs = table_.unbound_legs();
   s.parked_legs = table_.parked_legs();
   s.adoptions = table_.adoptions();
+  s.cluster.push_back(DaemonStats::Member{table_.config().instance, capacity(room()), 0});
+  for (const auto& [instance, a] : view_.capacity)
+    s.cluster.push_back(DaemonStats::Member{
+        instance, a.capacity, std::chrono::duration<double>(Clock::now() - a.at).count()});
   s.reply_cache_entries = controller_.cache_entries();
   s.reply_cache_bytes = controller_.cache_bytes();
   rlimit lim{};

@@ -26,6 +26,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <memory>
+#include <set>
+#include <string>
 #include <optional>
 #include <vector>
 
@@ -60,6 +62,10 @@ private:
   DaemonStats gather() const;
   void reload();
   void check_health();  // --health-file and its log lines, every sweep
+  Headroom room() const;  // this instance's, now
+  Capacity capacity(const Headroom& h) const;  // what the peers are told of it
+  void check_takeover(const Headroom& h);
+  std::string capacity_lines() const;  // for the operators' listing
   std::uint64_t free_pairs() const;  // port pairs left in this instance's ranges
 
   boost::asio::io_context& io_;
@@ -87,6 +93,7 @@ private:
   std::string catch_all_note_;        // the same of the catch-all path (--catch-all)
   StatusFile health_;                 // --health-file
   std::optional<bool> healthy_;       // as last written; none: not yet
+  std::set<std::string> short_;       // peers this instance said it cannot take over
   double start_time_ = 0;
   Fd proc_fds_;  // /proc/self/fd, opened before any chroot: the open-descriptor count
   boost::asio::steady_timer flush_timer_;

@@ -32,14 +32,22 @@ enum class Kind : std::uint8_t { rtp = 0, rtcp = 1 };
 // Bridge mode: a relay address faces the internal or the external network
 // (-i INTERNAL/EXTERNAL; with one IPv4 and one IPv6 -i, IPv4 is internal).
 enum class Side : std::uint8_t { internal = 0, external = 1 };
-// A relay address: one per family and side. A leg's ports are on one of them;
-// port numbers are unique per slot. Slots 0 and 1 are the internal (or only)
-// IPv4 and IPv6 addresses, so a slot's number is its family's below 2.
+// A relay address: up to max_addresses per family and side (-i A1,A2,...;
+// issue 12). A leg's ports are on one of them; port numbers are unique per
+// slot, and every address has its own copy of the -p range. Slot number =
+// index * 4 + side * 2 + family: slots 0 and 1 are the first internal (or
+// only) IPv4 and IPv6 addresses, so a slot's family is its number's parity.
+// The wire carries the number: instances of a cluster list their addresses
+// in the same order (the same count per family and side).
 using Slot = std::uint8_t;
-constexpr std::size_t slot_count = 4;
-constexpr Slot slot_of(Family f, Side s) { return static_cast<Slot>(static_cast<int>(s) * 2 + static_cast<int>(f)); }
+constexpr std::size_t max_addresses = 8;
+constexpr std::size_t slot_count = 4 * max_addresses;
+constexpr Slot slot_of(Family f, Side s, std::size_t index = 0) {
+  return static_cast<Slot>(index * 4 + static_cast<std::size_t>(s) * 2 + static_cast<std::size_t>(f));
+}
 constexpr Family family_of(Slot slot) { return static_cast<Family>(slot % 2); }
-constexpr Side side_of(Slot slot) { return static_cast<Side>(slot / 2); }
+constexpr Side side_of(Slot slot) { return static_cast<Side>(slot / 2 % 2); }
+constexpr std::size_t address_index(Slot slot) { return slot / 4; }
 
 // How a leg may learn its remote address from packets:
 //   once   - default: the first valid RTP packet latches the leg (a party behind NAT

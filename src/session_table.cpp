@@ -78,8 +78,16 @@ const SessionTable::Entry* SessionTable::at(const SessionKey& key) const {
   return it == sessions_.end() ? nullptr : &it->second;
 }
 
-std::optional<PortShortage> SessionTable::allocate(Entry& e, int side, Slot slot) {
+Slot SessionTable::widest(Slot slot) const {
+  Slot best = slot;
+  for (std::size_t s = slot % 4; s < slot_count; s += 4)
+    if (pools_[s].available() > pools_[best].available()) best = static_cast<Slot>(s);
+  return best;
+}
+
+std::optional<PortShortage> SessionTable::allocate(Entry& e, int side, Slot slot, bool exact) {
   Session& s = e.session;
+  if (!exact) slot = widest(slot);
   auto& pool = pools_[slot];
   if (pool.available() == 0) return PortShortage::range_used_up;
   // A pair we cannot bind (taken by another program) goes to the tail; try each
@@ -177,7 +185,7 @@ std::variant<OfferResult, OfferFailure> SessionTable::update(const Offer& offer,
     fresh.session.legs[1].slot = offer.facing_slot;
     fresh.session.legs[0].record = fresh.session.legs[1].record = offer.record;
     auto [it, inserted] = sessions_.emplace(SessionKey{offer.call_id, offer.from_tag}, std::move(fresh));
-    if (const auto shortage = allocate(it->second, 0, offer.own_slot)) {
+    if (const auto shortage = allocate(it->second, 0, offer.own_slot, offer.named_address)) {
       sessions_.erase(it);
       return OfferFailure{OfferError::no_ports_session, *shortage};
     }
@@ -205,7 +213,7 @@ std::variant<OfferResult, OfferFailure> SessionTable::update(const Offer& offer,
     }
     // A leg gets the slot its session was created with; with n, the one this command names.
     const Slot slot = old_port != 0 && offer.explicit_slot ? offer.own_slot : old_slot;
-    if (const auto shortage = allocate(e, side, slot)) {
+    if (const auto shortage = allocate(e, side, slot, offer.named_address && slot == offer.own_slot)) {
       leg.port = old_port;
       leg.slot = old_slot;
       bound = old_bound;
@@ -642,6 +650,13 @@ std::optional<Event> SessionTable::bind_remote(Entry& e, int side, bool count) {
     const Session& other = ports_[f].at(leg.port).entry->session;
     return problem("sync-port-in-use", what + " is already used here by call-id=" + other.call_id + " tag=" +
                                            other.from_tag + "; leg not bound");
+  }
+  if (pools_[f].capacity() == 0) {  // no -i address at that position here
+    stats_.sync_bind_failures += count;
+    return problem("sync-no-address", what + " lies on relay address " + std::to_string(address_index(f) + 1) +
+                                          " of its family" + (side_of(f) == Side::external ? " (external)" : "") +
+                                          ", which this instance does not have: give every instance as many -i "
+                                          "addresses; leg not bound");
   }
   bool claimed = false;
   if (pools_[f].owns(leg.port) || pools_[f].owns(static_cast<std::uint16_t>(leg.port + 1))) {

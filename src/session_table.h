@@ -54,7 +54,8 @@ struct TableConfig {
   LatchPolicy policy = LatchPolicy::once;
   std::string instance = "local";  // this instance's name in the cluster
   // No cluster can hold more: every session owns an even port of some instance's
-  // range, per family. Sessions a peer sends beyond this are refused (counted).
+  // range, per family (the daemon scales it with its -i addresses: two more
+  // addresses, 65,536 more). Sessions a peer sends beyond this are refused (counted).
   std::size_t max_sessions = 65536;
   // What the sessions and the tombstones may take in memory (strings and
   // bookkeeping, estimated): a peer's sessions beyond it are refused (counted),
@@ -113,6 +114,9 @@ struct Offer {
   // (n) and a command that names a slot (`explicit_slot`).
   Slot own_slot = 0, facing_slot = 0;
   bool explicit_slot = false;
+  // L<addr> named own_slot's address: its leg goes there, not to the
+  // address of its family and side with the most free pairs (-i A1,A2).
+  bool named_address = false;
   bool record = false;  // a U that creates the session records both legs (--record-all)
   std::optional<udp::endpoint> remote;    // the sender's RTP address; none: not given or implausible
   bool hold = false;                      // the address was 0.0.0.0 or ::
@@ -164,6 +168,16 @@ struct Latch {
 };
 
 struct Expired { std::string call_id, from_tag, notify_target, notify_tag, origin; };
+
+// One pool per slot, each made by make(slot), in slot order.
+template <class Make, std::size_t... I>
+std::array<PortAllocator, slot_count> make_slot_pools(Make& make, std::index_sequence<I...>) {
+  return {make(static_cast<Slot>(I))...};
+}
+template <class Make>
+std::array<PortAllocator, slot_count> make_slot_pools(Make make) {
+  return make_slot_pools(make, std::make_index_sequence<slot_count>{});
+}
 
 class SessionTable {
 public:
@@ -291,10 +305,14 @@ public:
   std::size_t bytes() const { return bytes_; }  // the sessions, against max_bytes
   std::size_t tombstone_bytes() const { return tombstone_bytes_; }
   const PortAllocator& pool(Slot slot) const { return pools_[slot]; }
+  // The address of slot's family and side with the most free pairs (slot itself on a tie).
+  Slot widest(Slot slot) const;
 
 private:
   struct PortRef { Entry* entry; int side; };
-  std::optional<PortShortage> allocate(Entry& e, int side, Slot slot);  // nothing: allocated
+  // A pair for leg `side` on `slot`'s family and side, on the address with
+  // the most free pairs (on `slot` itself when `exact`). Nothing: allocated.
+  std::optional<PortShortage> allocate(Entry& e, int side, Slot slot, bool exact);
   void release(Entry& e, int side);
   void let_go(Slot slot, std::uint16_t port, LegLocal& leg);  // closes or unparks a held leg's port
   const PortRef* lookup(Slot slot, std::uint16_t port, Kind& kind) const;

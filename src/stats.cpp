@@ -228,6 +228,17 @@ std::string prometheus_text(const DaemonStats& s) {
     for (const auto& p : s.peers)
       if (p.last_frame_age) x.sample(*p.last_frame_age, {{"peer", p.name}});
   }
+  // Every instance's capacity: this one's now, the peers' as they announced it (issue 12).
+  x.family("cluster_headroom_legs", "gauge", "Legs an instance can still bind, as it announced (this one: now).");
+  for (const auto& m : s.cluster) x.sample(n(m.capacity.headroom_legs), {{"instance", m.instance}});
+  x.family("cluster_relayed_legs", "gauge", "Legs an instance holds with sockets (its own and adopted ones).");
+  for (const auto& m : s.cluster) x.sample(n(m.capacity.relayed_legs), {{"instance", m.instance}});
+  x.family("cluster_parked_legs", "gauge", "Peers' legs an instance mirrors without sockets.");
+  for (const auto& m : s.cluster) x.sample(n(m.capacity.parked_legs), {{"instance", m.instance}});
+  x.family("cluster_healthy", "gauge", "1 while an instance has headroom to take over its share (its --health-file).");
+  for (const auto& m : s.cluster) x.sample(m.capacity.healthy ? 1 : 0, {{"instance", m.instance}});
+  x.family("cluster_capacity_age_seconds", "gauge", "Seconds since an instance announced its capacity (this one: 0).");
+  for (const auto& m : s.cluster) x.sample(m.age, {{"instance", m.instance}});
   return x.take();
 }
 

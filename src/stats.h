@@ -8,6 +8,7 @@
 
 #include "controller.h"
 #include "session_table.h"
+#include "sync_codec.h"
 
 #include <array>
 #include <cstdint>
@@ -69,6 +70,12 @@ struct DaemonStats {
   } offload;
   std::string version, instance;
   double start_time = 0;  // seconds since the Unix epoch
+  struct Member {  // this instance first, then every peer that announced its capacity
+    std::string instance;
+    Capacity capacity;
+    double age = 0;  // seconds since it was announced
+  };
+  std::vector<Member> cluster;
 };
 
 std::string stats_line(const DaemonStats& s);

@@ -279,6 +279,7 @@ std::string SyncServer::operator_snapshot(Clock::time_point now) const {
   std::string out = "# anyrtpproxy sync: instance " + hello_.instance + ", ports " + std::to_string(hello_.port_min) +
                     "-" + std::to_string(hello_.port_max) + ", " + std::to_string(sessions.size()) +
                     " active sessions\n";
+  if (describe_) out += describe_();
   for (const auto& [key, e] : sessions) out += listing_line(e.session, e.local, now, table_.ttl_left(e.session, now));
   out += "# end of listing; what follows is one line per change\n";
   return out;
@@ -373,7 +374,7 @@ void SyncServer::note(std::string line) {
 }
 
 void SyncServer::publish(const SyncActivity& activity) {
-  if (connections_.empty() || activity.entries.empty()) return;
+  if (connections_.empty() || (activity.entries.empty() && !activity.capacity)) return;
   deliver(Role::peer, std::make_shared<const std::string>(encode(activity)));
 }
 

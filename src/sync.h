@@ -77,6 +77,9 @@ public:
   std::size_t connections() const { return connections_.size(); }
   bool has_operators() const;
   void set_operators(std::vector<Network> operators) { access_.operators = std::move(operators); }  // SIGHUP
+  // Comment lines ("# ...\n") an operator's listing starts with after the
+  // instance line: every instance's capacity (issue 12).
+  void describe_cluster(std::function<std::string()> describe) { describe_ = std::move(describe); }
   // What went to each peer address (the machine stream), across its reconnects.
   const std::map<boost::asio::ip::address, SyncTraffic>& sent() const { return sent_; }
 
@@ -101,6 +104,7 @@ private:
   std::shared_ptr<const std::string> snapshot(Role role, Clock::time_point now);
   std::string peer_snapshot(Clock::time_point now) const;
   std::string operator_snapshot(Clock::time_point now) const;
+  std::function<std::string()> describe_;
 
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_;  // after a failed accept (no descriptors): no busy loop

@@ -222,6 +222,26 @@ void serialize_activity(IO& io, ActivityT& a) {
       }
     }
   }
+  if (io.version >= 5) {
+    std::uint16_t has = a.capacity.has_value();
+    io.num(has);
+    if constexpr (std::is_same_v<IO, In>) {
+      if (has > 1) throw Limit("a capacity flag of " + std::to_string(has));
+      if (has) a.capacity.emplace();
+    }
+    if (has) {
+      auto& c = *a.capacity;
+      std::uint16_t healthy = c.healthy;
+      io.num(c.headroom_legs);
+      io.num(c.relayed_legs);
+      io.num(c.parked_legs);
+      io.num(healthy);
+      if constexpr (std::is_same_v<IO, In>) {
+        if (healthy > 1) throw Limit("a health flag of " + std::to_string(healthy));
+        c.healthy = healthy != 0;
+      }
+    }
+  }
 }
 
 std::string frame(std::string_view kind, const std::string& payload, const std::string& summary) {
@@ -287,7 +307,9 @@ std::string encode(const SyncActivity& a) {
     Out io{ar, {}, sync_wire_version};
     serialize_activity(io, a);
   });
-  return frame("activity", payload, "instance=" + printable(a.instance) + " sessions=" + std::to_string(a.entries.size()));
+  return frame("activity", payload,
+               "instance=" + printable(a.instance) + " sessions=" + std::to_string(a.entries.size()) +
+                   (a.capacity ? " headroom=" + std::to_string(a.capacity->headroom_legs) : ""));
 }
 
 namespace {
@@ -319,6 +341,7 @@ std::string listing_line(const Session& s, const LocalState& local, Clock::time_
       if (p.unbound >> side & 1) elsewhere += (elsewhere.empty() ? "" : ",") + printable(p.instance, 64);
     return std::string(" ") + name + "=" + (l.port ? std::to_string(l.port) : "-") +
            (l.port && side_of(l.slot) == Side::external ? "@external" : "") +  // bridge mode
+           (l.port && address_index(l.slot) > 0 ? "#" + std::to_string(address_index(l.slot) + 1) : "") +  // -i A1,A2
            (l.port && !here.bound ? "(unbound)" : "") + (elsewhere.empty() ? "" : "(unbound at " + elsewhere + ")") +
            " " + name + "-remote=" + where(l.rtp) + " " + name +
            "-pkts=" + std::to_string(here.counters.received) + "/" + std::to_string(here.counters.relayed) + "/" +

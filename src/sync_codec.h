@@ -29,7 +29,8 @@ namespace anyrtpproxy {
 // read (their legs have no signalled address; both legs on the session
 // family's address); an older instance refuses newer frames, so upgrade every
 // instance of a cluster.
-constexpr unsigned sync_wire_version = 4;  // 3: each leg's relay address slot (bridge mode); 4: C's file name
+// 3: each leg's relay address slot (bridge mode); 4: C's file name; 5: an activity frame's capacity
+constexpr unsigned sync_wire_version = 5;
 constexpr std::size_t sync_max_line = 4096;         // a frame header or a listing line
 constexpr std::size_t sync_max_payload = 256 * 1024;
 constexpr std::size_t sync_max_string = 8192;       // call-ids, tags: the control protocol's own bound
@@ -41,10 +42,25 @@ struct SyncHello {
   std::uint64_t sessions = 0;
 };
 
-// Sessions that had media on the sending instance, with its packet counters.
+// What an instance can still carry (issue 12), announced with its activity
+// every 2 seconds (wire version 5; none from an older peer).
+struct Capacity {
+  std::uint64_t headroom_legs = 0;  // more legs it can bind now (stats.h headroom())
+  std::uint64_t relayed_legs = 0;   // legs it holds with sockets: its own and those it adopted
+  std::uint64_t parked_legs = 0;    // peers' legs it mirrors without sockets (catch_all.h)
+  bool healthy = true;              // its --health-file would be there
+  bool operator==(const Capacity& o) const {
+    return headroom_legs == o.headroom_legs && relayed_legs == o.relayed_legs && parked_legs == o.parked_legs &&
+           healthy == o.healthy;
+  }
+};
+
+// Sessions that had media on the sending instance, with its packet counters,
+// and what it can still carry.
 struct SyncActivity {
   std::string instance;
   std::vector<ActivityEntry> entries;
+  std::optional<Capacity> capacity;
 };
 
 using SyncMessage = std::variant<SyncHello, Session, Tombstone, SyncActivity>;

@@ -54,7 +54,7 @@ echo "== layers"
 # of the Makefile's CORE (and the header-only event) must be listed here.
 graph=$(printf '%s' "text: | event: | port_allocator: | session: | protocol: session text | sync_codec: session text |
   session_table: event port_allocator session | controller: event protocol session_table text |
-  cluster: event session_table sync_codec text | stats: controller session_table | recording: session |
+  cluster: event session_table sync_codec text | stats: controller session_table sync_codec | recording: session |
   offload_plan: session" | tr -s ' \n' ' ')
 io=$(sed -n 's/^IO = //p' Makefile)
 io_headers=$(printf '%s|' $io write_queue)

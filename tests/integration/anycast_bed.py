@@ -16,6 +16,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ANYCAST = "10.250.255.1"
+ANYCAST2 = "10.250.255.2"  # a second anycast address (Bed(two_addresses=True): -i ANYCAST,ANYCAST2)
 PY = "/usr/bin/python3"
 
 
@@ -51,7 +52,8 @@ class Agent:
 
 
 class Bed:
-    def __init__(self, binary, instances=3, ttl=60, extra_args=(), args_of=lambda i: []):
+    def __init__(self, binary, instances=3, ttl=60, extra_args=(), args_of=lambda i: [], two_addresses=False):
+        self.anycast = [ANYCAST, ANYCAST2] if two_addresses else [ANYCAST]
         self.prefix = "arp%d" % (os.getpid() % 100000)
         self.ns = {n: "%s%s" % (self.prefix, n) for n in ["A", "B", "RT"] + ["R%d" % i for i in range(1, instances + 1)]}
         self.instances = instances
@@ -97,16 +99,19 @@ class Bed:
             self._veth("RT", "v%d" % i, r, "eth0")
             self.ip("RT", "link", "set", "v%d" % i, "master", "br0")
             self.ip(r, "addr", "add", "10.250.1.%d/24" % i, "dev", "eth0")
-            self.ip(r, "addr", "add", ANYCAST + "/32", "dev", "lo")
+            for addr in self.anycast:
+                self.ip(r, "addr", "add", addr + "/32", "dev", "lo")
             self.ip(r, "route", "add", "default", "via", "10.250.1.254")
         self.route_to(1)
 
     def route_to(self, i, callee_to=None):
         """Anycast route: everything to instance i; with callee_to, the callee's packets to that one."""
-        self.ip("RT", "route", "replace", ANYCAST + "/32", "via", "10.250.1.%d" % i)
+        for addr in self.anycast:
+            self.ip("RT", "route", "replace", addr + "/32", "via", "10.250.1.%d" % i)
         sh("ip", "-n", self.ns["RT"], "rule", "del", "iif", "rb", "lookup", "100", check=False)
         if callee_to:
-            self.ip("RT", "route", "replace", ANYCAST + "/32", "via", "10.250.1.%d" % callee_to, "table", "100")
+            for addr in self.anycast:
+                self.ip("RT", "route", "replace", addr + "/32", "via", "10.250.1.%d" % callee_to, "table", "100")
             self.ip("RT", "rule", "add", "iif", "rb", "lookup", "100")
 
     def range_of(self, i):
@@ -117,7 +122,7 @@ class Bed:
         lo, hi = self.range_of(i)
         log = open(self.log_of(i), "a")
         argv = ["ip", "netns", "exec", self.ns["R%d" % i], self.binary, "-D", "-d", "info",
-                "-s", "udp:10.250.1.%d:22222" % i, "-i", ANYCAST, "-p", str(lo), str(hi), "-T", str(self.ttl),
+                "-s", "udp:10.250.1.%d:22222" % i, "-i", ",".join(self.anycast), "-p", str(lo), str(hi), "-T", str(self.ttl),
                 "-S", "2342", "-I", "10.250.1.%d" % i, "-M", peers] + self.extra_args + list(self.args_of(i))
         self.procs[i] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
 

@@ -40,11 +40,17 @@ def calls_survive_the_death_of_their_instance_in_userspace():
     survive_the_death(["--kernel-offload=off"])
 
 
-def survive_the_death(args):
+@test
+def calls_on_two_anycast_addresses_survive_the_death_of_their_instance():
+    """-i ANYCAST,ANYCAST2 on every instance: legs on both, both fail over."""
+    survive_the_death([], two_addresses=True)
+
+
+def survive_the_death(args, two_addresses=False):
     why = can_run()
     if why:
         raise Skip(why)
-    bed = Bed(BINARY, extra_args=args)
+    bed = Bed(BINARY, extra_args=args, two_addresses=two_addresses)
     try:
         for i in (1, 2, 3):
             bed.start(i)
@@ -54,39 +60,41 @@ def survive_the_death(args):
         idle_fds = fds(bed, 2)
         a(op="open", calls=[[c, "10.250.10.1", 30000 + 2 * c] for c in range(CALLS)])
         b(op="open", calls=[[c, "10.250.20.1", 31000 + 2 * c] for c in range(CALLS)])
-        to_callee, to_caller = {}, {}
+        to_callee, to_caller, at_callee, at_caller = {}, {}, {}, {}
         for c in range(CALLS):  # the SIP proxy talks to R1, as it would to its nearest instance
             p = control(rt, 1, "U call%d 10.250.10.1 %d A;1" % (c, 30000 + 2 * c))
-            assert p and p.endswith(" " + ANYCAST), p
+            assert p and p.split()[1] in bed.anycast, p
             q = control(rt, 1, "L call%d 10.250.20.1 %d A;1 B;1" % (c, 31000 + 2 * c))
             to_callee[c], to_caller[c] = int(p.split()[0]), int(q.split()[0])
+            at_callee[c], at_caller[c] = p.split()[1], q.split()[1]
+        assert set(at_callee.values()) | set(at_caller.values()) == set(bed.anycast), (at_callee, at_caller)
         wait_until(lambda: all(control(rt, i, "I").split("\n")[1] == "active sessions: %d" % CALLS for i in (2, 3)), 5,
                    "every call on R2 and R3")
         if catch_all:  # R2 mirrors every call without a socket: it binds them when their packets come
             assert info(rt, 2, "parked legs") == 2 * CALLS and info(rt, 2, "adopted legs") == 0
             assert fds(bed, 2) <= idle_fds + 4, (idle_fds, fds(bed, 2))
-        a(op="stream", targets={c: [ANYCAST, to_caller[c]] for c in range(CALLS)}, pps=50, ssrc=1000)
-        b(op="stream", targets={c: [ANYCAST, to_callee[c]] for c in range(CALLS)}, pps=50, ssrc=2000)
+        a(op="stream", targets={c: [at_caller[c], to_caller[c]] for c in range(CALLS)}, pps=50, ssrc=1000)
+        b(op="stream", targets={c: [at_callee[c], to_callee[c]] for c in range(CALLS)}, pps=50, ssrc=2000)
         time.sleep(1.5)
         before = a(op="stats")["stats"], b(op="stats")["stats"]
         assert all(before[0][str(c)]["packets"] > 30 and before[1][str(c)]["packets"] > 30 for c in range(CALLS)), before
         # the third party is the caller's own host on another port: it must not take the callee's media
         for c in range(0, CALLS, 5):
-            a(op="inject", call=c, to=[ANYCAST, to_callee[c]], count=20, ssrc=666)
+            a(op="inject", call=c, to=[at_callee[c], to_callee[c]], count=20, ssrc=666)
         bed.kill(1)
         t_fail = rt(op="cmd", to=["10.250.1.2", 22222], text="V")["now"]
         bed.route_to(2)
         time.sleep(2.0)
         for c in range(0, CALLS, 5):
-            a(op="inject", call=c, to=[ANYCAST, to_caller[c]], count=20, ssrc=777)
-            b(op="inject", call=c, to=[ANYCAST, to_callee[c]], count=20, ssrc=888)
+            a(op="inject", call=c, to=[at_caller[c], to_caller[c]], count=20, ssrc=777)
+            b(op="inject", call=c, to=[at_callee[c], to_callee[c]], count=20, ssrc=888)
         time.sleep(0.5)
         after_a, after_b = a(op="stats", since=t_fail)["stats"], b(op="stats", since=t_fail)["stats"]
         for c in range(CALLS):
             ra, rb = after_a[str(c)], after_b[str(c)]
             assert ra["packets"] > 80 and rb["packets"] > 80, "call %d did not resume: %s %s" % (c, ra, rb)
             assert ra["ssrcs"] == [2000 + c] and rb["ssrcs"] == [1000 + c], "a third source got through: %s %s" % (ra, rb)
-            assert ra["sources"] == ["%s:%d" % (ANYCAST, to_caller[c])], ra
+            assert ra["sources"] == ["%s:%d" % (at_caller[c], to_caller[c])], ra
             assert ra["max_gap_ms"] < 1500 and rb["max_gap_ms"] < 1500, (ra, rb)
         # R2 installed the kernel entries of the mirrored calls before the failover (--kernel-offload
         # is auto): the moved media went through its eBPF program, not its sockets
@@ -140,8 +148,8 @@ def a_recorded_call_and_a_playing_prompt_survive_the_death_of_their_instance():
         assert control(rt, 1, "R call0 B;1 A;1") == "0" and control(rt, 1, "C call0 conf-0 A;1 B;1") == "0"
         wait_until(lambda: all(control(rt, i, "I").split("\n")[1] == "active sessions: 2" for i in (2, 3)), 5,
                    "both calls on R2 and R3")
-        a(op="stream", targets={c: [ANYCAST, to_caller[c]] for c in (0, 1)}, pps=50, ssrc=1000)
-        b(op="stream", targets={c: [ANYCAST, to_callee[c]] for c in (0, 1)}, pps=50, ssrc=2000)
+        a(op="stream", targets={c: [at_caller[c], to_caller[c]] for c in (0, 1)}, pps=50, ssrc=1000)
+        b(op="stream", targets={c: [at_callee[c], to_callee[c]] for c in (0, 1)}, pps=50, ssrc=2000)
         time.sleep(0.5)
         # Kamailio's rtpproxy_stream2uac("moh", -1): music on hold to the caller, until S
         assert control(rt, 1, "P-1 call1 moh 8 A;1 B;1") == "0"

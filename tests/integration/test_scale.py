@@ -8,9 +8,11 @@ import os
 import random
 import re
 import socket
+import subprocess
 import time
+import urllib.request
 
-from harness import Nodes, Daemon, Peer, Skip, free_port, port_is_free, rtp, run_all, test, wait_until
+from harness import BINARY, Nodes, Daemon, listing, Peer, Skip, free_port, port_is_free, rtp, run_all, test, wait_until
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 
@@ -56,12 +58,13 @@ def info(d, name):
 
 
 class Cluster(Nodes):
-    def __init__(self, ranges, *args, limit=None, catch_all=True, level="info"):
+    def __init__(self, ranges, *args, limit=None, catch_all=True, level="info", media_of=lambda h: h,
+                 args_of=lambda i: [], limit_of=lambda i: None):
         self.sync_port = free_port(socket.SOCK_STREAM)
         self.nodes = []
         for i, h in enumerate(HOSTS):
             peers = ",".join("%s:%d" % (o, self.sync_port) for o in HOSTS if o != h)
-            d = Daemon("-S", str(self.sync_port), "-I", h, "-M", peers, *args, host=h, media=h, ports=ranges[i],
+            d = Daemon("-S", str(self.sync_port), "-I", h, "-M", peers, *args, *args_of(i), host=h, media=media_of(h), ports=ranges[i],
                        control=control_port(h, ranges), start=False, level=level)
             # Our control client binds 127.0.0.1, not the wildcard: its port
             # cannot then collide with a relay port on 127.0.0.2-4 (the ranges
@@ -69,8 +72,9 @@ class Cluster(Nodes):
             d.sock.close()
             d.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             d.sock.bind(("127.0.0.1", 0))
-            if limit:
-                d.argv = ["prlimit", "--nofile=%d:%d" % (limit, limit), "--"] + d.argv
+            if limit or limit_of(i):
+                n = limit or limit_of(i)
+                d.argv = ["prlimit", "--nofile=%d:%d" % (n, n), "--"] + d.argv
             self.nodes.append(d)
         for d in self.nodes:
             d.start()
@@ -202,6 +206,118 @@ def without_the_catch_all_every_mirrored_leg_is_bound():
         a.cmd("L o1 127.0.0.1 5000 A;1 B;1")
         wait_until(lambda: fds(b) == before + 4, 5, "B to bind the four sockets")
         assert info(b, "parked legs") == 0
+
+
+@test
+def a_new_leg_goes_to_the_relay_address_with_the_most_free_ports():
+    """-i A1,A2: each address has its own copy of the -p range; legs are
+    spread over them, replies name the address, media flows on both."""
+    base = free_port(pair=True)
+    caller, callee = Peer(), Peer()
+    with Daemon(media="127.0.0.1,127.0.0.5", ports=(base, base + 8)) as d:  # four pairs on each address
+        replies = [d.cmd("U m%d 127.0.0.1 %d A;1" % (i, caller.port)) for i in range(8)]
+        addrs = [r.split()[1] for r in replies]
+        assert sorted(addrs) == ["127.0.0.1"] * 4 + ["127.0.0.5"] * 4, replies
+        assert all(base <= int(r.split()[0]) < base + 8 for r in replies), replies
+        assert d.cmd("U m8 127.0.0.1 4000 A;1").startswith("E"), "both copies of the range are used up"
+        assert d.cmd("D m0 A") == "0"
+        p, p_addr = replies[1].split()
+        r = d.cmd("L m1 127.0.0.1 %d A;1 B;1" % callee.port).split()
+        assert r[1] == addrs[0], (r, addrs[0])  # the only free pair: where m0's was
+        caller.send(rtp(1, ssrc=1), (r[1], int(r[0])))
+        data, src = callee.recv(2)
+        assert data == rtp(1, ssrc=1) and src == (p_addr, int(p)), (data, src)
+        callee.send(rtp(2, ssrc=2), (p_addr, int(p)))
+        assert caller.recv(2) == (rtp(2, ssrc=2), (r[1], int(r[0])))
+
+
+@test
+def two_relay_addresses_per_instance_sync_and_relay_on_both():
+    """Two instances with two relay addresses each: a leg on a peer's second
+    address is held on this instance's second address, shown as #2 in the
+    listing, and relayed there; overlapping ranges are still refused."""
+    base = free_port(pair=True) // 1000 * 1000
+    ranges = [(base + 300 * i, base + 300 * i + 199) for i in range(3)]
+    caller, callee = Peer(), Peer()
+    second = {h: "127.0.0.1%s" % h[-1] for h in HOSTS}  # 127.0.0.12, .13, .14
+    with Cluster(ranges, media_of=lambda h: "%s,%s" % (h, second[h])) as c:
+        a, b, _ = c.nodes
+        u = a.cmd("U t1 127.0.0.1 %d A;1" % caller.port).split()
+        l = a.cmd("L t1 127.0.0.1 %d A;1 B;1" % callee.port).split()
+        assert {u[1], l[1]} == {HOSTS[0], second[HOSTS[0]]}, (u, l)  # the second leg went to the emptier address
+        p, q = int(u[0]), int(l[0])
+        on_b = lambda addr: second[HOSTS[1]] if addr == second[HOSTS[0]] else HOSTS[1]
+        wait_until(lambda: any("#2" in line for line in listing(HOSTS[1], c.sync_port)), 5, "B to list the leg on #2")
+        caller.send(rtp(1, ssrc=1), (on_b(l[1]), q))
+        data, src = callee.recv(2)
+        assert data == rtp(1, ssrc=1) and src == (on_b(u[1]), p), (data, src)
+        callee.send(rtp(2, ssrc=2), (on_b(u[1]), p))
+        assert caller.recv(2) == (rtp(2, ssrc=2), (on_b(l[1]), q))
+    sync_port = free_port(socket.SOCK_STREAM)
+    one = Daemon("-S", str(sync_port), "-I", HOSTS[0], "-M", "%s:%d" % (HOSTS[1], sync_port), host=HOSTS[0],
+                 media="%s,%s" % (HOSTS[0], second[HOSTS[0]]), ports=(base, base + 99), level="info")
+    two = Daemon("-S", str(sync_port), "-I", HOSTS[1], "-M", "%s:%d" % (HOSTS[0], sync_port), host=HOSTS[1],
+                 media="%s,%s" % (HOSTS[1], second[HOSTS[1]]), ports=(base + 50, base + 149), level="info")
+    with Nodes() as n:
+        n.nodes = [one, two]
+        wait_until(lambda: "overlap ours" in one.logtext() and "overlap ours" in two.logtext(), 3, "both to refuse")
+
+
+def header(host, port):
+    """The comment lines an operator's listing starts with."""
+    s = socket.create_connection((host, port), timeout=2)
+    data = b""
+    while b"# end of listing" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return [l for l in data.decode().split("# end of listing")[0].splitlines() if l.startswith("# ")]
+
+
+@test
+def every_instance_announces_its_capacity_and_says_when_it_cannot_take_over():
+    """Each instance tells its peers every 2 s what it can still carry; the
+    listing and the metrics show every instance's; one that could not adopt
+    all the legs a peer relays says so, and again when it can."""
+    base = free_port(pair=True) // 1000 * 1000
+    mport = free_port(socket.SOCK_STREAM)
+    with Cluster([(base + 300 * i, base + 300 * i + 199) for i in range(3)], "-T", "600", level="info",
+                 args_of=lambda i: ["--metrics", "%s:%d" % (HOSTS[i], mport)], limit_of=lambda i: 90 if i == 1 else None) as c:
+        a, b, _ = c.nodes
+        names = lambda: [re.search(r"instance (\S+) ", l).group(1) for l in header(HOSTS[0], c.sync_port)
+                         if l.startswith("# capacity: ")]
+        wait_until(lambda: len(names()) == 3, 6, "A's listing to show all three instances", debug=names)
+        lines = [l for l in header(HOSTS[0], c.sync_port) if l.startswith("# capacity: ")]
+        assert "(this instance)" in lines[0] and all("announced" in l for l in lines[1:]), lines
+        assert all(re.search(r" headroom=\d+ relays=\d+ parks=\d+ (healthy|unhealthy) ", l) for l in lines), lines
+        metrics = urllib.request.urlopen("http://%s:%d/metrics" % (HOSTS[0], mport), timeout=5).read().decode()
+        assert len(re.findall(r"^anyrtpproxy_cluster_headroom_legs\{instance=", metrics, re.M)) == 3, metrics
+        # B (90 descriptors) cannot adopt what A relays once A holds 40 answered calls (80 legs)
+        made = batch(a, ["U k%d 127.0.0.1 4000 A;1" % k for k in range(40)] +
+                     ["L k%d 127.0.0.1 5000 A;1 B;1" % k for k in range(40)])
+        assert not any(r.startswith("E") for r in made), made
+        wait_until(lambda: "capacity: cannot take over instance" in b.logtext(), 8, "B to say it cannot take over A")
+        assert "capacity: cannot take over instance" not in c.nodes[2].logtext()  # C has room
+        batch(a, ["D k%d A;1 B;1" % k for k in range(40)])
+        wait_until(lambda: "capacity: can take over instance" in b.logtext(), 8, "B to say it can again")
+        assert b.logtext().count("capacity: cannot take over instance") == 1
+
+
+@test
+def bad_relay_address_lists_are_refused_naming_the_option():
+    for value, message in (("127.0.0.1,,127.0.0.5", "has an empty address"),
+                           ("127.0.0.1,::1", "mixes IPv4 and IPv6"),
+                           ("0.0.0.0,127.0.0.1", "lists a wildcard address among others"),
+                           ("127.0.0.1,127.0.0.1", "127.0.0.1 is listed twice"),
+                           (",".join("127.0.0.%d" % i for i in range(1, 10)), "lists more than 8 addresses")):
+        r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "-i", value], capture_output=True, text=True,
+                           timeout=10)
+        assert r.returncode == 2 and "-i/--interface" in r.stderr and message in r.stderr, (value, r.stderr)
+    r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "-i", "127.0.0.1", "-A", "192.0.2.1,192.0.2.2"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "-A/--advertise" in r.stderr and "at position 2" in r.stderr, r.stderr
 
 
 if __name__ == "__main__":

@@ -39,8 +39,10 @@ struct FakeBinder : PortBinder {
 };
 
 inline std::array<PortAllocator, slot_count> pools(std::uint16_t first, std::uint16_t last) {
-  return {PortAllocator(first, last, 1), PortAllocator(first, last, 2), PortAllocator(first, last, 3),
-          PortAllocator(first, last, 4)};
+  // The first address of each family and side; further ones (slots 4 and up) serve nothing.
+  return make_slot_pools([&](Slot slot) {
+    return slot < 4 ? PortAllocator(first, last, slot + 1u) : PortAllocator(0, 0, 0);
+  });
 }
 
 }  // namespace anyrtpproxy::test

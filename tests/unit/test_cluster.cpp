@@ -34,7 +34,7 @@ struct Peer {
     s.last_active = t0;
     return s;
   }
-  ClusterView view{"me:30000", PortRange{30000, 30020}, {"tcp:127.0.0.1:9999"}, {{"peer:40000", {40000, 44999}}}};
+  ClusterView view{"me:30000", PortRange{30000, 30020}, {"tcp:127.0.0.1:9999"}, {{"peer:40000", {40000, 44999}}}, {}};
   SyncSource from{"10.0.0.2:2342", "peer:40000"};
   SyncOutcome apply(SyncMessage msg, Clock::time_point now = t0, bool listing = true) {
     return apply_sync(table, view, msg, from, now, listing);
@@ -91,12 +91,18 @@ BOOST_AUTO_TEST_CASE(a_dead_creators_calls_are_reported_by_the_smallest_reachabl
 }
 
 BOOST_AUTO_TEST_CASE(activity_is_cut_into_bounded_frames_in_order) {
-  BOOST_TEST(activity_frames("me:1", {}).empty());
+  const Capacity cap{100, 40, 8, true};
+  const auto alone = activity_frames("me:1", {}, cap);  // no activity: the capacity still goes out
+  BOOST_REQUIRE(alone.size() == 1u);
+  BOOST_TEST(alone[0].entries.empty());
+  BOOST_TEST((alone[0].capacity == cap));
   std::vector<ActivityEntry> entries;
   for (std::uint32_t i = 0; i < 2 * sync_max_activity + 76; ++i)
     entries.push_back(ActivityEntry{SessionKey{"call-" + std::to_string(i), "A;1"}, i, {}});
-  const auto frames = activity_frames("me:1", entries);
+  const auto frames = activity_frames("me:1", entries, cap);
   BOOST_REQUIRE(frames.size() == 3u);
+  BOOST_TEST((frames[0].capacity == cap));
+  BOOST_TEST(!frames[1].capacity.has_value());
   BOOST_TEST(frames[0].entries.size() == sync_max_activity);
   BOOST_TEST(frames[1].entries.size() == sync_max_activity);
   BOOST_TEST(frames[2].entries.size() == 76u);
@@ -226,7 +232,7 @@ BOOST_FIXTURE_TEST_CASE(a_notify_target_that_is_not_ours_is_dropped_as_for_u, Pe
 
 BOOST_FIXTURE_TEST_CASE(a_peer_reports_only_its_own_activity_and_only_its_own_range, Peer) {
   apply(session("c", 40000, 40002, 1));
-  refused(SyncActivity{"other:50000", {ActivityEntry{SessionKey{"c", "A;1"}, 0, {}}}}, "activity reported for another instance");
+  refused(SyncActivity{"other:50000", {ActivityEntry{SessionKey{"c", "A;1"}, 0, {}}}, {}}, "activity reported for another instance");
   refused(SyncHello{"other:50000", 44000, 49999, 0}, "overlaps that of peer:40000");
   BOOST_TEST(!view.ranges.count("other:50000"));
   BOOST_TEST(!apply(SyncHello{"other:50000", 50000, 54999, 0}).refused);
@@ -236,7 +242,7 @@ BOOST_FIXTURE_TEST_CASE(a_peer_reports_only_its_own_activity_and_only_its_own_ra
 BOOST_FIXTURE_TEST_CASE(activity_keeps_sessions_alive_and_counts_the_peers_packets, Peer) {
   apply(session("c", 40000, 40002, 1));
   const auto out = apply(SyncActivity{"peer:40000", {ActivityEntry{SessionKey{"c", "A;1"}, 2, {Counters{5, 4, 1}, {}}},
-                                                     ActivityEntry{SessionKey{"unknown", "A;1"}, 0, {}}}},
+                                                     ActivityEntry{SessionKey{"unknown", "A;1"}, 0, {}}}, {}},
                          t0 + 50s);
   BOOST_TEST(out.events.empty());
   const auto& e = table.sessions().begin()->second;
@@ -247,13 +253,13 @@ BOOST_FIXTURE_TEST_CASE(activity_keeps_sessions_alive_and_counts_the_peers_packe
 
 BOOST_FIXTURE_TEST_CASE(the_listing_says_which_instance_cannot_carry_which_leg, Peer) {
   apply(session("c", 40000, 40002, 1));
-  const auto out = apply(SyncActivity{"peer:40000", {ActivityEntry{SessionKey{"c", "A;1"}, 3, {}, 1}}});
+  const auto out = apply(SyncActivity{"peer:40000", {ActivityEntry{SessionKey{"c", "A;1"}, 3, {}, 1}}, {}});
   BOOST_TEST(!out.refused);
   const auto& e = table.sessions().begin()->second;
   const auto line = listing_line(e.session, e.local, t0, 60s);
   BOOST_TEST(line.find("callee=40000(unbound at peer:40000) ") != std::string::npos, line);
   BOOST_TEST(line.find("caller=40002 ") != std::string::npos, line);
-  apply(SyncActivity{"peer:40000", {ActivityEntry{SessionKey{"c", "A;1"}, 3, {}, 0}}});  // bound there now
+  apply(SyncActivity{"peer:40000", {ActivityEntry{SessionKey{"c", "A;1"}, 3, {}, 0}}, {}});  // bound there now
   BOOST_TEST(listing_line(e.session, e.local, t0, 60s).find("unbound") == std::string::npos);
 }
 

@@ -195,6 +195,42 @@ BOOST_AUTO_TEST_CASE(unbindable_ports_are_skipped) {
   BOOST_TEST(std::holds_alternative<OfferResult>(used));
 }
 
+BOOST_AUTO_TEST_CASE(a_new_leg_goes_to_the_address_with_the_most_free_ports) {
+  // -i A1,A2 for IPv4: slots 0 and 4, each its own copy of a range (4 and 6 pairs here)
+  FakeBinder two;
+  SessionTable t{TableConfig{60s, 30s, LatchPolicy::once}, make_slot_pools([](Slot slot) {
+                   return slot == 0 ? PortAllocator(30000, 30008, 1)
+                                    : slot == 4 ? PortAllocator(30000, 30012, 2) : PortAllocator(0, 0, 0);
+                 }), two};
+  std::array<int, slot_count> on{};
+  for (int i = 0; i < 10; ++i) {
+    const auto r = t.update(ul(true, ("c" + std::to_string(i)).c_str(), "192.0.2.10", 4000, "A;1"), t0);
+    BOOST_REQUIRE(std::holds_alternative<OfferResult>(r));
+    const Slot slot = std::get<OfferResult>(r).slot;
+    BOOST_TEST((slot == 0 || slot == 4));
+    ++on[slot];
+    BOOST_TEST(two.open_ports.count({slot, std::get<OfferResult>(r).port}) == 1u);
+    if (i == 1) BOOST_TEST(on[4] == 2);  // the wider one first, until both have as many free
+    if (i >= 2) BOOST_TEST(std::abs(int(t.pool(0).available()) - int(t.pool(4).available())) <= 1);
+  }
+  BOOST_TEST(on[0] == 4);
+  BOOST_TEST(on[4] == 6);
+  const auto full = t.update(ul(true, "c10", "192.0.2.10", 4000, "A;1"), t0);
+  BOOST_REQUIRE(std::holds_alternative<OfferFailure>(full));
+  BOOST_TEST((std::get<OfferFailure>(full).why == PortShortage::range_used_up));
+  // An address named by the command (L<addr>) is taken as it is, full or not.
+  Offer named = ul(true, "n", "192.0.2.10", 4000, "A;1");
+  named.own_slot = named.facing_slot = 0;
+  named.named_address = true;
+  t.remove("c0", "A;1", "", false, t0);  // the first two went to slot 4, the third to slot 0:
+  t.remove("c1", "A;1", "", false, t0);  // two pairs free on slot 4, one on slot 0
+  t.remove("c2", "A;1", "", false, t0);
+  BOOST_TEST(t.widest(0) == 4);
+  const auto r = t.update(named, t0);
+  BOOST_REQUIRE(std::holds_alternative<OfferResult>(r));
+  BOOST_TEST(std::get<OfferResult>(r).slot == 0);
+}
+
 BOOST_AUTO_TEST_CASE(the_file_limit_ends_the_port_search_at_once) {
   binder.descriptors = 1;  // one pair open, then the process is out of descriptors
   port_of(table.update(ul(true, "c", "192.0.2.10", 4000, "A;1"), t0));
@@ -373,6 +409,17 @@ BOOST_AUTO_TEST_CASE(parked_peer_legs_hold_no_sockets_until_a_packet_adopts_them
   BOOST_TEST((table.adopt(at(Family::v4), 40010) == BindResult::taken));  // no such leg
   table.apply_removal(Tombstone{"c", "A;1", 2, "peer:40000", false}, t0);
   BOOST_TEST(binder.open_ports.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_leg_on_an_address_this_instance_lacks_is_reported) {
+  auto s = peer_session("c", 40000, 40002, 1);
+  s.legs[1].slot = slot_of(Family::v4, Side::internal, 1);  // the peer's second IPv4 address; we have one
+  const auto applied = table.apply_upsert(s);
+  BOOST_REQUIRE(applied.problems.size() == 1u);
+  BOOST_TEST(applied.problems[0].cause == "sync-no-address");
+  BOOST_TEST(applied.problems[0].text.find("relay address 2 of its family") != std::string::npos);
+  BOOST_TEST(table.unbound_legs() == 1u);
+  BOOST_TEST(binder.open_ports.count({at(Family::v4), 40000}) == 1u);  // the other leg is held
 }
 
 BOOST_AUTO_TEST_CASE(parked_legs_that_move_or_end_are_unparked) {

@@ -139,7 +139,7 @@ std::string golden_stream() {
   v6.legs[0].rtp = Stream{ep("2001:db8::20", 5004), true, false};
   v6.legs[0].rtcp = Stream{ep("2001:db8::20", 5005), true, false};
   v6.legs[1] = Leg{};
-  v6.legs[1].slot = slot_of(Family::v6, Side::internal);
+  v6.legs[1].slot = slot_of(Family::v6, Side::internal, 1);  // the second internal IPv6 address (-i A1,A2)
   v6.legs[0].slot = slot_of(Family::v6, Side::external);  // bridge mode: the callee's leg on the external address
   v6.legs[0].record = true;                               // R: what the callee sends is recorded
   v6.legs[0].copy = true;                                 // C: and copied to a collector
@@ -152,7 +152,8 @@ std::string golden_stream() {
          encode(SyncActivity{"relay1:35000",
                              {ActivityEntry{SessionKey{"a84b4c76e66710@pc33.example.com", "1928301774;1"}, 0,
                                             {Counters{500, 499, 1}, Counters{480, 480, 0}}},
-                              ActivityEntry{SessionKey{"v6-call", "1928301774;1"}, 2, {}, 2}}});
+                              ActivityEntry{SessionKey{"v6-call", "1928301774;1"}, 2, {}, 2}},
+                             Capacity{1500, 42, 300, false}});  // version 5
 }
 }  // namespace
 
@@ -168,7 +169,7 @@ BOOST_AUTO_TEST_CASE(session_round_trip) {
 BOOST_AUTO_TEST_CASE(other_messages_round_trip_in_one_stream_fed_byte_by_byte) {
   const std::string stream = "# listing header\nS call-id=x ...\n" + encode(SyncHello{"me:1", 10, 20, 5}) +
                              encode(Tombstone{"c", "t;1", 9, "other:2", true}) +
-                             encode(SyncActivity{"other:2", {ActivityEntry{SessionKey{"c", "t;1"}, 4, {Counters{10, 9, 1}, Counters{20, 20, 0}}}}});
+                             encode(SyncActivity{"other:2", {ActivityEntry{SessionKey{"c", "t;1"}, 4, {Counters{10, 9, 1}, Counters{20, 20, 0}}}}, {}});
   auto all = read_all(stream, 1);
   BOOST_REQUIRE(all.size() == 3u);
   const auto& h = std::get<SyncHello>(std::get<SyncMessage>(all[0]));
@@ -186,8 +187,8 @@ BOOST_AUTO_TEST_CASE(other_messages_round_trip_in_one_stream_fed_byte_by_byte) {
   BOOST_TEST(a.entries.at(0).counters[1].relayed == 20u);
 }
 
-BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_4) {
-  const std::string path = golden_path(4);
+BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_5) {
+  const std::string path = golden_path(5);
   if (std::getenv("ANYRTPPROXY_WRITE_GOLDEN")) std::ofstream(path) << golden_stream();
   const std::string text = file_text(path);
   // the committed bytes are what version 3 writes, whatever Boost version builds us
@@ -198,7 +199,7 @@ BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_4) {
   const auto& v6 = std::get<Session>(std::get<SyncMessage>(all[2]));
   BOOST_TEST(v6.legs[0].rtp.remote == ep("2001:db8::20", 5004));
   BOOST_TEST(v6.legs[0].slot == slot_of(Family::v6, Side::external));
-  BOOST_TEST(v6.legs[1].slot == slot_of(Family::v6, Side::internal));
+  BOOST_TEST(v6.legs[1].slot == slot_of(Family::v6, Side::internal, 1));
   BOOST_TEST(v6.legs[0].record);
   BOOST_TEST(!v6.legs[1].record);
   BOOST_TEST((v6.legs[0].copy && v6.legs[0].copy_to == ep("2001:db8::99", 9000)));
@@ -207,6 +208,27 @@ BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_4) {
   BOOST_TEST(std::get<SyncActivity>(std::get<SyncMessage>(all[4])).entries.at(1).unbound == 2);
   BOOST_TEST(v6.record_name == "conference-7");
   BOOST_TEST(std::get<Session>(std::get<SyncMessage>(all[1])).record_name.empty());
+  const auto& cap = std::get<SyncActivity>(std::get<SyncMessage>(all[4])).capacity;
+  BOOST_TEST((cap && *cap == Capacity{1500, 42, 300, false}));
+}
+
+BOOST_AUTO_TEST_CASE(frames_of_wire_version_4_are_still_read) {
+  // what the previous release wrote (tests/golden/sync-v4.frames, never rewritten): no capacity then
+  auto all = read_all(file_text(golden_path(4)));
+  BOOST_REQUIRE(all.size() == 5u);
+  check_same(std::get<Session>(std::get<SyncMessage>(all[1])), sample());
+  BOOST_TEST(std::get<Session>(std::get<SyncMessage>(all[2])).record_name == "conference-7");
+  const auto& a = std::get<SyncActivity>(std::get<SyncMessage>(all[4]));
+  BOOST_TEST(a.entries.at(1).unbound == 2);
+  BOOST_TEST(!a.capacity.has_value());
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_capacity_flag_is_refused) {
+  std::string text = encode(SyncActivity{"me:1", {}, Capacity{1, 2, 3, true}});
+  const auto at = text.rfind(" 1 2 3 1");  // has, headroom, relayed, parked, healthy
+  BOOST_REQUIRE(at != std::string::npos);
+  text.replace(at + 7, 1, "7");
+  BOOST_TEST(error_of(text).find("health flag") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(frames_of_wire_version_3_are_still_read) {
