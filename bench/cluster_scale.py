@@ -49,17 +49,23 @@ def cluster(n, ranges, *args, media_of=lambda h: h, limit=None, metrics_on_first
         if metrics_on_first and i == 0:
             extra += ["--metrics", "%s:%d" % (h, control_port(h, ranges) + 1)]
         d = Daemon("-S", str(sync), "-I", h, "-M", peers, "-T", "600", *extra, host=h, media=media_of(h),
-                   ports=ranges[i], control=control_port(h, ranges), start=False, level="warning")
+                   ports=ranges[i], control=control_port(h, ranges), start=False, level="notice")
         d.sock.close()  # the client binds 127.0.0.1: its port never collides with a relay port
         d.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         d.sock.bind(("127.0.0.1", 0))
         if limit:
             d.argv = ["prlimit", "--nofile=%d:%d" % (limit, limit), "--"] + d.argv
         group.nodes.append(d)
-    for d in group.nodes:
-        d.start()
-    wait_until(lambda: all(d.logtext().count("sync: connected to") >= n - 1 for d in group.nodes), 10,
-               "every instance to connect")
+    try:
+        for d in group.nodes:
+            d.start()
+        wait_until(lambda: all(d.logtext().count("sync: connected to") >= n - 1 for d in group.nodes), 10,
+                   "every instance to connect")
+        assert not any("catch-all unavailable" in d.logtext() for d in group.nodes if "--catch-all=off" not in d.argv), \
+            [d.logtext() for d in group.nodes]
+    except BaseException:
+        group.stop()
+        raise
     return group, hosts
 
 
@@ -113,7 +119,7 @@ def sync_bytes(sizes, calls):
 
 
 def adoption(samples):
-    ranges = [(20000, 20999), (30000, 30999), (31000, 31999)]
+    ranges = [(20000, 21999), (30000, 30999), (31000, 31999)]  # 1,000 pairs on A
     group, hosts = cluster(3, ranges)
     caller, callee = Peer(), Peer()
     first, second = [], []

@@ -4,6 +4,7 @@
 #include <boost/asio/ip/udp.hpp>
 
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -92,14 +93,20 @@ void RelaySockets::close(Slot slot, std::uint16_t rtp_port) {
 bool RelaySockets::park(Slot slot, std::uint16_t rtp_port) {
   if (!catch_all_ || slot >= slot_count || !local_[slot] || rtp_port == 65535) return false;
   const bool v6 = local_[slot]->is_v6();
-  for (std::uint32_t p = rtp_port; p <= rtp_port + 1u; ++p) {
-    const Fd probe(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  bool free = true;
+  for (std::uint32_t p = rtp_port; p <= rtp_port + 1u && free; ++p) {
+    Fd probe(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!probe && errno == EMFILE && spare_) {  // at the file limit: the spare descriptor makes room
+      spare_.reset();
+      probe = Fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    }
     const ip::udp::endpoint at(*local_[slot], static_cast<std::uint16_t>(p));
     const int on = 1;
     if (v6) ::setsockopt(probe.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
-    if (!probe || ::bind(probe.get(), at.data(), static_cast<socklen_t>(at.size())) != 0) return false;
+    free = probe && ::bind(probe.get(), at.data(), static_cast<socklen_t>(at.size())) == 0;
   }
-  return catch_all_->park(*local_[slot], rtp_port);
+  if (!spare_) spare_ = Fd(::fcntl(epoll_.get(), F_DUPFD_CLOEXEC, 0));  // the probe is closed: take it back
+  return free && catch_all_->park(*local_[slot], rtp_port);
 }
 
 void RelaySockets::unpark(Slot slot, std::uint16_t rtp_port) {
@@ -108,6 +115,7 @@ void RelaySockets::unpark(Slot slot, std::uint16_t rtp_port) {
 
 void RelaySockets::use_catch_all(std::unique_ptr<CatchAll> catch_all) {
   catch_all_ = std::move(catch_all);
+  spare_ = Fd(::fcntl(epoll_.get(), F_DUPFD_CLOEXEC, 0));
   for (const Family f : {Family::v4, Family::v6}) {
     const int fd = catch_all_->socket(f);
     if (fd < 0) continue;

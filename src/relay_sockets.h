@@ -76,6 +76,8 @@ private:
   Fd epoll_;
   std::array<std::vector<Fd>, slot_count> sockets_;  // by slot, indexed by local port (served slots only)
   std::unique_ptr<CatchAll> catch_all_;  // none: peers' legs are opened
+  // Held for park()'s probe sockets: a leg can be parked at the file limit too.
+  Fd spare_;
   std::size_t open_sockets_ = 0;
   std::uint64_t bind_failures_ = 0;
 };
