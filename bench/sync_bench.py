@@ -92,8 +92,8 @@ def resync(sessions):
         b.stop()
 
 
-def failover(calls=20):
-    bed = Bed(BINARY)
+def failover(calls=20, args=(), route_first=False):
+    bed = Bed(BINARY, extra_args=list(args))
     try:
         for i in (1, 2, 3):
             bed.start(i)
@@ -111,8 +111,12 @@ def failover(calls=20):
         b(op="stream", targets={c: [ANYCAST, to_callee[c]] for c in range(calls)}, pps=50, ssrc=2000)
         time.sleep(2)
         t = rt(op="cmd", to=["10.250.1.2", 22222], text="V")["now"]
-        bed.kill(1)
-        bed.route_to(2)
+        if route_first:  # the route moves to R2 while R1 still runs (maintenance, a BGP change)
+            bed.route_to(2)
+            bed.kill(1)
+        else:
+            bed.kill(1)
+            bed.route_to(2)
         time.sleep(3)
         sa = a(op="stats", since=t - 1)["stats"]  # what the caller got: the callee -> caller leg
         sb = b(op="stats", since=t - 1)["stats"]
@@ -138,11 +142,16 @@ def main():
         if why:
             rows.append(("failover", "skipped: " + why))
         else:
-            gap_ab, lost_ab, gap_ba, lost_ba = failover()
-            rows.append(("failover, caller -> callee leg: largest gap p50 / max, packets lost p50 / max (20 calls, 50 pps)",
-                         "%.0f / %.0f ms, %d / %d" % (statistics.median(gap_ab), max(gap_ab), statistics.median(lost_ab), max(lost_ab))))
-            rows.append(("failover, callee -> caller leg: largest gap p50 / max, packets lost p50 / max",
-                         "%.0f / %.0f ms, %d / %d" % (statistics.median(gap_ba), max(gap_ba), statistics.median(lost_ba), max(lost_ba))))
+            for name, args, first in (
+                    ("kernel fast path", [], False),
+                    ("userspace, catch-all adoption", ["--kernel-offload=off"], False),
+                    ("userspace, every leg bound", ["--kernel-offload=off", "--catch-all=off"], False),
+                    ("userspace, catch-all adoption, route moved before the kill", ["--kernel-offload=off"], True)):
+                gap_ab, lost_ab, gap_ba, lost_ba = failover(args=args, route_first=first)
+                rows.append(("failover (%s), caller -> callee: largest gap p50 / max, lost p50 / max (20 calls, 50 pps)" % name,
+                             "%.0f / %.0f ms, %d / %d" % (statistics.median(gap_ab), max(gap_ab), statistics.median(lost_ab), max(lost_ab))))
+                rows.append(("failover (%s), callee -> caller" % name,
+                             "%.0f / %.0f ms, %d / %d" % (statistics.median(gap_ba), max(gap_ba), statistics.median(lost_ba), max(lost_ba))))
     print("| measure | result |")
     print("|---|---|")
     for k, v in rows:

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #if ANYRTPPROXY_BPF
 #include <bpf/bpf.h>
@@ -70,6 +71,17 @@ int quiet(enum libbpf_print_level, const char*, va_list) { return 0; }  // open(
 struct CatchAll::Impl {
   bpf_object* object = nullptr;
   int parked = -1;
+  int ports = -1;  // the program's bitmap of even ports with a parked leg
+  std::vector<std::uint32_t> legs = std::vector<std::uint32_t>(32768);  // parked legs per even port (every address)
+  std::vector<std::uint64_t> words = std::vector<std::uint64_t>(512);   // what the bitmap holds
+  bool flip(std::uint16_t rtp_port, bool on) {  // the port's bit; false: the kernel refused
+    const std::uint32_t pair = rtp_port >> 1, word = pair >> 6;
+    const std::uint64_t bit = 1ULL << (pair & 63);
+    std::uint64_t next = on ? words[word] | bit : words[word] & ~bit;
+    if (bpf_map_update_elem(ports, &word, &next, BPF_ANY) != 0) return false;
+    words[word] = next;
+    return true;
+  }
   Fd link;
   ~Impl() {
     link.reset();  // detach before the program goes
@@ -100,9 +112,10 @@ std::unique_ptr<CatchAll> CatchAll::open(const std::array<std::optional<boost::a
     return nullptr;
   }
   impl->parked = bpf_object__find_map_fd_by_name(impl->object, "parked");
+  impl->ports = bpf_object__find_map_fd_by_name(impl->object, "ports");
   const int sockmap = bpf_object__find_map_fd_by_name(impl->object, "sockets");
   bpf_program* prog = bpf_object__find_program_by_name(impl->object, "catch_all");
-  if (impl->parked < 0 || sockmap < 0 || !prog) {
+  if (impl->parked < 0 || impl->ports < 0 || sockmap < 0 || !prog) {
     why = "the eBPF object lacks its program or maps";
     return nullptr;
   }
@@ -130,14 +143,25 @@ std::unique_ptr<CatchAll> CatchAll::open(const std::array<std::optional<boost::a
 bool CatchAll::park(const boost::asio::ip::address& local, std::uint16_t rtp_port) {
   const ParkedKey k = key_of(local, rtp_port);
   const std::uint32_t v = 1;
-  if (bpf_map_update_elem(impl_->parked, &k, &v, BPF_ANY) == 0) return true;
-  ++refused_;
-  return false;
+  auto& legs = impl_->legs[k.port >> 1];
+  if (bpf_map_update_elem(impl_->parked, &k, &v, BPF_NOEXIST) != 0) {
+    ++refused_;  // full, or parked already (the table never parks a leg twice)
+    return false;
+  }
+  if (legs == 0 && !impl_->flip(static_cast<std::uint16_t>(k.port), true)) {
+    bpf_map_delete_elem(impl_->parked, &k);
+    ++refused_;
+    return false;
+  }
+  ++legs;
+  return true;
 }
 
 void CatchAll::unpark(const boost::asio::ip::address& local, std::uint16_t rtp_port) {
   const ParkedKey k = key_of(local, rtp_port);
-  bpf_map_delete_elem(impl_->parked, &k);
+  if (bpf_map_delete_elem(impl_->parked, &k) != 0) return;  // not parked
+  auto& legs = impl_->legs[k.port >> 1];
+  if (legs > 0 && --legs == 0) impl_->flip(static_cast<std::uint16_t>(k.port), false);
 }
 
 #else

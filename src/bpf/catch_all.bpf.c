@@ -33,6 +33,16 @@ struct {
   __type(value, __u32);  // unused
 } parked SEC(".maps");
 
+// One bit per even (RTP) port: set while a leg is parked on that port at any
+// of the daemon's addresses. Every UDP packet of the namespace runs this
+// program, so the common case (no parked leg there) costs one array read.
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 512);  // 32,768 even ports / 64
+  __type(key, __u32);
+  __type(value, __u64);
+} ports SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_SOCKMAP);
   __uint(max_entries, 2);  // 0: IPv4, 1: IPv6
@@ -43,6 +53,10 @@ struct {
 SEC("sk_lookup")
 int catch_all(struct bpf_sk_lookup* ctx) {
   if (ctx->protocol != IPPROTO_UDP) return SK_PASS;
+  const __u32 pair = (ctx->local_port & 0xffff) >> 1;  // the RTP port's index among even ports
+  const __u32 word = pair >> 6;
+  const __u64* bits = bpf_map_lookup_elem(&ports, &word);
+  if (!bits || !(*bits & (1ULL << (pair & 63)))) return SK_PASS;
   struct parked_key key = {};
   __u32 index = 0;
   if (ctx->family == 2 /* AF_INET */) {
