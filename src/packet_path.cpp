@@ -214,9 +214,9 @@ unsigned PacketPath::drain(const RelaySockets::Ready& in, unsigned budget) {
 }
 
 // The catch-all sockets (catch_all.h): each datagram is for a parked leg,
-// told by its original destination. The first adopts the leg (binds its
-// sockets), so the rest of its packets take the normal path; until then
-// they are relayed here, one by one, out of the other leg's new socket.
+// told by its original destination. The first one the table forwards
+// adopts the session (binds its legs' sockets), so the rest of its packets
+// take the normal path; until then they are relayed from here, one by one.
 unsigned PacketPath::drain_catch_all(const RelaySockets::Ready& in, unsigned budget) {
   Buffers& b = *buffers_;
   const unsigned want = std::min(batch, budget);
@@ -239,11 +239,12 @@ unsigned PacketPath::drain_catch_all(const RelaySockets::Ready& in, unsigned bud
     }
     const auto slot = dest ? sockets_.slot_of(dest->address()) : std::nullopt;
     if (!slot) continue;  // not one of our addresses (another program's sk_lookup map?): nothing to do with it
-    adopt(*slot, dest->port());
-    const RelaySockets::Ready at{*slot, dest->port(), sockets_.fd(*slot, dest->port())};
+    // Routed as if it had come to the leg's own socket; only a packet the
+    // table forwards adopts the session (out_fd()), so a stranger spraying
+    // parked ports makes this instance bind nothing.
     Round r;
-    relay(at, static_cast<unsigned>(i), now, r);
-    finish(at, r);
+    relay(RelaySockets::Ready{*slot, dest->port(), -1}, static_cast<unsigned>(i), now, r);
+    finish(RelaySockets::Ready{*slot, dest->port(), sockets_.fd(*slot, dest->port())}, r);
   }
   return static_cast<unsigned>(n);
 }

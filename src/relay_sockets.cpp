@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -34,6 +35,14 @@ Fd RelaySockets::bind_one(Slot slot, std::uint16_t port, int& error) {
   Fd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   error = errno;
   if (!fd) return fd;
+  // A new descriptor is the lowest free one: at or above limit - reserve,
+  // media would take what control, sync and operators need at the limit.
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+      static_cast<rlim_t>(fd.get()) + media_fd_reserve >= lim.rlim_cur) {
+    error = EMFILE;
+    return Fd();
+  }
   const ip::udp::endpoint at(addr, port);
   if (v6) {
     const int on = 1;

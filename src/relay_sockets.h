@@ -28,6 +28,11 @@ namespace anyrtpproxy {
 
 class RelaySockets : public PortBinder {
 public:
+  // The last descriptors below the open-file limit are never media's: at
+  // the limit, control commands, sync and operators' connections, metrics
+  // and the catch-all's probes still have these (a pair that would take
+  // them answers no_descriptors).
+  static constexpr unsigned media_fd_reserve = 16;
   // `tos`: the TOS byte (IPv4) and traffic class (IPv6) of what the sockets send.
   // `local`: the address of each slot (session.h); none: that slot is not served.
   RelaySockets(std::array<std::optional<boost::asio::ip::address>, slot_count> local, int tos);

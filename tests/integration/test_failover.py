@@ -148,8 +148,8 @@ def a_recorded_call_and_a_playing_prompt_survive_the_death_of_their_instance():
         assert control(rt, 1, "R call0 B;1 A;1") == "0" and control(rt, 1, "C call0 conf-0 A;1 B;1") == "0"
         wait_until(lambda: all(control(rt, i, "I").split("\n")[1] == "active sessions: 2" for i in (2, 3)), 5,
                    "both calls on R2 and R3")
-        a(op="stream", targets={c: [at_caller[c], to_caller[c]] for c in (0, 1)}, pps=50, ssrc=1000)
-        b(op="stream", targets={c: [at_callee[c], to_callee[c]] for c in (0, 1)}, pps=50, ssrc=2000)
+        a(op="stream", targets={c: [ANYCAST, to_caller[c]] for c in (0, 1)}, pps=50, ssrc=1000)
+        b(op="stream", targets={c: [ANYCAST, to_callee[c]] for c in (0, 1)}, pps=50, ssrc=2000)
         time.sleep(0.5)
         # Kamailio's rtpproxy_stream2uac("moh", -1): music on hold to the caller, until S
         assert control(rt, 1, "P-1 call1 moh 8 A;1 B;1") == "0"

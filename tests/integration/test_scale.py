@@ -53,6 +53,24 @@ def fds(d):
     return len(os.listdir("/proc/%d/fd" % d.proc.pid))
 
 
+def udp_sockets(d):
+    """The daemon's UDP sockets (relay, catch-all, control): not its TCP ones,
+    which come and go with sync and listing connections."""
+    inodes = set()
+    for name in os.listdir("/proc/%d/fd" % d.proc.pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (d.proc.pid, name))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    udp = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        for line in open(table).read().splitlines()[1:]:
+            udp.add(line.split()[9])
+    return len(inodes & udp)
+
+
 def info(d, name):
     return int(re.search(r"%s: (\d+)" % name, d.cmd("I")).group(1))
 
@@ -119,7 +137,7 @@ def three_instances_under_a_20000_file_limit_hold_12000_answered_sessions():
             assert not bad, (d.control[0], len(bad), bad[:3])
         # The route moves: packets of calls created on .2 reach .3, which adopts them.
         b = c.nodes[1]
-        before = fds(b)
+        before = udp_sockets(b)
         for k in range(5):
             p, q = ports["s0-%d" % k]
             caller.send(rtp(k, ssrc=1), (HOSTS[1], q))
@@ -128,7 +146,7 @@ def three_instances_under_a_20000_file_limit_hold_12000_answered_sessions():
             callee.send(rtp(k, ssrc=2), (HOSTS[1], p))
             data, src = caller.recv(2)
             assert data == rtp(k, ssrc=2) and src == (HOSTS[1], q), (k, data, src)
-        assert fds(b) == before + 4 * 5, (before, fds(b))
+        assert udp_sockets(b) == before + 4 * 5, (before, udp_sockets(b))
         assert info(b, "adopted legs") == 10 and info(b, "parked legs") == 2 * (total - per) - 10
 
 
@@ -162,6 +180,32 @@ def a_parked_legs_rtcp_and_both_directions_are_relayed_from_the_first_packet():
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind((HOSTS[1], p))  # its sockets were closed
         s.close()
+
+
+@test
+def a_stranger_spraying_a_parked_leg_makes_it_bind_nothing():
+    """Only a packet the table would relay adopts a session: a third party's
+    packets to a latched call's parked port are dropped, no socket bound."""
+    if os.geteuid() != 0:
+        raise Skip("the catch-all path needs root (CAP_BPF, CAP_NET_ADMIN)")
+    base = free_port(pair=True) // 1000 * 1000
+    caller, callee, stranger = Peer(), Peer(), Peer()
+    with Cluster([(base + 300 * i, base + 300 * i + 199) for i in range(3)]) as c:
+        a, b, _ = c.nodes
+        p = int(a.cmd("U x1 127.0.0.1 %d A;1" % caller.port).split()[0])
+        q = int(a.cmd("L x1 127.0.0.1 %d A;1 B;1" % callee.port).split()[0])
+        caller.send(rtp(1, ssrc=1), (HOSTS[0], q))  # latches on A; the latch reaches B
+        assert callee.recv(2)[0] == rtp(1, ssrc=1)
+        wait_until(lambda: "(learned)" in "".join(listing(HOSTS[1], c.sync_port)), 5, "the latch to reach B")
+        before = udp_sockets(b)
+        for k in range(20):
+            stranger.send(rtp(100 + k, ssrc=66), (HOSTS[1], q))
+        assert callee.nothing(0.5), "a stranger's packet was relayed"
+        assert info(b, "parked legs") == 2 and info(b, "adopted legs") == 0 and udp_sockets(b) == before
+        caller.send(rtp(2, ssrc=1), (HOSTS[1], q))  # the latched caller: adopted, relayed
+        data, src = callee.recv(2)
+        assert data == rtp(2, ssrc=1) and src == (HOSTS[1], p), (data, src)
+        assert info(b, "adopted legs") == 2 and udp_sockets(b) == before + 4
 
 
 @test
@@ -201,10 +245,10 @@ def without_the_catch_all_every_mirrored_leg_is_bound():
     with Cluster([(base + 300 * i, base + 300 * i + 199) for i in range(3)], "--catch-all=off", catch_all=False) as c:
         a, b, _ = c.nodes
         assert "catch-all off: every peer's leg is bound here" in b.logtext()
-        before = fds(b)
+        before = udp_sockets(b)
         a.cmd("U o1 127.0.0.1 4000 A;1")
         a.cmd("L o1 127.0.0.1 5000 A;1 B;1")
-        wait_until(lambda: fds(b) == before + 4, 5, "B to bind the four sockets")
+        wait_until(lambda: udp_sockets(b) == before + 4, 5, "B to bind the four sockets")
         assert info(b, "parked legs") == 0
 
 
