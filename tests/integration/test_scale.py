@@ -4,9 +4,11 @@ first packet through the catch-all path (eBPF sk_lookup). Three instances on
 127.0.0.2, .3 and .4 under the machine's file limit of 20,000 hold 12,000
 answered sessions, three times what one instance could bind."""
 
+import json
 import os
 import random
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -347,6 +349,52 @@ def every_instance_announces_its_capacity_and_says_when_it_cannot_take_over():
         batch(a, ["D k%d A;1 B;1" % k for k in range(40)])
         wait_until(lambda: "capacity: can take over instance" in b.logtext(), 8, "B to say it can again")
         assert b.logtext().count("capacity: cannot take over instance") == 1
+
+
+@test
+def address_lists_compose_with_bridge_mode():
+    """-i I1,I2/E1,E2: each side has its list; a leg goes to its side's
+    address with the most free ports."""
+    base = free_port(pair=True)
+    with Daemon(media="127.0.0.1,127.0.0.8/127.0.0.6,127.0.0.7", ports=(base, base + 8)) as d:
+        external = [d.cmd("UIE e%d 127.0.0.1 4000 A;1" % i).split()[1] for i in range(8)]
+        internal = [d.cmd("U i%d 127.0.0.1 4000 A;1" % i).split()[1] for i in range(8)]
+        assert sorted(external) == ["127.0.0.6"] * 4 + ["127.0.0.7"] * 4, external
+        assert sorted(internal) == ["127.0.0.1"] * 4 + ["127.0.0.8"] * 4, internal
+
+
+@test
+def a_killed_instance_leaves_no_catch_all_behind():
+    """The sk_lookup program hangs on a link only the daemon's descriptor
+    holds: SIGKILL takes it away, and the next start attaches afresh."""
+    if os.geteuid() != 0 or not shutil.which("bpftool"):
+        raise Skip("needs root and bpftool")
+
+    def netns_links(pid):
+        ids = set()
+        for fd in os.listdir("/proc/%d/fdinfo" % pid):
+            try:
+                text = open("/proc/%d/fdinfo/%s" % (pid, fd)).read()
+            except OSError:
+                continue
+            m = re.search(r"link_type:\s+netns\s+link_id:\s+(\d+)", text)
+            if m:
+                ids.add(int(m.group(1)))
+        return ids
+
+    listed = lambda: {l["id"] for l in json.loads(subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True,
+                                                                  text=True, timeout=10).stdout or "[]")}
+    d = Daemon(level="info")
+    try:
+        ids = netns_links(d.proc.pid)
+        assert len(ids) == 1 and ids <= listed(), (ids, listed())
+        d.kill()
+        assert not ids & listed(), "the killed daemon's sk_lookup link is still there"
+        d.start()
+        assert "catch-all: peers' legs are mirrored without sockets" in d.logtext()
+        assert len(netns_links(d.proc.pid)) == 1
+    finally:
+        d.stop()
 
 
 @test
