@@ -386,7 +386,18 @@ std::uint64_t Proxy::free_pairs() const {
 Headroom Proxy::room() const {
   rlimit lim{};
   const std::uint64_t limit = ::getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 0;
-  return headroom(limit, count_open_fds(proc_fds_, limit), free_pairs(), table_.unbound_legs());
+  return headroom(limit, count_open_fds(proc_fds_, limit), free_pairs(), table_.unbound_legs(), sessions_left());
+}
+
+// What the table's bounds still allow: by count, and by memory at what its
+// sessions take on average now (600 bytes, a real session's, while empty).
+std::uint64_t Proxy::sessions_left() const {
+  const TableConfig& c = table_.config();
+  const std::size_t n = table_.sessions().size();
+  const std::size_t per = n ? std::max<std::size_t>(table_.bytes() / n, 1) : 600;
+  const std::uint64_t by_count = c.max_sessions > n ? c.max_sessions - n : 0;
+  const std::uint64_t by_memory = c.max_bytes > table_.bytes() ? (c.max_bytes - table_.bytes()) / per : 0;
+  return std::min(by_count, by_memory);
 }
 
 Capacity Proxy::capacity(const Headroom& h) const {
@@ -473,6 +484,7 @@ DaemonStats Proxy::gather() const {
   s.recorder = DaemonStats::Recording{rec.packets, rec.dropped, rec.failed, rec.opened};
   s.prompt_packets = player_.packets_sent();
   s.free_pairs = free_pairs();
+  s.sessions_left = sessions_left();
   if (offload_) {
     const auto& o = offload_->stats();
     s.offload = {true, o.streams, o.packets, o.bytes, o.installs, o.removals, o.failures};

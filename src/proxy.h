@@ -63,6 +63,7 @@ private:
   void reload();
   void check_health();  // --health-file and its log lines, every sweep
   Headroom room() const;  // this instance's, now
+  std::uint64_t sessions_left() const;  // what the table's bounds still allow
   Capacity capacity(const Headroom& h) const;  // what the peers are told of it
   void check_takeover(const Headroom& h);
   std::string capacity_lines() const;  // for the operators' listing

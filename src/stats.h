@@ -64,6 +64,7 @@ struct DaemonStats {
   } recorder;
   std::uint64_t prompt_packets = 0;  // sent by P's playbacks
   std::uint64_t free_pairs = 0;      // port pairs left in this instance's ranges (every relay address)
+  std::uint64_t sessions_left = UINT64_MAX;  // sessions the table may still take (count and memory bounds)
   struct KernelOffload {  // --kernel-offload (offload.h)
     bool active = false;
     std::uint64_t streams = 0, packets = 0, bytes = 0, installs = 0, removals = 0, failures = 0;
@@ -84,13 +85,15 @@ std::string stats_line(const DaemonStats& s);
 // it cannot take over its share of the cluster when it cannot. A leg takes
 // two descriptors and, for a local one, a port pair of this instance's range.
 struct Headroom {
-  std::uint64_t legs = 0;  // more legs it can bind now: the fewer of descriptors and free port pairs
+  std::uint64_t legs = 0;  // more legs it can bind now: the fewest of descriptors, free port pairs, table room
   std::string problem;     // empty: healthy
   bool healthy() const { return problem.empty(); }
 };
 constexpr std::uint64_t fd_reserve = 32;  // descriptors kept for control, sync and metrics connections
+// `sessions_left`: sessions the table may still take (its count and memory
+// bounds, SessionTable); each is two legs.
 Headroom headroom(std::uint64_t fd_limit, std::optional<std::size_t> open_fds, std::uint64_t free_pairs,
-                  std::size_t unbound_legs);
+                  std::size_t unbound_legs, std::uint64_t sessions_left = UINT64_MAX);
 
 // The Prometheus text exposition format (version 0.0.4), every family with
 // its HELP and TYPE lines.

@@ -427,6 +427,10 @@ BOOST_AUTO_TEST_CASE(headroom_is_the_fewer_of_descriptors_and_ports_and_names_wh
   const auto unbound = headroom(1000, std::size_t{100}, 5000, 3);
   BOOST_TEST(unbound.problem.find("3 legs of peers' sessions are not bound here") != std::string::npos);
   BOOST_TEST(headroom(1000, std::nullopt, 5000, 0).healthy());  // without /proc only the limit counts
+  BOOST_TEST(headroom(1000, std::size_t{100}, 5000, 0, 10).legs == 20u);  // the table's bounds: two legs a session
+  const auto full = headroom(1000, std::size_t{100}, 5000, 0, 0);
+  BOOST_TEST(full.legs == 0u);
+  BOOST_TEST(full.problem.find("session table is full") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
