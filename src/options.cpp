@@ -328,6 +328,8 @@ Options parse_options(int argc, const char* const argv[]) {
     ("catch-all", po::value<std::string>()->value_name("MODE"),
      "mirror peers' legs without sockets, their packets caught by eBPF sk_lookup until one adopts the leg: "
      "auto (default: if the kernel allows it), on or off (bind every mirrored leg)")
+    ("park-idle", po::value<std::string>()->value_name("SECONDS"),
+     "park an adopted peer's call again once it has had no packet here for this long (default 60; 0: never)")
     ("metrics", po::value<std::string>()->value_name("ADDR:PORT"),
      "serve Prometheus metrics at http://ADDR:PORT/metrics ([v6]:PORT for IPv6)")
     ("metrics-allow", po::value<std::vector<std::string>>()->value_name("NET,..."),
@@ -534,6 +536,7 @@ Options parse_options(int argc, const char* const argv[]) {
   };
   mode_of("kernel-offload", o.kernel_offload);
   mode_of("catch-all", o.catch_all);
+  if (vm.count("park-idle")) o.park_idle = std::chrono::seconds(number("--park-idle", str("park-idle"), 0, 86400));
   if (vm.count("offload-interfaces")) {
     for (const auto& item : list("offload-interfaces")) {
       std::stringstream in(item);
@@ -594,6 +597,7 @@ std::vector<std::string> restart_needed(const Options& a, const Options& b) {
   check(a.kernel_offload != b.kernel_offload || a.offload_interfaces != b.offload_interfaces, "kernel-offload");
   check(a.health_file != b.health_file, "health-file");
   check(a.catch_all != b.catch_all, "catch-all");
+  check(a.park_idle != b.park_idle, "park-idle");
   check(a.record_dir != b.record_dir || a.spool_dir != b.spool_dir || a.record_pcap != b.record_pcap ||
             a.record_all != b.record_all,
         "record-dir");

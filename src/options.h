@@ -98,6 +98,7 @@ struct Options {
   Mode kernel_offload = Mode::automatic;
   // --catch-all: peers' legs parked without sockets (catch_all.h); off: bound.
   Mode catch_all = Mode::automatic;
+  std::chrono::seconds park_idle{60};  // --park-idle: an adopted call idle here this long is parked again; 0: never
   std::vector<std::string> offload_interfaces;  // --offload-interfaces; empty: every interface but lo
   std::string health_file;  // --health-file: there while this instance can take over its share
   std::string prompts_dir;   // --prompts: P's files "<name>.<pt>"; empty: P answers E60

@@ -326,6 +326,10 @@ void Proxy::sweep() {
   if (!options_.health_file.empty()) check_health();
   recorder_.retry_closes();
   for (const auto& line : recorder_.take_problems()) log_.error(line);
+  if (sockets_.catch_all() && options_.park_idle.count() > 0)  // a route that moved back: its calls' sockets go
+    if (const auto n = table_.repark_idle(Clock::now(), options_.park_idle))
+      log_.info("parked again " + std::to_string(n) + " adopted legs without packets here for " +
+                std::to_string(options_.park_idle.count()) + " s");
   // Peers' legs that could not be bound: again once sockets were closed, and every 5 s.
   if (table_.take_freed() || sweeps_ % 5 == 0) log(table_.retry_unbound());
   if (++sweeps_ % 2 == 0) {  // coarse activity: media here keeps the session alive everywhere

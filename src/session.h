@@ -197,6 +197,7 @@ struct LegLocal {
   // (SessionTable::adopt).
   bool bound = false;
   bool parked = false;
+  bool adopted = false;  // bound here by a packet that came while it was parked (SessionTable::repark_idle)
   // When the latched RTP source was last heard, here or on a peer (its activity
   // reports): a same-SSRC re-latch waits for relatch_silence after it.
   Clock::time_point heard{};
@@ -206,6 +207,7 @@ struct LocalState {
   bool dirty = false;   // changed here, not yet published
   bool active = false;  // packets relayed here since the last activity report
   bool report = false;  // a leg became bound here: the peers must hear it once more
+  Clock::time_point relayed_at{};  // the last packet this instance accepted for it (or its kernel fast path did)
   std::vector<PeerCounters> peer_counters;  // what the peers' activity frames reported
   std::size_t bytes = 0;  // what the table counted for this session against its budget
   std::uint32_t recording = 0;  // this instance's recording of it (recorder.h); 0: none open here

@@ -149,11 +149,40 @@ BindResult SessionTable::adopt(Slot slot, std::uint16_t local_port) {
     if (const BindResult r = binder_.open(leg.slot, leg.port); r != BindResult::bound) return r;
     binder_.unpark(leg.slot, leg.port);
     here.parked = false;
+    here.adopted = true;
     --parked_;
     ++adoptions_;
     touch(e);
   }
   return BindResult::bound;
+}
+
+std::size_t SessionTable::repark_idle(Clock::time_point now, std::chrono::seconds idle) {
+  std::size_t legs = 0;
+  for (auto& [key, e] : sessions_) {
+    if (now - e.local.relayed_at < idle) continue;
+    if (e.session.legs[0].play.active() || e.session.legs[1].play.active()) continue;  // the player sends from them
+    for (int side = 0; side < 2; ++side) {
+      LegLocal& here = e.local.legs[side];
+      const Leg& leg = e.session.legs[side];
+      if (!here.adopted || !here.bound || here.parked || leg.owner == config_.instance) continue;  // ours stay bound
+      binder_.close(leg.slot, leg.port);
+      here.adopted = false;
+      if (!binder_.park(leg.slot, leg.port)) {  // no catch-all any more, or the port was taken meanwhile: bind it again
+        if (binder_.open(leg.slot, leg.port) == BindResult::bound) continue;
+        here.bound = false;  // unbound: reported, and retried like a peer's leg that could not be bound
+        ports_[leg.slot].erase(leg.port);
+        freed_ = true;
+        continue;
+      }
+      here.parked = true;
+      ++parked_;
+      ++legs;
+      freed_ = true;
+      touch(e);
+    }
+  }
+  return legs;
 }
 
 void SessionTable::account(Entry& e) {
@@ -399,6 +428,7 @@ Route SessionTable::route(Slot slot, std::uint16_t local_port, const udp::endpoi
     return r;
   }
   if (kind == Kind::rtp) here.heard = now;  // the source the leg accepts (now) is sending
+  e.local.relayed_at = now;
   Stream& stream = in.stream(kind);
   if (v == Verdict::forward && info.valid && !stream.learned && !in.asymmetric) {
     // The signalled address sent a real RTP/RTCP packet: the leg is latched now, and
@@ -605,6 +635,7 @@ bool SessionTable::offloaded(const SessionKey& key, int side, Kind kind, std::ui
   stats_.bytes_offloaded += bytes;
   e.session.last_active = std::max(e.session.last_active, last);
   e.local.active = true;
+  e.local.relayed_at = std::max(e.local.relayed_at, last);
   if (kind == Kind::rtp) {
     here.heard = std::max(here.heard, last);
     in.have_ssrc = true;

@@ -245,6 +245,10 @@ public:
   // is still routed; what it cannot be sent from is dropped).
   BindResult adopt(Slot slot, std::uint16_t local_port);
   std::size_t parked_legs() const { return parked_; }
+  // Adopted legs of sessions that have had no packet here for `idle` are
+  // parked again (their sockets closed): a route that moved back leaves no
+  // descriptors behind. The number of legs parked.
+  std::size_t repark_idle(Clock::time_point now, std::chrono::seconds idle);
   std::uint64_t adoptions() const { return adoptions_; }
   // Counts a packet of `size` bytes that route() passed for this local port
   // but that was not sent after all (the socket refused it, it was truncated).

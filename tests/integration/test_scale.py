@@ -211,6 +211,32 @@ def a_stranger_spraying_a_parked_leg_makes_it_bind_nothing():
 
 
 @test
+def an_adopted_call_idle_here_is_parked_again():
+    """--park-idle: once the route has moved back (no packets here), the
+    adopted call's sockets are closed and it is parked; it is adopted again
+    by its next packet."""
+    if os.geteuid() != 0:
+        raise Skip("the catch-all path needs root (CAP_BPF, CAP_NET_ADMIN)")
+    base = free_port(pair=True) // 1000 * 1000
+    caller, callee = Peer(), Peer()
+    with Cluster([(base + 300 * i, base + 300 * i + 199) for i in range(3)], "--park-idle", "2") as c:
+        a, b, _ = c.nodes
+        p = int(a.cmd("U i1 127.0.0.1 %d A;1" % caller.port).split()[0])
+        q = int(a.cmd("L i1 127.0.0.1 %d A;1 B;1" % callee.port).split()[0])
+        wait_until(lambda: info(b, "parked legs") == 2, 5, "B to park both legs")
+        idle = udp_sockets(b)
+        caller.send(rtp(1, ssrc=1), (HOSTS[1], q))
+        assert callee.recv(2)[0] == rtp(1, ssrc=1)
+        assert info(b, "parked legs") == 0 and udp_sockets(b) == idle + 4
+        wait_until(lambda: info(b, "parked legs") == 2, 6, "B to park the idle call again")
+        assert udp_sockets(b) == idle and "parked again 2 adopted legs" in b.logtext()
+        caller.send(rtp(2, ssrc=1), (HOSTS[1], q))  # back again: adopted again
+        data, src = callee.recv(2)
+        assert data == rtp(2, ssrc=1) and src == (HOSTS[1], p), (data, src)
+        assert info(b, "adopted legs") == 4
+
+
+@test
 def a_port_another_program_holds_is_not_taken_from_it():
     """The catch-all program runs before the kernel's socket lookup: a peer's
     leg on a port that something else holds here is reported unbound, never
@@ -410,6 +436,10 @@ def bad_relay_address_lists_are_refused_naming_the_option():
     r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "-i", "127.0.0.1", "-A", "192.0.2.1,192.0.2.2"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 2 and "-A/--advertise" in r.stderr and "at position 2" in r.stderr, r.stderr
+    for value in ("-1", "soon", "86401"):
+        r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "--park-idle", value], capture_output=True,
+                           text=True, timeout=10)
+        assert r.returncode == 2 and "--park-idle" in r.stderr, (value, r.stderr)
 
 
 if __name__ == "__main__":

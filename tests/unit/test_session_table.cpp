@@ -422,6 +422,27 @@ BOOST_AUTO_TEST_CASE(a_peer_leg_on_an_address_this_instance_lacks_is_reported) {
   BOOST_TEST(binder.open_ports.count({at(Family::v4), 40000}) == 1u);  // the other leg is held
 }
 
+BOOST_AUTO_TEST_CASE(adopted_legs_idle_here_are_parked_again) {
+  binder.parking = true;
+  table.apply_upsert(peer_session("c", 40000, 40002, 1));
+  std::array<unsigned char, 20> pkt{0x80};
+  BOOST_TEST(table.route(at(Family::v4), 40002, ep("192.0.2.10", 4000), pkt.data(), pkt.size(), t0).forward);
+  BOOST_TEST((table.adopt(at(Family::v4), 40002) == BindResult::bound));
+  BOOST_TEST(binder.open_ports.size() == 2u);
+  BOOST_TEST(table.repark_idle(t0 + 30s, 60s) == 0u);  // media 30 s ago: stays
+  BOOST_TEST(table.repark_idle(t0 + 61s, 60s) == 2u);
+  BOOST_TEST(binder.open_ports.empty());
+  BOOST_TEST(binder.parked.size() == 2u);
+  BOOST_TEST(table.parked_legs() == 2u);
+  BOOST_TEST(table.repark_idle(t0 + 120s, 60s) == 0u);  // parked legs are not adopted ones
+  // Adopted again, and the catch-all gone meanwhile: the legs are bound again, not lost.
+  BOOST_TEST((table.adopt(at(Family::v4), 40000) == BindResult::bound));
+  binder.parking = false;
+  BOOST_TEST(table.repark_idle(t0 + 300s, 60s) == 0u);
+  BOOST_TEST(binder.open_ports.size() == 2u);
+  BOOST_TEST(table.unbound_legs() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(parked_legs_that_move_or_end_are_unparked) {
   binder.parking = true;
   table.apply_upsert(peer_session("c", 40000, 40002, 5));
