@@ -38,6 +38,8 @@ public:
   RemoveAtExit& operator=(RemoveAtExit&&) = default;
   ~RemoveAtExit() { remove(); }
   void remove();
+  int dir() const { return dir_.get(); }  // -1: none (removed, or no directory)
+  const std::string& name() const { return name_; }
 
 private:
   Fd dir_;
@@ -51,16 +53,12 @@ private:
 class StatusFile {
 public:
   StatusFile() = default;
-  explicit StatusFile(const std::string& path);
-  StatusFile(StatusFile&&) = default;
-  StatusFile& operator=(StatusFile&&) = default;
-  ~StatusFile() { set(false, {}); }
+  explicit StatusFile(const std::string& path) : file_(path) {}
   // Present with `text`, or gone; false (and errno) when that failed.
   bool set(bool present, const std::string& text);
 
 private:
-  Fd dir_;
-  std::string name_;
+  RemoveAtExit file_;
 };
 
 }  // namespace anyrtpproxy

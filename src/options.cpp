@@ -421,7 +421,8 @@ Options parse_options(int argc, const char* const argv[]) {
       const auto parts = split_sides("-A/--advertise", value);
       for (std::size_t side = 0; side < parts.size(); ++side) {
         const auto texts = split_list(parts[side]);
-        for (std::size_t index = 0; index < texts.size() && index < max_addresses; ++index) {
+        if (texts.size() > max_addresses) fail("-A/--advertise", "'" + parts[side] + "' lists too many addresses");
+        for (std::size_t index = 0; index < texts.size(); ++index) {
           boost::system::error_code ec;
           const auto addr = ip::make_address(texts[index], ec);
           if (ec || addr.is_unspecified() || addr.is_multicast())
@@ -434,7 +435,6 @@ Options parse_options(int argc, const char* const argv[]) {
           if (o.advertised[slot]) fail("-A/--advertise", "given twice for " + o.media[slot]->to_string());
           o.advertised[slot] = addr;
         }
-        if (texts.size() > max_addresses) fail("-A/--advertise", "'" + parts[side] + "' lists too many addresses");
       }
     }
   }

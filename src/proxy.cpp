@@ -37,7 +37,12 @@ std::array<PortAllocator, slot_count> make_pools(const Options& o) {
   return pools;
 }
 
-std::string instance_name(const Options& o);
+std::string instance_name(const Options& o) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  // Port ranges must not overlap between instances, so the first port names one, across restarts.
+  return std::string(host[0] ? host : "anyrtpproxy") + ":" + std::to_string(o.port_min);
+}
 
 // The table's bounds grow with the relay addresses: every session owns a
 // port pair of some address (at most 32,768 per address and family across
@@ -50,13 +55,6 @@ TableConfig table_config(const Options& o) {
   c.max_sessions *= scale;
   c.max_bytes *= scale;
   return c;
-}
-
-std::string instance_name(const Options& o) {
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  // Port ranges must not overlap between instances, so the first port names one, across restarts.
-  return std::string(host[0] ? host : "anyrtpproxy") + ":" + std::to_string(o.port_min);
 }
 
 boost::asio::ip::tcp::endpoint sync_endpoint(const Options& o) {
@@ -174,7 +172,7 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
 // "# capacity: instance NAME headroom=N relays=R parks=P healthy|unhealthy (age)" per instance.
 std::string Proxy::capacity_lines() const {
   std::string out;
-  for (const auto& m : gather().cluster)
+  for (const auto& m : members(room()))
     out += "# capacity: instance " + m.instance + " headroom=" + std::to_string(m.capacity.headroom_legs) +
            " relays=" + std::to_string(m.capacity.relayed_legs) + " parks=" + std::to_string(m.capacity.parked_legs) +
            (m.capacity.healthy ? " healthy" : " unhealthy") +
@@ -323,7 +321,8 @@ void Proxy::sweep() {
   }
   flush_changes();
   if (offload_) offload_->follow_all(table_, Clock::now());  // re-offer windows that closed
-  if (!options_.health_file.empty()) check_health();
+  const Headroom room = this->room();
+  if (!options_.health_file.empty()) check_health(room);
   recorder_.retry_closes();
   for (const auto& line : recorder_.take_problems()) log_.error(line);
   if (sockets_.catch_all() && options_.park_idle.count() > 0)  // a route that moved back: its calls' sockets go
@@ -333,10 +332,9 @@ void Proxy::sweep() {
   // Peers' legs that could not be bound: again once sockets were closed, and every 5 s.
   if (table_.take_freed() || sweeps_ % 5 == 0) log(table_.retry_unbound());
   if (++sweeps_ % 2 == 0) {  // coarse activity: media here keeps the session alive everywhere
-    const Headroom h = room();
-    check_takeover(h);
+    check_takeover(room);
     // clears the flags, read or not
-    const auto frames = activity_frames(self, table_.take_activity(Clock::now()), capacity(h));
+    const auto frames = activity_frames(self, table_.take_activity(Clock::now()), capacity(room));
     if (sync_server_)
       for (const auto& frame : frames) sync_server_->publish(frame);
   }
@@ -376,8 +374,6 @@ std::optional<std::size_t> count_open_fds(const Fd& proc_fds, std::uint64_t limi
   return n - 1;  // not the one that read it
 }
 
-
-
 }  // namespace
 
 std::uint64_t Proxy::free_pairs() const {
@@ -402,6 +398,14 @@ std::uint64_t Proxy::sessions_left() const {
   const std::uint64_t by_count = c.max_sessions > n ? c.max_sessions - n : 0;
   const std::uint64_t by_memory = c.max_bytes > table_.bytes() ? (c.max_bytes - table_.bytes()) / per : 0;
   return std::min(by_count, by_memory);
+}
+
+// This instance (with headroom `h`) first, then every peer that announced its capacity.
+std::vector<DaemonStats::Member> Proxy::members(const Headroom& h) const {
+  std::vector<DaemonStats::Member> out{{table_.config().instance, capacity(h), 0}};
+  for (const auto& [instance, a] : view_.capacity)
+    out.push_back({instance, a.capacity, std::chrono::duration<double>(Clock::now() - a.at).count()});
+  return out;
 }
 
 Capacity Proxy::capacity(const Headroom& h) const {
@@ -430,8 +434,7 @@ void Proxy::check_takeover(const Headroom& h) {
   }
 }
 
-void Proxy::check_health() {
-  const Headroom h = room();
+void Proxy::check_health(const Headroom& h) {
   const bool ok = h.healthy();
   if (!ok && healthy_.value_or(true))
     log_.warning("health: cannot take over its share, " + options_.health_file + " removed: " + h.problem);
@@ -453,10 +456,6 @@ DaemonStats Proxy::gather() const {
   s.unbound_legs = table_.unbound_legs();
   s.parked_legs = table_.parked_legs();
   s.adoptions = table_.adoptions();
-  s.cluster.push_back(DaemonStats::Member{table_.config().instance, capacity(room()), 0});
-  for (const auto& [instance, a] : view_.capacity)
-    s.cluster.push_back(DaemonStats::Member{
-        instance, a.capacity, std::chrono::duration<double>(Clock::now() - a.at).count()});
   s.reply_cache_entries = controller_.cache_entries();
   s.reply_cache_bytes = controller_.cache_bytes();
   rlimit lim{};
@@ -489,6 +488,7 @@ DaemonStats Proxy::gather() const {
   s.prompt_packets = player_.packets_sent();
   s.free_pairs = free_pairs();
   s.sessions_left = sessions_left();
+  s.cluster = members(headroom(s.fd_limit, s.open_fds, s.free_pairs, s.unbound_legs, s.sessions_left));
   if (offload_) {
     const auto& o = offload_->stats();
     s.offload = {true, o.streams, o.packets, o.bytes, o.installs, o.removals, o.failures};

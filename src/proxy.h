@@ -61,10 +61,11 @@ private:
   void close_recordings();
   DaemonStats gather() const;
   void reload();
-  void check_health();  // --health-file and its log lines, every sweep
+  void check_health(const Headroom& h);  // --health-file and its log lines, every sweep
   Headroom room() const;  // this instance's, now
   std::uint64_t sessions_left() const;  // what the table's bounds still allow
   Capacity capacity(const Headroom& h) const;  // what the peers are told of it
+  std::vector<DaemonStats::Member> members(const Headroom& h) const;  // every instance's capacity
   void check_takeover(const Headroom& h);
   std::string capacity_lines() const;  // for the operators' listing
   std::uint64_t free_pairs() const;  // port pairs left in this instance's ranges

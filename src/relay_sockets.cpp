@@ -4,7 +4,6 @@
 #include <boost/asio/ip/udp.hpp>
 
 #include <netinet/in.h>
-#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -29,10 +28,24 @@ RelaySockets::RelaySockets(std::array<std::optional<ip::address>, slot_count> lo
     if (local_[slot]) sockets_[slot].resize(65536);
 }
 
+namespace {
+// A UDP socket bound to addr:port (IPv6 only for an IPv6 address); none, and
+// errno, when it cannot be had.
+Fd bound_socket(const ip::address& addr, std::uint16_t port, int flags) {
+  const bool v6 = addr.is_v6();
+  Fd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | flags, 0));
+  if (!fd) return fd;
+  const int on = 1;
+  if (v6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  const ip::udp::endpoint at(addr, port);
+  if (::bind(fd.get(), at.data(), static_cast<socklen_t>(at.size())) != 0) return Fd();
+  return fd;
+}
+}  // namespace
+
 Fd RelaySockets::bind_one(Slot slot, std::uint16_t port, int& error) {
   const ip::address& addr = *local_[slot];
-  const bool v6 = addr.is_v6();
-  Fd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  Fd fd = bound_socket(addr, port, SOCK_NONBLOCK);
   error = errno;
   if (!fd) return fd;
   // A new descriptor is the lowest free one: at or above limit - reserve,
@@ -43,18 +56,10 @@ Fd RelaySockets::bind_one(Slot slot, std::uint16_t port, int& error) {
     error = EMFILE;
     return Fd();
   }
-  const ip::udp::endpoint at(addr, port);
-  if (v6) {
-    const int on = 1;
-    ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  if (addr.is_v6())
     ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_TCLASS, &tos_, sizeof tos_);
-  } else {
+  else
     ::setsockopt(fd.get(), IPPROTO_IP, IP_TOS, &tos_, sizeof tos_);
-  }
-  if (::bind(fd.get(), at.data(), static_cast<socklen_t>(at.size())) != 0) {
-    error = errno;
-    return Fd();
-  }
   epoll_event ev{};
   ev.events = EPOLLIN;  // level-triggered: a socket left with datagrams is reported again
   ev.data.u64 = tag_of(slot, port);
@@ -97,25 +102,14 @@ void RelaySockets::close(Slot slot, std::uint16_t rtp_port) {
 // The catch-all program runs before the kernel's own socket lookup: a port
 // parked while another socket (another program's, our control socket) holds
 // it would take that socket's packets. So a pair is parked only if it could
-// be bound now: a probe socket per port, closed at once. What cannot be is
-// opened instead, which fails and is reported as a taken port.
+// be bound now: a probe socket per port, closed at once (media never takes
+// the last media_fd_reserve descriptors, so there is one for it). What
+// cannot be is opened instead, which fails and is reported as a taken port.
 bool RelaySockets::park(Slot slot, std::uint16_t rtp_port) {
   if (!catch_all_ || slot >= slot_count || !local_[slot] || rtp_port == 65535) return false;
-  const bool v6 = local_[slot]->is_v6();
-  bool free = true;
-  for (std::uint32_t p = rtp_port; p <= rtp_port + 1u && free; ++p) {
-    Fd probe(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (!probe && errno == EMFILE && spare_) {  // at the file limit: the spare descriptor makes room
-      spare_.reset();
-      probe = Fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    }
-    const ip::udp::endpoint at(*local_[slot], static_cast<std::uint16_t>(p));
-    const int on = 1;
-    if (v6) ::setsockopt(probe.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
-    free = probe && ::bind(probe.get(), at.data(), static_cast<socklen_t>(at.size())) == 0;
-  }
-  if (!spare_) spare_ = Fd(::fcntl(epoll_.get(), F_DUPFD_CLOEXEC, 0));  // the probe is closed: take it back
-  return free && catch_all_->park(*local_[slot], rtp_port);
+  for (std::uint32_t p = rtp_port; p <= rtp_port + 1u; ++p)
+    if (!bound_socket(*local_[slot], static_cast<std::uint16_t>(p), 0)) return false;
+  return catch_all_->park(*local_[slot], rtp_port);
 }
 
 void RelaySockets::unpark(Slot slot, std::uint16_t rtp_port) {
@@ -124,7 +118,6 @@ void RelaySockets::unpark(Slot slot, std::uint16_t rtp_port) {
 
 void RelaySockets::use_catch_all(std::unique_ptr<CatchAll> catch_all) {
   catch_all_ = std::move(catch_all);
-  spare_ = Fd(::fcntl(epoll_.get(), F_DUPFD_CLOEXEC, 0));
   for (const Family f : {Family::v4, Family::v6}) {
     const int fd = catch_all_->socket(f);
     if (fd < 0) continue;

@@ -30,7 +30,7 @@ class RelaySockets : public PortBinder {
 public:
   // The last descriptors below the open-file limit are never media's: at
   // the limit, control commands, sync and operators' connections, metrics
-  // and the catch-all's probes still have these (a pair that would take
+  // and park()'s probe sockets still have these (a pair that would take
   // them answers no_descriptors).
   static constexpr unsigned media_fd_reserve = 16;
   // `tos`: the TOS byte (IPv4) and traffic class (IPv6) of what the sockets send.
@@ -81,8 +81,6 @@ private:
   Fd epoll_;
   std::array<std::vector<Fd>, slot_count> sockets_;  // by slot, indexed by local port (served slots only)
   std::unique_ptr<CatchAll> catch_all_;  // none: peers' legs are opened
-  // Held for park()'s probe sockets: a leg can be parked at the file limit too.
-  Fd spare_;
   std::size_t open_sockets_ = 0;
   std::uint64_t bind_failures_ = 0;
 };

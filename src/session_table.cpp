@@ -118,7 +118,7 @@ void SessionTable::release(Entry& e, int side) {
   if (leg.port == 0) return;
   touch(e);
   if (bound) {  // a leg we could not bind (a sync conflict) holds nothing here
-    let_go(f, leg.port, e.local.legs[side]);
+    let_go(f, leg.port, std::exchange(e.local.legs[side].parked, false));
     ports_[f].erase(leg.port);
     pools_[f].give_back(leg.port);
     freed_ = true;
@@ -127,14 +127,11 @@ void SessionTable::release(Entry& e, int side) {
   bound = false;
 }
 
-void SessionTable::let_go(Slot slot, std::uint16_t port, LegLocal& leg) {
-  if (leg.parked) {
+void SessionTable::let_go(Slot slot, std::uint16_t port, bool parked) {
+  if (parked)
     binder_.unpark(slot, port);
-    leg.parked = false;
-    --parked_;
-  } else {
+  else
     binder_.close(slot, port);
-  }
 }
 
 BindResult SessionTable::adopt(Slot slot, std::uint16_t local_port) {
@@ -150,7 +147,6 @@ BindResult SessionTable::adopt(Slot slot, std::uint16_t local_port) {
     binder_.unpark(leg.slot, leg.port);
     here.parked = false;
     here.adopted = true;
-    --parked_;
     ++adoptions_;
     touch(e);
   }
@@ -176,7 +172,6 @@ std::size_t SessionTable::repark_idle(Clock::time_point now, std::chrono::second
         continue;
       }
       here.parked = true;
-      ++parked_;
       ++legs;
       freed_ = true;
       touch(e);
@@ -251,9 +246,7 @@ std::variant<OfferResult, OfferFailure> SessionTable::update(const Offer& offer,
       return OfferFailure{OfferError::no_ports_leg, *shortage};
     }
     if (old_port != 0 && old_bound) {
-      LegLocal old_here = e.local.legs[side];
-      old_here.parked = old_parked;
-      let_go(old_slot, old_port, old_here);
+      let_go(old_slot, old_port, old_parked);
       pools_[old_slot].give_back(old_port);
     }
     if (!was_complete && s.complete()) ++stats_.completed;
@@ -701,7 +694,6 @@ std::optional<Event> SessionTable::bind_remote(Entry& e, int side, bool count) {
   }
   if (binder_.park(f, leg.port)) {  // no sockets until a packet comes for it
     e.local.legs[side].bound = e.local.legs[side].parked = true;
-    ++parked_;
     ports_[f][leg.port] = PortRef{&e, side};
     touch(e);
     return std::nullopt;
@@ -883,6 +875,12 @@ std::vector<Event> SessionTable::retry_unbound() {
 std::size_t SessionTable::unbound_legs() const {
   std::size_t n = 0;
   for (const auto& [key, e] : sessions_) n += (unbound_mask(e) & 1) + (unbound_mask(e) >> 1);
+  return n;
+}
+
+std::size_t SessionTable::parked_legs() const {
+  std::size_t n = 0;
+  for (const auto& [key, e] : sessions_) n += e.local.legs[0].parked + e.local.legs[1].parked;
   return n;
 }
 

@@ -244,7 +244,7 @@ public:
   // the normal path. Anything but `bound`: the legs stay parked (the packet
   // is still routed; what it cannot be sent from is dropped).
   BindResult adopt(Slot slot, std::uint16_t local_port);
-  std::size_t parked_legs() const { return parked_; }
+  std::size_t parked_legs() const;
   // Adopted legs of sessions that have had no packet here for `idle` are
   // parked again (their sockets closed): a route that moved back leaves no
   // descriptors behind. The number of legs parked.
@@ -318,7 +318,7 @@ private:
   // the most free pairs (on `slot` itself when `exact`). Nothing: allocated.
   std::optional<PortShortage> allocate(Entry& e, int side, Slot slot, bool exact);
   void release(Entry& e, int side);
-  void let_go(Slot slot, std::uint16_t port, LegLocal& leg);  // closes or unparks a held leg's port
+  void let_go(Slot slot, std::uint16_t port, bool parked);  // closes or unparks a held leg's port
   const PortRef* lookup(Slot slot, std::uint16_t port, Kind& kind) const;
   void mark_dirty(Entry& e);
   void touch(const Entry& e) {
@@ -346,7 +346,6 @@ private:
   std::vector<std::uint32_t> closed_recordings_;
   std::set<std::pair<SessionKey, int>> playing_;  // legs with an active Playback
   bool freed_ = false;
-  std::size_t parked_ = 0;
   std::uint64_t adoptions_ = 0;
   std::set<SessionKey> touched_;  // with config_.offload only
 };

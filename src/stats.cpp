@@ -185,7 +185,7 @@ std::string prometheus_text(const DaemonStats& s) {
       {"prompt_packets_sent_total", "counter",
        "RTP packets of prompts (P) sent.", n(s.prompt_packets)},
       {"headroom_legs", "gauge",
-       "More legs this instance can bind now: the fewer of spare descriptors / 2 and free port pairs.",
+       "More legs this instance can bind now: the fewest of spare descriptors / 2, free port pairs and table room.",
        n(room.legs)},
       {"healthy", "gauge",
        "1 when this instance can take over its share (--health-file is there), else 0.",
