@@ -12,7 +12,7 @@ catch-all path loads an eBPF sk_lookup program):
     addresses each, under the machine's file limit of 20,000, filled until
     the first refusal.
 
-    python3 bench/cluster_scale.py [--quick]
+    python3 bench/cluster_scale.py [--quick] [--largest-only]
 """
 
 import argparse
@@ -160,7 +160,15 @@ def largest():
         total = sum(rows)
         wait_until(lambda: all(info(d, "active sessions") >= total for d in group.nodes), 60,
                    "every instance to hold the cluster's %d sessions" % total)
-        sample = [(fds(d), rss_kib(d), info(d, "parked legs")) for d in group.nodes]
+        # Every peer's leg has arrived (parked, or reported unbound) before the sample.
+        mirrored = [2 * (total - held) for held in rows]
+        wait_until(lambda: all(info(d, "parked legs") + info(d, "unbound legs") >= m
+                               for d, m in zip(group.nodes, mirrored)), 60, "every peer's leg to arrive")
+        sample = [(fds(d), rss_kib(d), info(d, "parked legs"), info(d, "unbound legs")) for d in group.nodes]
+        for d, (_, _, _, unbound) in zip(group.nodes, sample):
+            if unbound:
+                why = [l for l in d.logtext().splitlines() if "leg not bound" in l]
+                print("  %s: %d unbound legs; the log says:" % (d.control[0], unbound), *why[:3], sep="\n    ")
         q = batch(group.nodes[2], ["Q x0-%d A;1 B;1" % k for k in range(0, rows[0], 97)])
         assert not any(r.startswith("E") for r in q), q[:3]
     return rows, sample
@@ -169,9 +177,12 @@ def largest():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer samples")
+    ap.add_argument("--largest-only", action="store_true", help="only the largest cluster")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the catch-all path loads an eBPF program")
+    if args.largest_only:
+        return print_largest()
     points = (1000, 2000) if args.quick else (1000, 2000, 4000)
     print("| catch-all | sessions (made on A) | A fds | A RSS KiB | B fds (mirrors) | B RSS KiB |")
     print("|---|---|---|---|---|---|")
@@ -188,11 +199,15 @@ def main():
     for name, p50, p99 in adoption(50 if args.quick else 300):
         print("| %s | %.0f | %.0f |" % (name, p50, p99))
     print()
+    print_largest()
+
+
+def print_largest():
     held, sample = largest()
     print("largest cluster: %d answered sessions (%s per instance), file limit 20,000 each" %
           (sum(held), ", ".join(str(h) for h in held)))
-    for i, (f, r, parked) in enumerate(sample):
-        print("  instance %d: %d fds, %d KiB RSS, %d parked legs" % (i + 1, f, r, parked))
+    for i, (f, r, parked, unbound) in enumerate(sample):
+        print("  instance %d: %d fds, %d KiB RSS, %d parked legs, %d unbound" % (i + 1, f, r, parked, unbound))
 
 
 if __name__ == "__main__":
