@@ -7,14 +7,33 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 # RESULT line, until a step loses 0.1 % or more; prints "max=PPS" last, the
 # relayed rate of the highest step without that loss, and "next=" the RESULT
 # of the step that lost (its cpu_pct: was the relay process the limit?).
+# RETRY=1 runs a losing step once more and counts it lost only if it loses
+# again (one hiccup of a shared machine does not end the ladder); REFINE=N
+# then halves the gap between the last clean step and the lost one N times.
+lossless() { awk "BEGIN{exit !($(echo "$1" | field loss_pct) < 0.1)}"; }
+step() {  # rate: prints the RESULT line that decides the step
+  local res
+  res=$(gen --sessions 200 --pps "$1" --seconds "$STEP" | grep RESULT)
+  if ! lossless "$res" && [ "${RETRY:-0}" = 1 ]; then
+    echo "$res (lost: tried again)" >&2
+    res=$(gen --sessions 200 --pps "$1" --seconds "$STEP" | grep RESULT)
+  fi
+  echo "$res"
+}
 ladder() {
-  local best=0 rate res loss relayed
+  local best=0 good=0 bad=0 rate res lost=
   for rate in $RATES; do
-    res=$(gen --sessions 200 --pps "$rate" --seconds "$STEP" | grep RESULT)
+    res=$(step "$rate")
     echo "$res"
-    loss=$(echo "$res" | field loss_pct)
-    relayed=$(echo "$res" | field relayed_pps)
-    if awk "BEGIN{exit !($loss < 0.1)}"; then best=$relayed; else echo "next=$res"; break; fi
+    if lossless "$res"; then best=$(echo "$res" | field relayed_pps); good=$rate; else lost=$res; bad=$rate; break; fi
   done
+  for _ in $(seq "${REFINE:-0}"); do
+    [ "$bad" -gt 0 ] || break
+    rate=$(( (good + bad) / 2 ))
+    res=$(step "$rate")
+    echo "$res"
+    if lossless "$res"; then best=$(echo "$res" | field relayed_pps); good=$rate; else lost=$res; bad=$rate; fi
+  done
+  [ -n "$lost" ] && echo "next=$lost"
   echo "max=$best"
 }
