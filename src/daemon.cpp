@@ -73,15 +73,12 @@ void Detacher::report(int status) {
 
 Detacher::~Detacher() { report(1); }
 
-namespace {
-// The process `pid` is alive and is an anyrtpproxy (not a recycled pid).
 bool running_anyrtpproxy(long pid) {
   if (pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) != 0) return false;
   std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
   std::string name;
   return !(comm >> name) || name == "anyrtpproxy";
 }
-}  // namespace
 
 PidFile::PidFile(const std::string& path) {
   long old = 0;

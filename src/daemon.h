@@ -49,6 +49,9 @@ void chroot_and_drop(const std::string& dir, const std::string& user, const std:
 // what chroot_and_drop kept) lowers them to `keep` once it is set up: binding
 // and attaching are done. Root without -u keeps what root has.
 void keep_only_capabilities(std::uint64_t keep);
+
+// The process `pid` is alive and is an anyrtpproxy (not a recycled pid).
+bool running_anyrtpproxy(long pid);
 constexpr std::uint64_t capability_bit(int cap) { return std::uint64_t{1} << cap; }
 
 }  // namespace anyrtpproxy

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #if ANYRTPPROXY_BPF
+#include "daemon.h"
 #include "fd.h"
 
 #include <bpf/bpf.h>
@@ -13,9 +14,11 @@
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 extern "C" const unsigned char anyrtpproxy_offload_object[];
@@ -43,7 +46,87 @@ struct OffloadValue {
   std::uint32_t ssrc;
   std::uint16_t seq, pad;
 };
-static_assert(sizeof(OffloadKey) == 40 && sizeof(OffloadValue) == 72, "the eBPF program's layout");
+// Keep in step with struct owner in src/bpf/offload.bpf.c.
+struct Owner {
+  std::uint64_t alive_ns;  // CLOCK_MONOTONIC; 0: gone
+  std::uint32_t pid, pad;
+};
+static_assert(sizeof(OffloadKey) == 40 && sizeof(OffloadValue) == 72 && sizeof(Owner) == 16,
+              "the eBPF program's layout");
+constexpr std::uint64_t owner_timeout_ns = 10'000'000'000ULL;  // OWNER_TIMEOUT_NS
+
+std::uint64_t monotonic_ns() {
+  timespec t{};
+  ::clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<std::uint64_t>(t.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(t.tv_nsec);
+}
+
+// A tc filter is found by its place: this handle and priority on an
+// interface's ingress hook are anyrtpproxy's (0x41525050: "ARPP").
+constexpr std::uint32_t tc_handle = 0x41525050;
+constexpr std::uint32_t tc_priority = 0xa7e;
+
+// Whether the program of the filter at our place still has its daemon: the
+// owner map it carries names a live anyrtpproxy that wrote it lately.
+bool owned_elsewhere(std::uint32_t prog_id, std::uint32_t& pid) {
+  const Fd prog(bpf_prog_get_fd_by_id(prog_id));
+  if (!prog) return false;
+  std::uint32_t maps[16] = {};
+  bpf_prog_info info{};
+  info.nr_map_ids = 16;
+  info.map_ids = reinterpret_cast<std::uint64_t>(maps);
+  std::uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog.get(), &info, &len) != 0) return false;
+  for (std::uint32_t i = 0; i < std::min<std::uint32_t>(info.nr_map_ids, 16); ++i) {
+    const Fd map(bpf_map_get_fd_by_id(maps[i]));
+    if (!map) continue;
+    bpf_map_info m{};
+    std::uint32_t mlen = sizeof(m);
+    if (bpf_obj_get_info_by_fd(map.get(), &m, &mlen) != 0 || std::strcmp(m.name, "owner") != 0 ||
+        m.value_size != sizeof(Owner))
+      continue;
+    const std::uint32_t zero = 0;
+    Owner o{};
+    if (bpf_map_lookup_elem(map.get(), &zero, &o) != 0) return false;
+    pid = o.pid;
+    return o.alive_ns != 0 && monotonic_ns() - o.alive_ns <= owner_timeout_ns &&
+           static_cast<pid_t>(o.pid) != ::getpid() && running_anyrtpproxy(o.pid);
+  }
+  return false;
+}
+
+// The program at tc ingress of `ifindex` as a classic filter (kernels before
+// 6.6, which have no tcx links): on our place, replacing a filter a killed
+// instance left there, never one whose daemon still runs.
+bool attach_tc(int prog_fd, int ifindex, const std::string& name, std::string& why) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+  if (const int err = bpf_tc_hook_create(&hook); err != 0 && err != -EEXIST) {
+    why = "cannot add the clsact qdisc to " + name + ": " + std::strerror(-err);
+    return false;
+  }
+  LIBBPF_OPTS(bpf_tc_opts, query, .handle = tc_handle, .priority = tc_priority);
+  if (bpf_tc_query(&hook, &query) == 0) {
+    std::uint32_t pid = 0;
+    if (owned_elsewhere(query.prog_id, pid)) {
+      why = "the tc filter on " + name + " belongs to the running anyrtpproxy " + std::to_string(pid) +
+            " (one instance per interface on kernels without tcx)";
+      return false;
+    }
+  }
+  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE, .handle = tc_handle,
+              .priority = tc_priority);
+  if (const int err = bpf_tc_attach(&hook, &opts); err != 0) {
+    why = "cannot attach to " + name + " (tc filter): " + std::strerror(-err);
+    return false;
+  }
+  return true;
+}
+
+void detach_tc(int ifindex) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+  LIBBPF_OPTS(bpf_tc_opts, opts, .handle = tc_handle, .priority = tc_priority);
+  bpf_tc_detach(&hook, &opts);  // without CAP_NET_ADMIN (dropped) it stays, inert, until the next start
+}
 
 constexpr int tcx_ingress = 46;  // BPF_TCX_INGRESS (Linux 6.6); this libbpf's headers predate it
 
@@ -115,7 +198,20 @@ struct Offload::Impl {
   int map = -1;
   Fd netlink;               // rtnetlink, for where a stream's destination is routed
   std::uint32_t route_seq = 0;
-  std::vector<std::pair<std::string, Fd>> links;  // interface name, tcx link
+  int owner = -1;
+  bool tc_filters = false;  // classic tc filters, not tcx links
+  struct Attachment {
+    std::string name;
+    Fd link;          // a tcx link: detached when closed
+    int tc_ifindex;   // or a tc filter on this interface (0: none)
+  };
+  std::vector<Attachment> attached;
+
+  void beat(std::uint64_t ns) {  // the program forwards while this is recent
+    const std::uint32_t zero = 0;
+    const Owner o{ns, static_cast<std::uint32_t>(::getpid()), 0};
+    bpf_map_update_elem(owner, &zero, &o, BPF_ANY);
+  }
   struct Installed {
     StreamForward forward;
     OffloadKey key;
@@ -129,7 +225,10 @@ struct Offload::Impl {
   std::map<SessionKey, std::array<std::optional<Installed>, streams_per_session>> installed;
 
   ~Impl() {
-    links.clear();  // detaches: the links go with their descriptors
+    if (owner >= 0) beat(0);  // a filter left behind forwards nothing from now on
+    for (const auto& a : attached)
+      if (a.tc_ifindex) detach_tc(a.tc_ifindex);
+    attached.clear();  // detaches: the links go with their descriptors
     if (object) bpf_object__close(object);
   }
 };
@@ -161,6 +260,12 @@ std::unique_ptr<Offload> Offload::open(const OffloadConfig& config, std::string&
     return nullptr;
   }
   impl->map = bpf_map__fd(map);
+  impl->owner = bpf_object__find_map_fd_by_name(impl->object, "owner");
+  if (impl->owner < 0) {
+    why = "the eBPF object has no owner map";
+    return nullptr;
+  }
+  impl->beat(monotonic_ns());
   impl->netlink = Fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
   if (!impl->netlink) {
     why = std::string("cannot open an rtnetlink socket: ") + std::strerror(errno);
@@ -181,26 +286,39 @@ std::unique_ptr<Offload> Offload::open(const OffloadConfig& config, std::string&
       ::if_freenameindex(all);
     }
   }
+  // A tcx link where the kernel has them (6.6); a classic tc filter before.
+  // ANYRTPPROXY_OFFLOAD_ATTACH=tc asks for the filter (the tests' way to run it on a newer kernel).
+  const char* attach = std::getenv("ANYRTPPROXY_OFFLOAD_ATTACH");
+  bool tc = attach && std::string(attach) == "tc";
   for (const auto& name : names) {
     const unsigned index = ::if_nametoindex(name.c_str());
     if (index == 0) {
       why = "--offload-interfaces: no interface '" + name + "'";
       return nullptr;
     }
-    const int link = bpf_link_create(bpf_program__fd(prog), static_cast<int>(index),
-                                     static_cast<bpf_attach_type>(tcx_ingress), nullptr);
-    if (link < 0) {
-      why = "cannot attach to " + name + " (tcx, Linux 6.6 or later): " + std::strerror(errno);
-      return nullptr;
+    if (!tc) {
+      const int link = bpf_link_create(bpf_program__fd(prog), static_cast<int>(index),
+                                       static_cast<bpf_attach_type>(tcx_ingress), nullptr);
+      if (link >= 0) {
+        impl->attached.push_back({name, Fd(link), 0});
+        continue;
+      }
+      if (errno != EINVAL || !impl->attached.empty()) {  // EINVAL: no tcx here
+        why = "cannot attach to " + name + " (tcx): " + std::strerror(errno);
+        return nullptr;
+      }
+      tc = true;
     }
-    impl->links.emplace_back(name, Fd(link));
+    if (!attach_tc(bpf_program__fd(prog), static_cast<int>(index), name, why)) return nullptr;
+    impl->attached.push_back({name, Fd(), static_cast<int>(index)});
   }
-  if (impl->links.empty()) {
+  impl->tc_filters = tc;
+  if (impl->attached.empty()) {
     why = "no interface to attach to";
     return nullptr;
   }
   auto self = std::unique_ptr<Offload>(new Offload(std::move(impl)));
-  self->stats_.interfaces = self->impl_->links.size();
+  self->stats_.interfaces = self->impl_->attached.size();
   return self;
 }
 
@@ -209,9 +327,11 @@ Offload::~Offload() = default;
 
 std::vector<std::string> Offload::interface_names() const {
   std::vector<std::string> out;
-  for (const auto& l : impl_->links) out.push_back(l.first);
+  for (const auto& a : impl_->attached) out.push_back(a.name);
   return out;
 }
+
+bool Offload::tc_filters() const { return impl_->tc_filters; }
 
 void Offload::follow(SessionTable& table, Clock::time_point now) {
   for (const auto& key : table.take_touched()) follow_one(table, key, now);
@@ -242,6 +362,7 @@ static void read_back(int map, SessionTable& table, const SessionKey& key, int i
 }
 
 void Offload::harvest(SessionTable& table) {
+  impl_->beat(monotonic_ns());
   for (auto& [key, streams] : impl_->installed)
     for (int i = 0; i < streams_per_session; ++i)
       if (auto& in = streams[i]; in && in->in_kernel)
@@ -316,6 +437,7 @@ std::unique_ptr<Offload> Offload::open(const OffloadConfig&, std::string& why) {
 Offload::Offload(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Offload::~Offload() = default;
 std::vector<std::string> Offload::interface_names() const { return {}; }
+bool Offload::tc_filters() const { return false; }
 void Offload::follow(SessionTable& table, Clock::time_point) { table.take_touched(); }
 void Offload::follow_all(SessionTable& table, Clock::time_point) { table.take_touched(); }
 void Offload::harvest(SessionTable&) {}

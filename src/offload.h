@@ -1,6 +1,8 @@
 // offload: the kernel fast path (issue 11). Loads the eBPF program the
 // binary carries (src/bpf/offload.bpf.c), attaches it at tc ingress (a tcx
-// link, so it goes with the process: a killed daemon leaves nothing behind)
+// link, so it goes with the process: a killed daemon leaves nothing behind;
+// on kernels before 6.6 a classic tc filter, which forwards nothing once its
+// daemon stops writing its owner map and which the next start replaces)
 // of every interface media may arrive on, and keeps its map of streams in
 // step with the session table: offload_plan.h decides which streams the
 // kernel forwards; this module installs, replaces and removes their entries
@@ -9,7 +11,7 @@
 // metrics and the peers' activity reports see the offloaded packets.
 //
 // Built without libbpf (configure), or when the kernel refuses (no BPF
-// permission, no tcx), open() says why and the daemon relays in userspace.
+// permission), open() says why and the daemon relays in userspace.
 #pragma once
 
 #include "offload_plan.h"
@@ -60,6 +62,7 @@ public:
   void harvest(SessionTable& table);
   const OffloadStats& stats() const { return stats_; }
   std::vector<std::string> interface_names() const;
+  bool tc_filters() const;  // attached as classic tc filters (no tcx links here)
 
 private:
   struct Impl;

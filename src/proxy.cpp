@@ -129,7 +129,8 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
     if (offload_) {
       std::string names;
       for (const auto& n : offload_->interface_names()) names += (names.empty() ? "" : ",") + n;
-      offload_note_ = "kernel offload: latched streams are forwarded by eBPF at tc ingress of " + names;
+      offload_note_ = "kernel offload: latched streams are forwarded by eBPF at tc ingress of " + names +
+                      (offload_->tc_filters() ? " (as tc filters: this kernel has no tcx links)" : "");
     } else {
       offload_note_ = "kernel offload unavailable, relaying in userspace: " + why;
     }

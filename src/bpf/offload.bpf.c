@@ -51,6 +51,32 @@ struct {
   __type(value, struct stream_value);
 } streams SEC(".maps");
 
+// The daemon that owns this program: it writes bpf_ktime_get_ns()'s clock
+// (CLOCK_MONOTONIC) here every second, and 0 when it exits. A program its
+// daemon no longer keeps (a tc filter, which unlike a tcx link outlives a
+// killed process) forwards nothing: its packets go up the stack.
+struct owner {
+  __u64 alive_ns;
+  __u32 pid;
+  __u32 pad;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct owner);
+} owner SEC(".maps");
+
+#define OWNER_TIMEOUT_NS (10ULL * 1000 * 1000 * 1000)
+
+// Asked only of a packet that matched a stream: the rest pay nothing for it.
+static __always_inline int owned(void) {
+  const __u32 zero = 0;
+  const struct owner* o = bpf_map_lookup_elem(&owner, &zero);
+  return o && bpf_ktime_get_ns() - o->alive_ns <= OWNER_TIMEOUT_NS;
+}
+
 #define IP_CSUM_OFF (ETH_HLEN + __builtin_offsetof(struct iphdr, check))
 #define IP_SRC_OFF (ETH_HLEN + __builtin_offsetof(struct iphdr, saddr))
 #define IP_TTL_OFF (ETH_HLEN + __builtin_offsetof(struct iphdr, ttl))
@@ -86,7 +112,7 @@ static __always_inline int forward4(struct __sk_buff* skb) {
   k.dport = udp->dest;
   k.family = 4;
   struct stream_value* v = bpf_map_lookup_elem(&streams, &k);
-  if (!v || !v->ifindex) return TC_ACT_OK;
+  if (!v || !v->ifindex || !owned()) return TC_ACT_OK;
   const __u32 old_src = ip->saddr, old_dst = ip->daddr, new_src = v->src[0], new_dst = v->dst[0];
   const __u16 old_sport = udp->source, old_dport = udp->dest, new_sport = v->sport, new_dport = v->dport;
   const __u16 old_ttl = bpf_htons((__u16)ip->ttl << 8), new_ttl = bpf_htons(64 << 8);
@@ -126,7 +152,7 @@ static __always_inline int forward6(struct __sk_buff* skb) {
   k.dport = udp->dest;
   k.family = 6;
   struct stream_value* v = bpf_map_lookup_elem(&streams, &k);
-  if (!v || !v->ifindex) return TC_ACT_OK;
+  if (!v || !v->ifindex || !owned()) return TC_ACT_OK;
   struct stream_key old = k;  // the old addresses and ports, for the checksum
   __u32 new_addrs[8];
   __builtin_memcpy(new_addrs, v->src, 16);

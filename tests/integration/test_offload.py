@@ -68,10 +68,16 @@ class LineBed:
     def ip(self, ns, *args):
         return sh("ip", "-n", self.ns[ns], *args)
 
-    def start(self, *args, media=RELAY):
+    def start(self, *args, media=RELAY, env=None):
         argv = ["ip", "netns", "exec", self.ns["R"], BINARY, "-D", "-d", "info", "-s", "udp:%s:22222" % RELAY,
                 "-i", media, "-p", "20000", "20999"] + list(args)
-        self.proc = subprocess.Popen(argv, stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(argv, stdout=open(self.log, "a"), stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **(env or {})))
+
+    def tc_filters(self, dev):
+        """The program ids of the classic tc filters at ingress of the relay's `dev`."""
+        out = sh("tc", "-n", self.ns["R"], "-j", "filter", "show", "dev", dev, "ingress").stdout
+        return [f["options"]["prog"]["id"] for f in json.loads(out or "[]") if "prog" in f.get("options", {})]
 
     def pid(self):
         """The daemon's own pid (ip netns exec execs it in place)."""
@@ -126,12 +132,14 @@ class LineBed:
         teardown(self.agents, [self.proc] if self.proc else [], self.ns.values())
 
 
-def bed_or_skip():
+def bed_or_skip(tcx=True):
     why = can_run()
     if why:
         raise Skip(why)
     if not built_with_offload():
         raise Skip("built without the kernel fast path (configure found no clang, libbpf or bpftool)")
+    if not tcx:
+        return LineBed()
     release = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
     if release < (6, 6):
         raise Skip("kernel %s has no tcx links (Linux 6.6): the fast path cannot attach" % os.uname().release)
@@ -246,6 +254,59 @@ def idle_offloaded_calls_time_out_and_a_killed_relay_leaves_no_program():
         b(op="stream", targets={1: [RELAY, p]}, pps=50, ssrc=2000, replace=True)
         wait_until(lambda: info(a, "packets forwarded by the kernel") >= 100, 5, "the new relay to offload")
         assert bed.links()[0] == 2  # one per interface
+    finally:
+        bed.destroy()
+
+
+@test
+def without_tcx_links_tc_filters_forward_and_a_killed_instance_cannot_keep_them():
+    """Kernels before 6.6 (Debian bookworm's 6.1) have no tcx links: the program
+    goes in as a classic tc filter, which outlives a killed process. It stops
+    forwarding once its daemon stops writing its owner map (10 s), the next
+    start replaces it, a clean stop removes it, and a second instance does
+    not take it from a running one."""
+    bed = bed_or_skip(tcx=False)
+    legacy = {"ANYRTPPROXY_OFFLOAD_ATTACH": "tc"}
+    try:
+        bed.start("--kernel-offload=on", "-T", "60", env=legacy)
+        a, b = bed.agent("A"), bed.agent("B")
+        wait_until(lambda: a(op="cmd", to=CONTROL, text="V")["reply"] == "20040107", 10, "the relay")
+        assert "tc ingress of a0,b0 (as tc filters" in bed.logtext(), bed.logtext()
+        assert bed.links()[0] == 0 and len(bed.tc_filters("a0")) == 1 and len(bed.tc_filters("b0")) == 1
+        old = set(bed.tc_filters("a0") + bed.tc_filters("b0"))
+        p, q = call(a, b, 0, 30000, 31000)
+        a(op="stream", targets={0: [RELAY, q]}, pps=50, ssrc=1000)
+        b(op="stream", targets={0: [RELAY, p]}, pps=50, ssrc=2000)
+        wait_until(lambda: info(a, "packets forwarded by the kernel") >= 100, 5, "the tc filter to forward")
+        # a second instance on the same interfaces leaves the running one's filters alone
+        second = subprocess.run(["ip", "netns", "exec", bed.ns["R"], BINARY, "-D", "-d", "info", "-s",
+                                 "udp:%s:22223" % RELAY, "-i", RELAY, "-p", "21000", "21999", "--kernel-offload=on"],
+                                capture_output=True, text=True, timeout=10, env=dict(os.environ, **legacy))
+        assert second.returncode != 0 and "belongs to the running anyrtpproxy %d" % bed.pid() in second.stderr, \
+            second.stderr
+        assert set(bed.tc_filters("a0") + bed.tc_filters("b0")) == old
+        # killed: the filters stay, but forward nothing once the owner map is 10 s old
+        bed.kill()
+        assert set(bed.tc_filters("a0") + bed.tc_filters("b0")) == old
+        time.sleep(11)
+        t0 = b(op="stats")["now"]
+        time.sleep(1.0)
+        assert b(op="stats", since=t0)["stats"]["0"]["packets"] == 0, "a dead instance's filter still forwards"
+        assert a(op="stats", since=t0)["stats"]["0"]["packets"] == 0
+        # started again: its own filters replace the stale ones (whose programs are gone)
+        bed.start("--kernel-offload=on", "-T", "60", env=legacy)
+        wait_until(lambda: a(op="cmd", to=CONTROL, text="V")["reply"] == "20040107", 10, "the relay again")
+        new = set(bed.tc_filters("a0") + bed.tc_filters("b0"))
+        assert len(new) == 1 and not new & old, (old, new)
+        wait_until(lambda: not bed.loaded(old), 5, "the kernel to free the stale program")
+        p, q = call(a, b, 1, 30002, 31002)
+        a(op="stream", targets={1: [RELAY, q]}, pps=50, ssrc=1000, replace=True)
+        b(op="stream", targets={1: [RELAY, p]}, pps=50, ssrc=2000, replace=True)
+        wait_until(lambda: info(a, "packets forwarded by the kernel") >= 100, 5, "the new relay to offload")
+        # a clean stop takes its filters with it
+        bed.kill(signal.SIGTERM)
+        assert bed.tc_filters("a0") == [] and bed.tc_filters("b0") == [], bed.logtext()[-1500:]
+        wait_until(lambda: not bed.loaded(new), 5, "the kernel to free the program")
     finally:
         bed.destroy()
 
