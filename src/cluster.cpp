@@ -148,6 +148,28 @@ SyncOutcome apply_sync(SessionTable& table, ClusterView& view, SyncMessage& msg,
     out.events.push_back({Level::notice, "sync: " + peer + " is instance " + h->instance + " (ports " +
                                              std::to_string(h->port_min) + "-" + std::to_string(h->port_max) + ", " +
                                              std::to_string(h->sessions) + " sessions)"});
+    for (auto& line : misplaced_addresses(view.addresses, h->addresses))
+      out.events.push_back({Level::error, "sync: instance " + h->instance + " " + line, "sync-address-order " + line});
+  }
+  return out;
+}
+
+std::vector<std::string> misplaced_addresses(
+    const std::array<std::optional<boost::asio::ip::address>, slot_count>& ours,
+    const std::vector<std::pair<Slot, boost::asio::ip::address>>& theirs) {
+  std::vector<std::string> out;
+  auto where = [](Slot s) {
+    return "as relay address " + std::to_string(address_index(s) + 1) + " of its " +
+           (family_of(s) == Family::v6 ? "IPv6" : "IPv4") + (side_of(s) == Side::external ? " external" : "") +
+           " list";
+  };
+  for (const auto& [slot, a] : theirs) {
+    if (a.is_unspecified()) continue;  // a wildcard names no address
+    for (Slot mine = 0; mine < slot_count; ++mine)
+      if (ours[mine] && *ours[mine] == a && mine != slot)
+        out.push_back("lists " + a.to_string() + " " + where(slot) + ", this instance " + where(mine) +
+                      ": its legs there would be bound on another address here after a failover; give -i "
+                      "(and -A) in the same order on every instance");
   }
   return out;
 }

@@ -11,7 +11,9 @@
 #include "session_table.h"
 #include "sync_codec.h"
 
+#include <array>
 #include <chrono>
+#include <optional>
 #include <map>
 #include <optional>
 #include <string>
@@ -40,6 +42,7 @@ struct ClusterView {
     Clock::time_point at;  // when it came
   };
   std::map<std::string, Announced> capacity;  // by instance, from their activity frames (wire version 5)
+  std::array<std::optional<boost::asio::ip::address>, slot_count> addresses;  // this instance's relay address per slot
   static constexpr std::size_t max_instances = 256;
 };
 
@@ -72,6 +75,12 @@ struct HelloRefusal {
   std::chrono::seconds retry;
 };
 std::optional<HelloRefusal> refuse_hello(const SyncHello& theirs, const SyncHello& ours);
+
+// The addresses a peer's hello places at another slot than this instance
+// does (the same address, another position in -i): one line each.
+std::vector<std::string> misplaced_addresses(
+    const std::array<std::optional<boost::asio::ip::address>, slot_count>& ours,
+    const std::vector<std::pair<Slot, boost::asio::ip::address>>& theirs);
 
 // Every instance expires a session; one of them tells the SIP proxy: the
 // instance that created it (origin), or, while that one is out of reach, the

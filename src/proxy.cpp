@@ -90,6 +90,7 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
   signals_.add(SIGUSR1);
   view_.self = table_.config().instance;
   view_.own = PortRange{options_.port_min, options_.port_max};
+  view_.addresses = options_.media;
   for (const auto& t : options_.notify) view_.notify_targets.push_back(t.text);
   auto apply = [this](Effects& e) { this->apply(e); };
   for (const auto& c : options_.control) {
@@ -148,7 +149,9 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
       catch_all_note_ = "catch-all unavailable, every peer's leg is bound here (4 descriptors per mirrored session): " + why;
     }
   }
-  const SyncHello hello{table_.config().instance, options_.port_min, options_.port_max, 0};
+  SyncHello hello{table_.config().instance, options_.port_min, options_.port_max, 0, {}};
+  for (Slot s = 0; s < slot_count; ++s)
+    if (options_.media[s]) hello.addresses.emplace_back(s, *options_.media[s]);
   if (options_.sync_tls) sync_tls_ = make_sync_tls(*options_.sync_tls);  // read now, before any chroot
   SyncServer::Access access{{}, options_.sync_allow};
   for (const auto& peer : options_.sync_hosts) {

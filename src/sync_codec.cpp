@@ -74,20 +74,26 @@ struct In {
   }
 };
 
+template <class IO, class A>
+void address(IO& io, A& a) {
+  std::string text;
+  if constexpr (std::is_same_v<IO, Out>) text = a.to_string();
+  io.str(text);
+  if constexpr (std::is_same_v<IO, In>) {
+    if (text.size() > 64) throw Limit("an address of " + std::to_string(text.size()) + " bytes");
+    boost::system::error_code ec;
+    a = ip::make_address(text, ec);
+    if (ec) throw Limit("a bad address");
+  }
+}
+
 template <class IO, class E>
 void endpoint(IO& io, E& ep) {
-  std::string addr;
+  ip::address a = ep.address();
   std::uint16_t port = ep.port();
-  if constexpr (std::is_same_v<IO, Out>) addr = ep.address().to_string();
-  io.str(addr);
+  address(io, a);
   io.num(port);
-  if constexpr (std::is_same_v<IO, In>) {
-    if (addr.size() > 64) throw Limit("an address of " + std::to_string(addr.size()) + " bytes");
-    boost::system::error_code ec;
-    const auto a = ip::make_address(addr, ec);
-    if (ec) throw Limit("a bad address");
-    ep = udp::endpoint(a, port);
-  }
+  if constexpr (std::is_same_v<IO, In>) ep = udp::endpoint(a, port);
 }
 
 template <class IO, class StreamT>
@@ -180,6 +186,23 @@ void serialize_hello(IO& io, HelloT& h) {
   io.num(h.port_min);
   io.num(h.port_max);
   io.num(h.sessions);
+  if (io.version >= 6) {
+    std::uint32_t n = static_cast<std::uint32_t>(h.addresses.size());
+    io.num(n);
+    if constexpr (std::is_same_v<IO, In>) {
+      if (n > slot_count) throw Limit("a list of " + std::to_string(n) + " relay addresses");
+      h.addresses.resize(n);
+    }
+    for (auto& [slot, a] : h.addresses) {
+      std::uint16_t s = slot;  // a number in the archive, not a character
+      io.num(s);
+      if constexpr (std::is_same_v<IO, In>) {
+        if (s >= slot_count) throw Limit("a relay address at slot " + std::to_string(s));
+        slot = static_cast<Slot>(s);
+      }
+      address(io, a);
+    }
+  }
 }
 
 template <class IO, class TombstoneT>

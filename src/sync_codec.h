@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -30,7 +31,7 @@ namespace anyrtpproxy {
 // family's address); an older instance refuses newer frames, so upgrade every
 // instance of a cluster.
 // 3: each leg's relay address slot (bridge mode); 4: C's file name; 5: an activity frame's capacity
-constexpr unsigned sync_wire_version = 5;
+constexpr unsigned sync_wire_version = 6;
 constexpr std::size_t sync_max_line = 4096;         // a frame header or a listing line
 constexpr std::size_t sync_max_payload = 256 * 1024;
 constexpr std::size_t sync_max_string = 8192;       // call-ids, tags: the control protocol's own bound
@@ -40,6 +41,10 @@ struct SyncHello {
   std::string instance;
   std::uint16_t port_min = 0, port_max = 0;
   std::uint64_t sessions = 0;
+  // Its relay address at each slot it serves (wire version 6), so that a peer
+  // listing the same addresses in another order hears of it: a leg travels
+  // as its address's position, and would move to another address there.
+  std::vector<std::pair<Slot, boost::asio::ip::address>> addresses;
 };
 
 // What an instance can still carry (issue 12), announced with its activity

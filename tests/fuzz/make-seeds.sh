@@ -16,7 +16,7 @@ awk -v dir=corpus/controller '
 ' "$golden/commands.txt"
 sed -n 's/^> \{0,1\}//p' "$golden/commands.txt" > corpus/controller/all
 # sync: the first byte picks the chunk size (1, 65, 1025 bytes), the rest is the stream
-for v in 1 2 3 4 5; do
+for v in 1 2 3 4 5 6; do
   for b in 000 001 020; do
     { printf "\\$b"; cat "$golden/sync-v$v.frames"; } > "corpus/sync/v$v-stream-$b"
   done

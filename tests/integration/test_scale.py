@@ -335,6 +335,41 @@ def two_relay_addresses_per_instance_sync_and_relay_on_both():
         wait_until(lambda: "overlap ours" in one.logtext() and "overlap ours" in two.logtext(), 3, "both to refuse")
 
 
+@test
+def instances_listing_the_same_addresses_in_another_order_are_told():
+    """A leg travels as its address's position in -i: an instance that lists
+    the cluster's addresses in another order would bind a failed-over leg on
+    the other address. Both ends say so when they meet; the same order, or
+    addresses of their own, say nothing."""
+    base = free_port(pair=True) // 1000 * 1000
+    shared = ["127.0.0.20", "127.0.0.21"]
+
+    def pair(second_media):
+        sync_port = free_port(socket.SOCK_STREAM)
+        one = Daemon("-S", str(sync_port), "-I", HOSTS[0], "-M", "%s:%d" % (HOSTS[1], sync_port), host=HOSTS[0],
+                     media=",".join(shared), ports=(base, base + 99), level="info")
+        two = Daemon("-S", str(sync_port), "-I", HOSTS[1], "-M", "%s:%d" % (HOSTS[0], sync_port), host=HOSTS[1],
+                     media=second_media, ports=(base + 200, base + 299), level="info")
+        n = Nodes()
+        n.nodes = [one, two]
+        return n, one, two
+
+    n, one, two = pair(",".join(reversed(shared)))
+    with n:
+        told = lambda d, own, mine, theirs: ("lists %s as relay address %d of its IPv4 list, this instance as relay "
+                                             "address %d of its IPv4 list" % (own[mine - 1], theirs, mine)) in d.logtext()
+        back = list(reversed(shared))
+        wait_until(lambda: told(one, shared, 1, 2) and told(one, shared, 2, 1) and told(two, back, 1, 2) and
+                   told(two, back, 2, 1), 5,
+                   "both to say the order differs", debug=lambda: (one.logtext()[-600:], two.logtext()[-600:]))
+    for media in (",".join(shared), "%s,127.0.0.1%s" % (HOSTS[1], HOSTS[1][-1])):
+        n, one, two = pair(media)
+        with n:
+            wait_until(lambda: all(d.logtext().count("is instance") >= 1 for d in (one, two)), 5, "the hellos")
+            time.sleep(0.2)
+            assert not any("relay address 1 of its" in d.logtext() for d in (one, two)), media
+
+
 def header(host, port):
     """The comment lines an operator's listing starts with."""
     s = socket.create_connection((host, port), timeout=2)

@@ -34,7 +34,7 @@ struct Peer {
     s.last_active = t0;
     return s;
   }
-  ClusterView view{"me:30000", PortRange{30000, 30020}, {"tcp:127.0.0.1:9999"}, {{"peer:40000", {40000, 44999}}}, {}};
+  ClusterView view{"me:30000", PortRange{30000, 30020}, {"tcp:127.0.0.1:9999"}, {{"peer:40000", {40000, 44999}}}, {}, {}};
   SyncSource from{"10.0.0.2:2342", "peer:40000"};
   SyncOutcome apply(SyncMessage msg, Clock::time_point now = t0, bool listing = true) {
     return apply_sync(table, view, msg, from, now, listing);
@@ -121,18 +121,18 @@ BOOST_AUTO_TEST_CASE(activity_is_cut_into_bounded_frames_in_order) {
 }
 
 BOOST_AUTO_TEST_CASE(hellos_of_this_instance_or_an_overlapping_range_are_refused) {
-  const SyncHello ours{"me:20000", 20000, 24999, 0};
-  auto self = refuse_hello(SyncHello{"me:20000", 30000, 34999, 0}, ours);
+  const SyncHello ours{"me:20000", 20000, 24999, 0, {}};
+  auto self = refuse_hello(SyncHello{"me:20000", 30000, 34999, 0, {}}, ours);
   BOOST_REQUIRE(self.has_value());
   BOOST_TEST(self->why == "is this instance itself");
   BOOST_TEST(self->retry.count() == 60);
-  auto overlap = refuse_hello(SyncHello{"other:24000", 24000, 28999, 0}, ours);
+  auto overlap = refuse_hello(SyncHello{"other:24000", 24000, 28999, 0, {}}, ours);
   BOOST_REQUIRE(overlap.has_value());
   BOOST_TEST(overlap->why.find("overlap ours (20000-24999)") != std::string::npos);
   BOOST_TEST(overlap->retry.count() == 10);
-  BOOST_TEST(!refuse_hello(SyncHello{"other:25000", 25000, 29999, 0}, ours).has_value());
-  BOOST_TEST(!refuse_hello(SyncHello{"other:10000", 10000, 20000, 0}, ours).has_value());  // its end is never allocated
-  BOOST_TEST(refuse_hello(SyncHello{"other:10000", 10000, 20002, 0}, ours).has_value());   // 20000/20001 in both
+  BOOST_TEST(!refuse_hello(SyncHello{"other:25000", 25000, 29999, 0, {}}, ours).has_value());
+  BOOST_TEST(!refuse_hello(SyncHello{"other:10000", 10000, 20000, 0, {}}, ours).has_value());  // its end is never allocated
+  BOOST_TEST(refuse_hello(SyncHello{"other:10000", 10000, 20002, 0, {}}, ours).has_value());   // 20000/20001 in both
 }
 
 BOOST_FIXTURE_TEST_CASE(an_upsert_is_applied_and_shown_to_the_listing_readers, Peer) {
@@ -175,7 +175,7 @@ BOOST_FIXTURE_TEST_CASE(nothing_but_a_hello_is_taken_before_the_hello, Peer) {
   from.instance.clear();
   refused(session("c", 40000, 40002, 1), "a frame before its hello");
   refused(Tombstone{"c", "A;1", 2, "peer:40000", false}, "a frame before its hello");
-  BOOST_TEST(!apply(SyncHello{"peer:40000", 40000, 44999, 0}).refused);
+  BOOST_TEST(!apply(SyncHello{"peer:40000", 40000, 44999, 0, {}}).refused);
 }
 
 BOOST_FIXTURE_TEST_CASE(a_peer_binds_nothing_outside_the_range_its_owner_announced, Peer) {
@@ -233,9 +233,9 @@ BOOST_FIXTURE_TEST_CASE(a_notify_target_that_is_not_ours_is_dropped_as_for_u, Pe
 BOOST_FIXTURE_TEST_CASE(a_peer_reports_only_its_own_activity_and_only_its_own_range, Peer) {
   apply(session("c", 40000, 40002, 1));
   refused(SyncActivity{"other:50000", {ActivityEntry{SessionKey{"c", "A;1"}, 0, {}}}, {}}, "activity reported for another instance");
-  refused(SyncHello{"other:50000", 44000, 49999, 0}, "overlaps that of peer:40000");
+  refused(SyncHello{"other:50000", 44000, 49999, 0, {}}, "overlaps that of peer:40000");
   BOOST_TEST(!view.ranges.count("other:50000"));
-  BOOST_TEST(!apply(SyncHello{"other:50000", 50000, 54999, 0}).refused);
+  BOOST_TEST(!apply(SyncHello{"other:50000", 50000, 54999, 0, {}}).refused);
   BOOST_TEST(view.ranges.at("other:50000").min == 50000);
 }
 
@@ -264,9 +264,34 @@ BOOST_FIXTURE_TEST_CASE(the_listing_says_which_instance_cannot_carry_which_leg, 
 }
 
 BOOST_FIXTURE_TEST_CASE(a_hello_is_noticed, Peer) {
-  const auto out = apply(SyncHello{"peer:40000", 40000, 44999, 12});
+  const auto out = apply(SyncHello{"peer:40000", 40000, 44999, 12, {}});
   BOOST_TEST(has(out.events, Level::notice, "is instance peer:40000 (ports 40000-44999, 12 sessions)"));
   BOOST_TEST(out.listing.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_peer_listing_our_addresses_in_another_order_is_told, Peer) {
+  namespace ip = boost::asio::ip;
+  const auto a = ip::make_address("192.0.2.1"), b = ip::make_address("192.0.2.2");
+  const Slot first = slot_of(Family::v4, Side::internal, 0), second = slot_of(Family::v4, Side::internal, 1);
+  view.addresses[first] = a;
+  view.addresses[second] = b;
+  // the same order, or addresses this instance does not have (unicast relays): nothing to say
+  for (const auto& theirs : {std::vector<std::pair<Slot, ip::address>>{{first, a}, {second, b}},
+                             std::vector<std::pair<Slot, ip::address>>{{first, ip::make_address("192.0.2.9")}},
+                             std::vector<std::pair<Slot, ip::address>>{{first, ip::make_address("0.0.0.0")}}}) {
+    const auto out = apply(SyncHello{"peer:40000", 40000, 44999, 0, theirs});
+    BOOST_TEST(!out.refused);
+    BOOST_TEST(out.events.size() == 1u);  // the notice only
+  }
+  const auto out = apply(SyncHello{"peer:40000", 40000, 44999, 0, {{first, b}, {second, a}}});
+  BOOST_TEST(!out.refused);  // told, not refused: its sessions still apply
+  BOOST_TEST(has(out.events, Level::error,
+                 "instance peer:40000 lists 192.0.2.2 as relay address 1 of its IPv4 list, this instance as relay "
+                 "address 2 of its IPv4 list"));
+  BOOST_TEST(has(out.events, Level::error, "192.0.2.1 as relay address 2"));
+  const auto external = apply(SyncHello{"peer:40000", 40000, 44999, 0, {{slot_of(Family::v4, Side::external), a}}});
+  BOOST_TEST(has(external.events, Level::error, "as relay address 1 of its IPv4 external list, this instance as relay "
+                                                "address 1 of its IPv4 list"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -147,7 +147,10 @@ std::string golden_stream() {
   v6.record_name = "conference-7";  // C into a file (version 4)
   v6.legs[1].play = Playback{"moh", 8, -1, now - 1500ms, 0x1234abcd, 160000, 4711, "relay1:35000"};  // P-1
   v6.legs[0].relatch_until = {};
-  return encode(SyncHello{"relay1:35000", 35000, 39999, 2}) + encode(sample(), now) + encode(v6, now) +
+  const SyncHello hello{"relay1:35000", 35000, 39999, 2,
+                        {{slot_of(Family::v4, Side::internal), ip::make_address("192.0.2.1")},
+                         {slot_of(Family::v6, Side::external, 1), ip::make_address("2001:db8::1")}}};  // version 6
+  return encode(hello) + encode(sample(), now) + encode(v6, now) +
          encode(Tombstone{"gone-call", "A;1", 3, "relay3:45000", true}) +
          encode(SyncActivity{"relay1:35000",
                              {ActivityEntry{SessionKey{"a84b4c76e66710@pc33.example.com", "1928301774;1"}, 0,
@@ -167,7 +170,7 @@ BOOST_AUTO_TEST_CASE(session_round_trip) {
 }
 
 BOOST_AUTO_TEST_CASE(other_messages_round_trip_in_one_stream_fed_byte_by_byte) {
-  const std::string stream = "# listing header\nS call-id=x ...\n" + encode(SyncHello{"me:1", 10, 20, 5}) +
+  const std::string stream = "# listing header\nS call-id=x ...\n" + encode(SyncHello{"me:1", 10, 20, 5, {}}) +
                              encode(Tombstone{"c", "t;1", 9, "other:2", true}) +
                              encode(SyncActivity{"other:2", {ActivityEntry{SessionKey{"c", "t;1"}, 4, {Counters{10, 9, 1}, Counters{20, 20, 0}}}}, {}});
   auto all = read_all(stream, 1);
@@ -187,8 +190,8 @@ BOOST_AUTO_TEST_CASE(other_messages_round_trip_in_one_stream_fed_byte_by_byte) {
   BOOST_TEST(a.entries.at(0).counters[1].relayed == 20u);
 }
 
-BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_5) {
-  const std::string path = golden_path(5);
+BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_6) {
+  const std::string path = golden_path(6);
   if (std::getenv("ANYRTPPROXY_WRITE_GOLDEN")) std::ofstream(path) << golden_stream();
   const std::string text = file_text(path);
   // the committed bytes are what version 3 writes, whatever Boost version builds us
@@ -210,6 +213,39 @@ BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_5) {
   BOOST_TEST(std::get<Session>(std::get<SyncMessage>(all[1])).record_name.empty());
   const auto& cap = std::get<SyncActivity>(std::get<SyncMessage>(all[4])).capacity;
   BOOST_TEST((cap && *cap == Capacity{1500, 42, 300, false}));
+  const auto& hello = std::get<SyncHello>(std::get<SyncMessage>(all[0]));
+  BOOST_REQUIRE(hello.addresses.size() == 2u);
+  BOOST_TEST((hello.addresses[1].first == slot_of(Family::v6, Side::external, 1)));
+  BOOST_TEST(hello.addresses[1].second == ip::make_address("2001:db8::1"));
+}
+
+BOOST_AUTO_TEST_CASE(frames_of_wire_version_5_are_still_read) {
+  // what the previous release wrote (tests/golden/sync-v5.frames, never rewritten): no addresses in the hello then
+  auto all = read_all(file_text(golden_path(5)));
+  BOOST_REQUIRE(all.size() == 5u);
+  BOOST_TEST(std::get<SyncHello>(std::get<SyncMessage>(all[0])).addresses.empty());
+  check_same(std::get<Session>(std::get<SyncMessage>(all[1])), sample());
+  const auto& cap = std::get<SyncActivity>(std::get<SyncMessage>(all[4])).capacity;
+  BOOST_TEST((cap && *cap == Capacity{1500, 42, 300, false}));
+}
+
+// A hello's payload with its tail `from` made `to`, framed again (its length follows).
+std::string hello_with(const std::string& from, const std::string& to) {
+  const std::string encoded = encode(SyncHello{"me:1", 10, 20, 5, {{1, ip::make_address("::1")}}});
+  const auto nl = encoded.find('\n');
+  std::string payload = encoded.substr(nl + 1, encoded.size() - nl - 2);
+  const auto at = payload.rfind(from + "\n");  // the archive ends its text with a newline
+  BOOST_REQUIRE(at != std::string::npos && at + from.size() + 1 == payload.size());
+  return frame("hello", payload.replace(at, from.size(), to));
+}
+
+BOOST_AUTO_TEST_CASE(a_hello_with_a_bad_relay_address_is_refused) {
+  BOOST_TEST(read_all(hello_with(" 5 1 1 3 ::1", " 5 1 1 3 ::1")).size() == 1u);  // as written: read
+  BOOST_TEST(std::holds_alternative<SyncMessage>(read_all(hello_with(" 3 ::1", " 3 ::1")).at(0)));
+  BOOST_TEST(error_of(hello_with(" 3 ::1", " 3 ::g")).find("bad address") != std::string::npos);
+  BOOST_TEST(error_of(hello_with(" 1 3 ::1", " 40 3 ::1")).find("slot 40") != std::string::npos);
+  BOOST_TEST(error_of(hello_with(" 1 1 3 ::1", " 99 1 3 ::1")).find("99 relay addresses") != std::string::npos);
+  BOOST_TEST(error_of(hello_with(" 3 ::1", " 70 " + std::string(70, '1'))).find("address of 70 bytes") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(frames_of_wire_version_4_are_still_read) {
@@ -278,7 +314,7 @@ BOOST_AUTO_TEST_CASE(frames_of_wire_version_1_are_still_read) {
 }
 
 BOOST_AUTO_TEST_CASE(a_newer_version_is_refused_not_misread) {
-  const std::string payload = encode(SyncHello{"x", 1, 2, 0});
+  const std::string payload = encode(SyncHello{"x", 1, 2, 0, {}});
   const std::string body = payload.substr(payload.find('\n') + 1);
   auto e = error_of(frame("hello", body.substr(0, body.size() - 1), sync_wire_version + 1));
   BOOST_TEST(e.find("version " + std::to_string(sync_wire_version + 1)) != std::string::npos);
