@@ -561,7 +561,7 @@ def a_peer_gets_the_machine_stream_only():
         while b"call-id=framed" not in got and time.monotonic() < deadline:
             got += s.recv(65536)
         s.close()
-        assert got.startswith(b"F 5 hello "), got[:200]
+        assert got.startswith(b"F 6 hello "), got[:200]
         assert b"call-id=framed" in got
         assert not re.search(rb"^(S |#)", got, re.M), "a peer gets no listing lines: %r" % got[:500]
         # the same address without a hello is no operator (not in --sync-allow): closed after 5 s, unread
