@@ -13,7 +13,6 @@
 
 #include <array>
 #include <chrono>
-#include <optional>
 #include <map>
 #include <optional>
 #include <string>

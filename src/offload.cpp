@@ -5,6 +5,7 @@
 #if ANYRTPPROXY_BPF
 #include "daemon.h"
 #include "fd.h"
+#include "text.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -199,7 +200,6 @@ struct Offload::Impl {
   Fd netlink;               // rtnetlink, for where a stream's destination is routed
   std::uint32_t route_seq = 0;
   int owner = -1;
-  bool tc_filters = false;  // classic tc filters, not tcx links
   struct Attachment {
     std::string name;
     Fd link;          // a tcx link: detached when closed
@@ -239,6 +239,14 @@ int quiet(enum libbpf_print_level, const char*, va_list) { return 0; }  // open(
 
 std::unique_ptr<Offload> Offload::open(const OffloadConfig& config, std::string& why) {
   libbpf_set_print(quiet);
+  // A tcx link where the kernel has them (6.6); a classic tc filter before.
+  // ANYRTPPROXY_OFFLOAD_ATTACH=tc asks for the filter (the tests' way to run it on a newer kernel).
+  const char* attach = std::getenv("ANYRTPPROXY_OFFLOAD_ATTACH");
+  if (attach && *attach && std::string(attach) != "tc") {
+    why = "ANYRTPPROXY_OFFLOAD_ATTACH: '" + printable(attach, 64) + "' is not tc";
+    return nullptr;
+  }
+  bool tc = attach && *attach;
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   const std::size_t size = static_cast<std::size_t>(anyrtpproxy_offload_object_end - anyrtpproxy_offload_object);
@@ -286,10 +294,6 @@ std::unique_ptr<Offload> Offload::open(const OffloadConfig& config, std::string&
       ::if_freenameindex(all);
     }
   }
-  // A tcx link where the kernel has them (6.6); a classic tc filter before.
-  // ANYRTPPROXY_OFFLOAD_ATTACH=tc asks for the filter (the tests' way to run it on a newer kernel).
-  const char* attach = std::getenv("ANYRTPPROXY_OFFLOAD_ATTACH");
-  bool tc = attach && std::string(attach) == "tc";
   for (const auto& name : names) {
     const unsigned index = ::if_nametoindex(name.c_str());
     if (index == 0) {
@@ -312,7 +316,6 @@ std::unique_ptr<Offload> Offload::open(const OffloadConfig& config, std::string&
     if (!attach_tc(bpf_program__fd(prog), static_cast<int>(index), name, why)) return nullptr;
     impl->attached.push_back({name, Fd(), static_cast<int>(index)});
   }
-  impl->tc_filters = tc;
   if (impl->attached.empty()) {
     why = "no interface to attach to";
     return nullptr;
@@ -331,7 +334,9 @@ std::vector<std::string> Offload::interface_names() const {
   return out;
 }
 
-bool Offload::tc_filters() const { return impl_->tc_filters; }
+bool Offload::tc_filters() const {
+  return std::any_of(impl_->attached.begin(), impl_->attached.end(), [](const auto& a) { return a.tc_ifindex != 0; });
+}
 
 void Offload::follow(SessionTable& table, Clock::time_point now) {
   for (const auto& key : table.take_touched()) follow_one(table, key, now);

@@ -30,7 +30,8 @@ namespace anyrtpproxy {
 // read (their legs have no signalled address; both legs on the session
 // family's address); an older instance refuses newer frames, so upgrade every
 // instance of a cluster.
-// 3: each leg's relay address slot (bridge mode); 4: C's file name; 5: an activity frame's capacity
+// 3: each leg's relay address slot (bridge mode); 4: C's file name; 5: an activity frame's capacity;
+// 6: the hello's relay addresses
 constexpr unsigned sync_wire_version = 6;
 constexpr std::size_t sync_max_line = 4096;         // a frame header or a listing line
 constexpr std::size_t sync_max_payload = 256 * 1024;

@@ -404,6 +404,9 @@ def bad_offload_options_are_refused_naming_them():
         r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "--kernel-offload=on", "--offload-interfaces",
                             "nosuch0"], capture_output=True, text=True, timeout=10)
         assert r.returncode != 0 and "no interface 'nosuch0'" in r.stderr, (r.returncode, r.stderr)
+        r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "--kernel-offload=on"], capture_output=True,
+                           text=True, timeout=10, env=dict(os.environ, ANYRTPPROXY_OFFLOAD_ATTACH="tcx\x01"))
+        assert r.returncode != 0 and "ANYRTPPROXY_OFFLOAD_ATTACH: 'tcx?' is not tc" in r.stderr, r.stderr
 
 
 if __name__ == "__main__":
