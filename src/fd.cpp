@@ -2,6 +2,7 @@
 #include "fd.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,6 +20,11 @@ Fd& Fd::operator=(Fd&& o) noexcept {
 void Fd::reset() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+}
+
+std::uint64_t open_file_limit() {
+  rlimit lim{};
+  return ::getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 0;
 }
 
 RemoveAtExit::RemoveAtExit(const std::string& path) {

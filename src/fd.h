@@ -1,6 +1,7 @@
 // fd: RAII owners of file descriptors and of files to remove at exit.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace anyrtpproxy {
@@ -27,6 +28,9 @@ public:
 private:
   int fd_ = -1;
 };
+
+// The open-file limit (RLIMIT_NOFILE's soft limit) now; 0 when it cannot be read.
+std::uint64_t open_file_limit();
 
 // A file (pid file, unix socket) that is removed when this object goes. It
 // holds its directory open, so removal still works after a chroot.

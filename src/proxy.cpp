@@ -388,8 +388,7 @@ std::uint64_t Proxy::free_pairs() const {
 }
 
 Headroom Proxy::room() const {
-  rlimit lim{};
-  const std::uint64_t limit = ::getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 0;
+  const std::uint64_t limit = open_file_limit();
   return headroom(limit, count_open_fds(proc_fds_, limit), free_pairs(), table_.unbound_legs(), sessions_left());
 }
 
@@ -462,8 +461,7 @@ DaemonStats Proxy::gather() const {
   s.adoptions = table_.adoptions();
   s.reply_cache_entries = controller_.cache_entries();
   s.reply_cache_bytes = controller_.cache_bytes();
-  rlimit lim{};
-  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0) s.fd_limit = lim.rlim_cur;
+  s.fd_limit = open_file_limit();
   s.open_fds = count_open_fds(proc_fds_, s.fd_limit);
   for (const auto& t : tcp_) s.control_refused += t->refused();
   for (const auto& u : unix_) s.control_refused += u->refused();

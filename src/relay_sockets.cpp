@@ -5,7 +5,6 @@
 
 #include <netinet/in.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -50,9 +49,8 @@ Fd RelaySockets::bind_one(Slot slot, std::uint16_t port, int& error) {
   if (!fd) return fd;
   // A new descriptor is the lowest free one: at or above limit - reserve,
   // media would take what control, sync and operators need at the limit.
-  rlimit lim{};
-  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
-      static_cast<rlim_t>(fd.get()) + media_fd_reserve >= lim.rlim_cur) {
+  if (const std::uint64_t limit = open_file_limit();
+      limit != 0 && static_cast<std::uint64_t>(fd.get()) + media_fd_reserve >= limit) {
     error = EMFILE;
     return Fd();
   }
