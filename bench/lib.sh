@@ -21,18 +21,19 @@ step() {  # rate: prints the RESULT line that decides the step
   echo "$res"
 }
 ladder() {
-  local best=0 good=0 bad=0 rate res lost=
-  for rate in $RATES; do
-    res=$(step "$rate")
+  local best=0 good=0 bad=0 rate lost=
+  judge() {  # rate: runs the step, and moves the bounds (in ladder's locals); false: it lost
+    local res
+    res=$(step "$1")
     echo "$res"
-    if lossless "$res"; then best=$(echo "$res" | field relayed_pps); good=$rate; else lost=$res; bad=$rate; break; fi
+    if lossless "$res"; then best=$(echo "$res" | field relayed_pps); good=$1; else lost=$res; bad=$1; return 1; fi
+  }
+  for rate in $RATES; do
+    judge "$rate" || break
   done
   for _ in $(seq "${REFINE:-0}"); do
     [ "$bad" -gt 0 ] || break
-    rate=$(( (good + bad) / 2 ))
-    res=$(step "$rate")
-    echo "$res"
-    if lossless "$res"; then best=$(echo "$res" | field relayed_pps); good=$rate; else lost=$res; bad=$rate; fi
+    judge $(( (good + bad) / 2 )) || true
   done
   [ -n "$lost" ] && echo "next=$lost"
   echo "max=$best"

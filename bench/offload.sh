@@ -70,7 +70,7 @@ for mode in off on; do
   steps=$(ladder)
   echo "$steps" | grep -v '^max=\|^next='
   R[$mode,max]=$(echo "$steps" | sed -n 's/^max=//p')
-  R[$mode,next_relay]=$(echo "$steps" | grep '^next=' | field cpu_pct)
+  R[$mode,next_relay]=$(echo "$steps" | { grep '^next=' || true; } | field cpu_pct)
   kill "$PID"; wait "$PID" 2>/dev/null || true
   PID=
 done
