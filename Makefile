@@ -23,12 +23,15 @@ endif
 ALL_CXXFLAGS = -std=c++17 $(WARN) $(CXXFLAGS) $(SAN) -MMD -MP
 ALL_CPPFLAGS = -Isrc $(CPPFLAGS)
 
-# The pure core: no I/O, clock or logging (tests/run.sh checks it, and which
-# core module may include which).
-CORE = text event protocol port_allocator session recording session_table controller sync_codec cluster stats offload_plan
-IO = fd options log recorder relay_sockets packet_path player control_server notify sync metrics_server offload catch_all proxy daemon
-CORE_OBJ = $(CORE:%=$(B)/%.o)
-IO_OBJ = $(IO:%=$(B)/%.o)
+# The layers are the folders of src (tests/layers.sh checks who includes whom):
+# core is pure (no I/O, clock or logging), io touches sockets, files and the
+# kernel, app parses the command line and composes the daemon.
+CORE_SRC = $(wildcard src/core/*.cpp)
+IO_SRC = $(wildcard src/io/*.cpp)
+APP_SRC = $(filter-out src/app/main.cpp,$(wildcard src/app/*.cpp))
+CORE_OBJ = $(CORE_SRC:src/%.cpp=$(B)/%.o)
+IO_OBJ = $(IO_SRC:src/%.cpp=$(B)/%.o)
+APP_OBJ = $(APP_SRC:src/%.cpp=$(B)/%.o)
 UNIT_SRC = $(wildcard tests/unit/*.cpp)
 UNIT_OBJ = $(UNIT_SRC:tests/unit/%.cpp=$(B)/unit/%.o)
 
@@ -40,17 +43,17 @@ all: anyrtpproxy
 ifeq ($(BPF),1)
 ALL_CPPFLAGS += -DANYRTPPROXY_BPF=1
 IO_OBJ += $(B)/offload_object.o $(B)/catch_all_object.o
-$(B)/%.bpf.o: src/bpf/%.bpf.c | config.mk
+$(B)/%.bpf.o: src/io/bpf/%.bpf.c | config.mk
 	@mkdir -p $(@D)
 	$(BPF_CLANG) -O2 -g -target bpf -I/usr/include/$(shell uname -m)-linux-gnu $(WARN) -c -o $@ $<
-$(B)/%_object.o: src/bpf/object.S $(B)/%.bpf.o
+$(B)/%_object.o: src/io/bpf/object.S $(B)/%.bpf.o
 	$(CXX) -DOBJECT='"$(B)/$*.bpf.o"' -DNAME=anyrtpproxy_$*_object -c -o $@ $<
 endif
 
 config.mk:
 	@echo "run ./configure first" >&2; exit 1
 
-$(DAEMON): $(CORE_OBJ) $(IO_OBJ) $(B)/main.o
+$(DAEMON): $(CORE_OBJ) $(IO_OBJ) $(APP_OBJ) $(B)/app/main.o
 	$(CXX) $(LDFLAGS) $(SAN) -o $@ $^ $(LIBS)
 
 $(B)/%.o: src/%.cpp | config.mk
@@ -86,7 +89,7 @@ FUZZ_CXX ?= clang++
 FUZZ_SECONDS ?= 60
 FUZZERS = request controller sync
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_OBJ = $(CORE:%=build/fuzz/%.o)
+FUZZ_OBJ = $(CORE_SRC:src/%.cpp=build/fuzz/%.o)
 fuzz: $(FUZZERS:%=build/fuzz/fuzz_%)
 
 build/fuzz/%.o: src/%.cpp
@@ -128,4 +131,4 @@ distclean: clean
 	rm -f config.mk
 
 .PHONY: all check check-all fuzz fuzz-run install clean distclean man bench bench-offload nobpf
--include $(wildcard $(B)/*.d $(B)/unit/*.d)
+-include $(wildcard $(B)/*/*.d $(B)/unit/*.d)

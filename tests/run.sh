@@ -49,33 +49,7 @@ fi
 
 if [ "$SANITIZE" != 1 ]; then
 echo "== layers"
-# The core is pure (architecture notes, 2.3): no I/O module, logging, clock reads or Asio I/O objects.
-# Who may include whom inside the core: arrows point down only. Every module
-# of the Makefile's CORE (and the header-only event) must be listed here.
-graph=$(printf '%s' "text: | event: | port_allocator: | session: | protocol: session text | sync_codec: session text |
-  session_table: event port_allocator session | controller: event protocol session_table text |
-  cluster: event session_table sync_codec text | stats: controller session_table sync_codec | recording: session |
-  offload_plan: session" | tr -s ' \n' ' ')
-io=$(sed -n 's/^IO = //p' Makefile)
-io_headers=$(printf '%s|' $io write_queue)
-bad=""
-for m in event $(sed -n 's/^CORE = //p' Makefile); do
-  case "| $graph |" in *"| $m:"*) ;; *) bad="${bad}core module $m is not in the include graph of tests/run.sh"$'\n' ;; esac
-done
-IFS='|' read -ra rules <<< "$graph"
-for rule in "${rules[@]}"; do
-  m=$(echo "${rule%%:*}" | tr -d ' ')
-  allowed=" $m ${rule#*:} "
-  for f in "src/$m.h" "src/$m.cpp"; do
-    [ -f "$f" ] || continue
-    hits=$(grep -nE "#include \"(${io_headers%|})\\.h\"|<iostream>|io_context|udp::socket|tcp::socket|steady_timer|async_|syslog|Clock::now" "$f" | sed "s|^|$f:|")
-    [ -n "$hits" ] && bad="$bad$hits"$'\n'
-    for inc in $(sed -n 's/^#include "\(.*\)\.h"$/\1/p' "$f"); do
-      case "$allowed" in *" $inc "*) ;; *) bad="$bad$f includes $inc.h, which $m may not include"$'\n' ;; esac
-    done
-  done
-done
-if [ -z "$bad" ]; then echo "PASS layers: the core includes no I/O"; passed=$((passed + 1)); else printf 'FAIL layers:\n%s' "$bad"; failed=$((failed + 1)); fi
+count < <(bash tests/layers.sh)
 fi
 
 for suite in $suites; do

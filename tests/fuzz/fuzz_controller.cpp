@@ -4,7 +4,7 @@
 // seconds and expires; one starting with '!' routes a packet to a port.
 // After every step the table's ports must match the sockets it opened.
 #include "../unit/fakes.h"
-#include "controller.h"
+#include "core/controller.h"
 
 #include <cstdint>
 #include <string_view>

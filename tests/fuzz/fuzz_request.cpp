@@ -1,8 +1,8 @@
 // libFuzzer harness: one control datagram, parsed and answered by a fresh
 // controller (the reply must carry the cookie and end in a newline).
 #include "../unit/fakes.h"
-#include "controller.h"
-#include "protocol.h"
+#include "core/controller.h"
+#include "core/protocol.h"
 
 #include <cstdint>
 #include <string_view>

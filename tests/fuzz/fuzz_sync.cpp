@@ -2,8 +2,8 @@
 // reader in chunks, every decoded message applied to a table as the daemon
 // does (cluster.h's apply_sync). The first byte picks the chunk size.
 #include "../unit/fakes.h"
-#include "cluster.h"
-#include "sync_codec.h"
+#include "core/cluster.h"
+#include "core/sync_codec.h"
 
 #include <cstdint>
 #include <string_view>

@@ -111,7 +111,7 @@ def the_metrics_endpoint_is_closed_to_strangers_and_bounded():
         except ConnectionResetError:
             pass  # closed with the request unread
         s.close()
-        wait_until(lambda: "metrics: refused 127.0.0.1: not in --metrics-allow" in d.logtext(), 3, "the refusal's log line")
+        wait_until(lambda: "metrics: refused a connection from 127.0.0.1: not in --metrics-allow" in d.logtext(), 3, "the refusal's log line")
         # 127.0.0.2 is: a header beyond the limit gets 400, a request that never ends is cut after 5 s.
         s = socket.create_connection((LO, mport), timeout=3, source_address=("127.0.0.2", 0))
         s.sendall(b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n")
@@ -137,7 +137,7 @@ def the_metrics_endpoint_is_closed_to_strangers_and_bounded():
         text = scrape(mport, host="::1")  # over IPv6, once the slots are free again
         m = samples(text)
         assert m['anyrtpproxy_connections_refused_total{port="metrics"}'] >= 1 + 4 + 1, m
-        assert d.logtext().count("metrics: refused 127.0.0.1") == 1  # once a minute per address
+        assert d.logtext().count("metrics: refused a connection from 127.0.0.1") == 1  # once a minute per address
         assert "anyrtpproxy_build_info" in text
 
 

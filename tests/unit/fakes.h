@@ -1,7 +1,7 @@
 // Test doubles shared by the unit tests.
 #pragma once
 
-#include "session_table.h"
+#include "core/session_table.h"
 
 #include <set>
 #include <utility>

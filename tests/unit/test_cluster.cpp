@@ -1,10 +1,10 @@
 // The cluster rules (cluster.h), the stats line (stats.h), the text helpers
 // (text.h) and the bounded write queue (write_queue.h).
-#include "cluster.h"
+#include "core/cluster.h"
 #include "fakes.h"
-#include "stats.h"
-#include "text.h"
-#include "write_queue.h"
+#include "core/stats.h"
+#include "core/text.h"
+#include "core/write_queue.h"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,4 +1,4 @@
-#include "controller.h"
+#include "core/controller.h"
 #include "fakes.h"
 
 #include <boost/test/unit_test.hpp>

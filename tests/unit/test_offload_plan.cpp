@@ -1,6 +1,6 @@
 #include "fakes.h"
-#include "offload_plan.h"
-#include "session_table.h"
+#include "core/offload_plan.h"
+#include "core/session_table.h"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,4 +1,4 @@
-#include "port_allocator.h"
+#include "core/port_allocator.h"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,9 +1,9 @@
 // Unit tests: recording file names and formats (recording.h), and the
 // table's R/N flags with the recordings it tells the owner to close.
 #include "fakes.h"
-#include "protocol.h"
-#include "recording.h"
-#include "session_table.h"
+#include "core/protocol.h"
+#include "core/recording.h"
+#include "core/session_table.h"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,5 +1,5 @@
 #include "fakes.h"
-#include "session_table.h"
+#include "core/session_table.h"
 
 #include <boost/test/unit_test.hpp>
 

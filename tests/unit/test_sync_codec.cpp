@@ -1,5 +1,5 @@
 #include "fakes.h"
-#include "sync_codec.h"
+#include "core/sync_codec.h"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,0 +1,108 @@
+// proxy: the running daemon's composition root. Owns the data plane (relay
+// sockets and packet path), the session table, the controller, the control
+// servers, the sync endpoints, the notifier, the one-second expiry sweep and
+// the signal handling, all on the one io_context. It wires them together and
+// applies what the core decided (Effects, sync outcomes); the rules themselves
+// live in the core (controller, session_table, cluster).
+#pragma once
+
+#include "io/control_server.h"
+#include "io/metrics_server.h"
+#include "io/offload.h"
+#include "core/controller.h"
+#include "io/notify.h"
+#include "app/options.h"
+#include "io/packet_path.h"
+#include "io/player.h"
+#include "io/recorder.h"
+#include "io/relay_sockets.h"
+#include "core/session_table.h"
+#include "core/stats.h"
+#include "io/sync.h"
+#include "io/fd.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <optional>
+#include <vector>
+
+namespace anyrtpproxy {
+
+class Logger;
+
+class Proxy {
+public:
+  // Binds every control socket; throws std::runtime_error naming what failed.
+  Proxy(boost::asio::io_context& io, Options options, Logger& log);
+  void start();  // begin serving: sockets, sweep timer, signals
+  // What the daemon still needs after setting up: CAP_BPF for the fast path's
+  // map (kernels before 6.5 check it on every update), else nothing.
+  std::uint64_t capabilities_kept() const;
+  void stop();   // close everything; io.run() returns once handlers drain
+
+private:
+  void apply(Effects& effects);
+  void log(const std::vector<Event>& events);
+  void flush_changes();
+  void flush_soon();
+  void on_latched(const Latch& latch);
+  void on_adopted(Slot slot, std::uint16_t port, BindResult result);
+  void on_sync(SyncMessage& msg, const SyncSource& from);
+  void sweep();
+  std::vector<std::string> reachable_peers() const;
+  void wait_signal();
+  void check_file_limit();
+  void dump_stats();
+  void close_recordings();
+  DaemonStats gather() const;
+  void reload();
+  void check_health(const Headroom& h);  // --health-file and its log lines, every sweep
+  Headroom room() const;  // this instance's, now
+  std::uint64_t sessions_left() const;  // what the table's bounds still allow
+  Capacity capacity(const Headroom& h) const;  // what the peers are told of it
+  std::vector<DaemonStats::Member> members(const Headroom& h) const;  // every instance's capacity
+  void check_takeover(const Headroom& h);
+  std::string capacity_lines() const;  // for the operators' listing
+  std::uint64_t free_pairs() const;  // port pairs left in this instance's ranges
+
+  boost::asio::io_context& io_;
+  Options options_;  // as started, with what SIGHUP changed since
+  Logger& log_;
+  Recorder recorder_;     // before the packet path, which feeds it; closes its files last
+  RelaySockets sockets_;  // before the table, which binds through it
+  SessionTable table_;
+  PacketPath packets_;  // after both: it reads the sockets and routes through the table
+  Player player_;  // before the controller, whose PromptLibrary it is
+  Controller controller_;
+  Notifier notifier_;
+  std::vector<std::unique_ptr<UdpControl>> udp_;
+  std::vector<std::unique_ptr<TcpControl>> tcp_;
+  std::vector<std::unique_ptr<UnixControl>> unix_;  // one-shot (unix:) and persistent (cunix:)
+  ClusterView view_;    // what peers have said of themselves, to check what they send
+  LogLimiter limiter_;  // repeated causes (failing commands, bad frames) are logged once per 10 s
+  SyncStats sync_stats_;
+  std::unique_ptr<boost::asio::ssl::context> sync_tls_;  // before the server and clients that use it
+  std::unique_ptr<SyncServer> sync_server_;
+  std::vector<std::unique_ptr<SyncClient>> peers_;
+  std::unique_ptr<MetricsServer> metrics_;
+  std::unique_ptr<Offload> offload_;  // the kernel fast path; none: userspace relays everything
+  std::string offload_note_;          // what start() logs about it (after detaching)
+  std::string catch_all_note_;        // the same of the catch-all path (--catch-all)
+  StatusFile health_;                 // --health-file
+  std::optional<bool> healthy_;       // as last written; none: not yet
+  std::set<std::string> short_;       // peers this instance said it cannot take over
+  double start_time_ = 0;
+  Fd proc_fds_;  // /proc/self/fd, opened before any chroot: the open-descriptor count
+  boost::asio::steady_timer flush_timer_;
+  bool flush_armed_ = false;
+  unsigned sweeps_ = 0;
+  boost::asio::steady_timer sweep_;
+  boost::asio::signal_set signals_;
+};
+
+}  // namespace anyrtpproxy
