@@ -64,8 +64,9 @@ $(B)/unit/%.o: tests/unit/%.cpp | config.mk
 	@mkdir -p $(@D)
 	$(CXX) $(ALL_CPPFLAGS) -DBOOST_TEST_DYN_LINK $(ALL_CXXFLAGS) -c -o $@ $<
 
-# The unit tests link the core only: a core module that needed I/O would not link.
-$(B)/unit_tests: $(UNIT_OBJ) $(CORE_OBJ)
+# The unit tests link the core and the option parser only: a core module (or
+# the parser) that needed I/O would not link.
+$(B)/unit_tests: $(UNIT_OBJ) $(CORE_OBJ) $(B)/app/options.o
 	$(CXX) $(LDFLAGS) $(SAN) -o $@ $^ -lboost_unit_test_framework $(LIBS)
 
 bench/forwarder bench/loadgen: %: %.cpp | config.mk

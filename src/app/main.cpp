@@ -1,10 +1,11 @@
 // main: options -> logger -> io_context -> Proxy (binds) -> detach -> pid file
 // -> chroot/drop -> run. Start-up errors go to stderr with a non-zero status.
-#include "io/daemon.h"
-#include "io/log.h"
 #include "app/options.h"
 #include "app/proxy.h"
 #include "core/version.h"
+#include "io/daemon.h"
+#include "io/host.h"
+#include "io/log.h"
 
 #include <malloc.h>
 
@@ -20,7 +21,8 @@ int main(int argc, char* argv[]) {
   ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   Options options;
   try {
-    options = parse_options(argc, argv);
+    SystemHost host;
+    options = parse_options(argc, argv, host);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "anyrtpproxy: %s (see --help)\n", e.what());
     return 2;

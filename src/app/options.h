@@ -1,12 +1,19 @@
-// options: the command line (Boost.ProgramOptions) as a validated value.
-// Every bad value throws OptionError with one line naming the option, before
-// anything is bound. Host names are resolved here, at start, before any chroot.
+// options: the command line and the -c file (Boost.ProgramOptions) as a
+// validated value. Every bad value throws OptionError with one line naming the
+// option, before anything is bound. Host names are resolved here, at start,
+// before any chroot. What parsing asks of the machine (resolve a name, is an
+// address local, is a path a directory, a file's text) goes through
+// HostChecks, so the parser is tested without one.
+//
+// option_rules() is the one table of options: the parser builds its help and
+// its config-file keys from it, and SIGHUP decides from it what it applies and
+// what takes a restart.
 #pragma once
 
 #include "core/addresses.h"
 #include "core/event.h"
+#include "core/host.h"
 #include "core/session.h"
-#include "io/sync.h"
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -60,7 +67,7 @@ struct Options {
   std::optional<boost::asio::ip::address> sync_interface;  // -I, resolved; none: every address
   std::vector<SyncPeer> sync_hosts;
   std::vector<Network> sync_allow;  // operators who may read the listing (--sync-allow)
-  std::optional<TlsFiles> sync_tls;  // none: sync is unauthenticated
+  std::optional<TlsFiles> sync_tls;  // none: sync is unauthenticated  // none: sync is unauthenticated
 
   std::chrono::seconds ttl{60};
   std::chrono::seconds setup_ttl{60};
@@ -74,7 +81,6 @@ struct Options {
   bool record_all = false;   // -a: record every session
   // A kernel facility the daemon uses when it can (auto), must (on) or must not (off).
   enum class Mode { off, automatic, on };
-  using Offload = Mode;
   // --kernel-offload: the eBPF fast path for latched streams (offload.h).
   Mode kernel_offload = Mode::automatic;
   // --catch-all: peers' legs parked without sockets (catch_all.h); off: bound.
@@ -88,12 +94,34 @@ struct Options {
   std::vector<Network> metrics_allow;                     // who may scrape it (default loopback)
 };
 
-Options parse_options(int argc, const char* const argv[]);
-Options parse_options(const std::vector<std::string>& args);  // args[0] is the program
+Options parse_options(int argc, const char* const argv[], HostChecks& host);
+Options parse_options(const std::vector<std::string>& args, HostChecks& host);  // args[0] is the program
 
-// What SIGHUP may change while running: log level, timeouts, notify targets, allow lists.
-// The long names of the options that differ between a and b and take a restart.
-std::vector<std::string> restart_needed(const Options& a, const Options& b);
+// How SIGHUP treats an option once -c's file changed it: applied at once
+// (live), named as taking a restart (restart), or never read from the file
+// (command_line: help, version, config).
+enum class Reload { live, restart, command_line };
+
+struct OptionRule {
+  const char* names;  // "interface,i": the long name, and the short one after a comma
+  enum class Takes { nothing, one, repeated, words } takes;  // words: "START END" (-p)
+  const char* value;  // the value's name in --help
+  const char* help;
+  Reload reload;
+  bool (*differs)(const Options&, const Options&);  // none for command_line
+  void (*take)(Options& into, const Options& from);  // live ones: copy its value
+  std::string long_name() const;
+};
+const std::vector<OptionRule>& option_rules();
+
+// What SIGHUP does with the file read again: the long names of the options
+// that changed and apply now, and of those that take a restart.
+struct ReloadPlan {
+  std::vector<std::string> live, restart;
+};
+ReloadPlan plan_reload(const Options& running, const Options& next);
+// `running` with the live options' values of `next`.
+void take_live(Options& running, const Options& next);
 
 constexpr std::uint16_t default_control_port = 22222;
 

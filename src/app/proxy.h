@@ -2,8 +2,9 @@
 // sockets and packet path), the session table, the controller, the control
 // servers, the sync endpoints, the notifier, the one-second expiry sweep and
 // the signal handling, all on the one io_context. It wires them together and
-// applies what the core decided (Effects, sync outcomes); the rules themselves
-// live in the core (controller, session_table, cluster).
+// applies what the core decided (Effects, sync outcomes, capacity); the rules
+// themselves live in the core (controller, session_table, cluster, capacity).
+// proxy.cpp composes; proxy_stats.cpp gathers every part's counters.
 #pragma once
 
 #include "io/control_server.h"
@@ -19,14 +20,15 @@
 #include "core/session_table.h"
 #include "core/stats.h"
 #include "io/sync.h"
+#include "core/capacity.h"
 #include "io/fd.h"
+#include "io/host.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <memory>
-#include <set>
 #include <string>
 #include <optional>
 #include <vector>
@@ -46,6 +48,9 @@ public:
   void stop();   // close everything; io.run() returns once handlers drain
 
 private:
+  void open_controls();
+  void open_kernel_paths();  // the fast path and the catch-all, while privileged
+  void open_sync();
   void apply(Effects& effects);
   void log(const std::vector<Event>& events);
   void flush_changes();
@@ -57,18 +62,14 @@ private:
   std::vector<std::string> reachable_peers() const;
   void wait_signal();
   void check_file_limit();
-  void dump_stats();
   void close_recordings();
   DaemonStats gather() const;
   void reload();
   void check_health(const Headroom& h);  // --health-file and its log lines, every sweep
-  Headroom room() const;  // this instance's, now
-  std::uint64_t sessions_left() const;  // what the table's bounds still allow
+  Headroom room() const;                 // this instance's, now
   Capacity capacity(const Headroom& h) const;  // what the peers are told of it
-  std::vector<DaemonStats::Member> members(const Headroom& h) const;  // every instance's capacity
-  void check_takeover(const Headroom& h);
-  std::string capacity_lines() const;  // for the operators' listing
-  std::uint64_t free_pairs() const;  // port pairs left in this instance's ranges
+  std::uint64_t free_pairs() const;            // port pairs left in this instance's ranges
+  std::uint64_t room_in_table() const;         // sessions the table's bounds still allow
 
   boost::asio::io_context& io_;
   Options options_;  // as started, with what SIGHUP changed since
@@ -94,10 +95,11 @@ private:
   std::string offload_note_;          // what start() logs about it (after detaching)
   std::string catch_all_note_;        // the same of the catch-all path (--catch-all)
   StatusFile health_;                 // --health-file
-  std::optional<bool> healthy_;       // as last written; none: not yet
-  std::set<std::string> short_;       // peers this instance said it cannot take over
+  HealthWatch health_watch_;
+  TakeoverWatch takeover_;
   double start_time_ = 0;
-  Fd proc_fds_;  // /proc/self/fd, opened before any chroot: the open-descriptor count
+  OpenFiles open_files_;  // opened before any chroot: the open-descriptor count
+  SystemHost host_;       // SIGHUP parses the configuration again
   boost::asio::steady_timer flush_timer_;
   bool flush_armed_ = false;
   unsigned sweeps_ = 0;

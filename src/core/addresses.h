@@ -1,6 +1,6 @@
 // addresses: the address values the daemon is configured with, shared by
 // the option parser and the servers that check them: networks for allow
-// lists, notification targets, sync peers. Values only; nothing is resolved
+// lists, notification targets, sync peers and their TLS files. Values only; nothing is resolved
 // or bound here.
 #pragma once
 
@@ -35,6 +35,11 @@ struct NotifyTarget {
 struct SyncPeer {
   std::string host;
   std::uint16_t port = 0;
+};
+
+// The PEM files of sync TLS: this instance's certificate, its key, the cluster's CA.
+struct TlsFiles {
+  std::string cert, key, ca;
 };
 
 }  // namespace anyrtpproxy

@@ -2,8 +2,31 @@
 #include "core/event.h"
 
 #include <algorithm>
+#include <array>
+#include <utility>
 
 namespace anyrtpproxy {
+
+namespace {
+constexpr std::array<std::pair<std::string_view, Level>, 5> levels = {{
+    {"error", Level::error}, {"warning", Level::warning}, {"notice", Level::notice},
+    {"info", Level::info}, {"debug", Level::debug}}};
+}  // namespace
+
+bool parse_level(std::string_view name, Level& out) {
+  for (const auto& [n, l] : levels)
+    if (n == name) {
+      out = l;
+      return true;
+    }
+  return false;
+}
+
+std::string_view level_name(Level l) {
+  for (const auto& [n, lv] : levels)
+    if (lv == l) return n;
+  return "info";
+}
 
 std::optional<std::string> LogLimiter::admit(const Event& e, Clock::time_point now) {
   if (e.cause.empty()) return e.text;

@@ -9,10 +9,15 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace anyrtpproxy {
 
 enum class Level : int { error = 3, warning = 4, notice = 5, info = 6, debug = 7 };  // the priorities of RFC 5424
+
+// "error", "warning", "notice", "info", "debug" (-d/--log-level) and back.
+bool parse_level(std::string_view name, Level& out);
+std::string_view level_name(Level l);
 
 struct Event {
   Event(Level l, std::string t, std::string c = {}) : level(l), text(std::move(t)), cause(std::move(c)) {}

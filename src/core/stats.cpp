@@ -6,25 +6,6 @@
 
 namespace anyrtpproxy {
 
-Headroom headroom(std::uint64_t fd_limit, std::optional<std::size_t> open_fds, std::uint64_t free_pairs,
-                  std::size_t unbound_legs, std::uint64_t sessions_left) {
-  Headroom h;
-  const std::uint64_t used = open_fds ? *open_fds : 0;
-  const std::uint64_t spare = fd_limit > used + fd_reserve ? fd_limit - used - fd_reserve : 0;
-  const std::uint64_t table_legs = sessions_left > UINT64_MAX / 2 ? UINT64_MAX : 2 * sessions_left;
-  h.legs = std::min({spare / 2, free_pairs, table_legs});
-  if (unbound_legs > 0)
-    h.problem = std::to_string(unbound_legs) + " legs of peers' sessions are not bound here: it cannot take them over";
-  else if (spare / 2 < 2)
-    h.problem = "the open-file limit is reached (" + std::to_string(used) + " of " + std::to_string(fd_limit) +
-                " descriptors in use)";
-  else if (free_pairs < 2)
-    h.problem = "the port range is used up (" + std::to_string(free_pairs) + " port pairs left)";
-  else if (sessions_left < 1)
-    h.problem = "the session table is full (its count or memory bound): peers' new sessions are refused";
-  return h;
-}
-
 std::string stats_line(const DaemonStats& s) {
   const auto n = [](auto v) { return std::to_string(v); };
   const TableStats& t = s.table;

@@ -6,6 +6,7 @@
 // never a call-id.
 #pragma once
 
+#include "core/capacity.h"
 #include "core/controller.h"
 #include "core/session_table.h"
 #include "core/sync_codec.h"
@@ -71,29 +72,10 @@ struct DaemonStats {
   } offload;
   std::string version, instance;
   double start_time = 0;  // seconds since the Unix epoch
-  struct Member {  // this instance first, then every peer that announced its capacity
-    std::string instance;
-    Capacity capacity;
-    double age = 0;  // seconds since it was announced
-  };
-  std::vector<Member> cluster;
+  std::vector<Member> cluster;  // this instance first, then every peer that announced its capacity
 };
 
 std::string stats_line(const DaemonStats& s);
-
-// Headroom (issue 12): how many more legs this instance can carry, and why
-// it cannot take over its share of the cluster when it cannot. A leg takes
-// two descriptors and, for a local one, a port pair of this instance's range.
-struct Headroom {
-  std::uint64_t legs = 0;  // more legs it can bind now: the fewest of descriptors, free port pairs, table room
-  std::string problem;     // empty: healthy
-  bool healthy() const { return problem.empty(); }
-};
-constexpr std::uint64_t fd_reserve = 32;  // descriptors kept for control, sync and metrics connections
-// `sessions_left`: sessions the table may still take (its count and memory
-// bounds, SessionTable); each is two legs.
-Headroom headroom(std::uint64_t fd_limit, std::optional<std::size_t> open_fds, std::uint64_t free_pairs,
-                  std::size_t unbound_legs, std::uint64_t sessions_left = UINT64_MAX);
 
 // The Prometheus text exposition format (version 0.0.4), every family with
 // its HELP and TYPE lines.

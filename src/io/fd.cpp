@@ -1,10 +1,12 @@
 // fd: see fd.h.
 #include "io/fd.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace anyrtpproxy {
@@ -25,6 +27,36 @@ void Fd::reset() {
 std::uint64_t open_file_limit() {
   rlimit lim{};
   return ::getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 0;
+}
+
+std::uint64_t raise_open_file_limit(std::uint64_t needed) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  if (lim.rlim_cur < needed && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = std::min<rlim_t>(needed, lim.rlim_max);
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+  return open_file_limit();
+}
+
+OpenFiles::OpenFiles() : dir_(::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {}
+
+// Entries of the directory, one of them the descriptor that reads it.
+std::optional<std::size_t> OpenFiles::count(std::uint64_t limit) const {
+  if (!dir_) return std::nullopt;
+  const int fd = ::openat(dir_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE)) return static_cast<std::size_t>(limit);
+  if (fd < 0) return std::nullopt;
+  DIR* dir = ::fdopendir(fd);
+  if (!dir) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  std::size_t n = 0;
+  while (const dirent* e = ::readdir(dir))
+    if (e->d_name[0] != '.') ++n;
+  ::closedir(dir);
+  return n - 1;  // not the one that read it
 }
 
 RemoveAtExit::RemoveAtExit(const std::string& path) {

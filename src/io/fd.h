@@ -1,7 +1,9 @@
 // fd: RAII owners of file descriptors and of files to remove at exit.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace anyrtpproxy {
@@ -31,6 +33,21 @@ private:
 
 // The open-file limit (RLIMIT_NOFILE's soft limit) now; 0 when it cannot be read.
 std::uint64_t open_file_limit();
+// Raises the soft open-file limit towards `needed`, as far as the hard limit
+// allows; returns the limit now (0 when it cannot be read).
+std::uint64_t raise_open_file_limit(std::uint64_t needed);
+
+// The process's open descriptors, counted in /proc/self/fd, which is opened
+// at construction (before any chroot).
+class OpenFiles {
+public:
+  OpenFiles();
+  // None without /proc at construction; `limit` when no descriptor is left to count with.
+  std::optional<std::size_t> count(std::uint64_t limit) const;
+
+private:
+  Fd dir_;
+};
 
 // A file (pid file, unix socket) that is removed when this object goes. It
 // holds its directory open, so removal still works after a chroot.

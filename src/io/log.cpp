@@ -11,21 +11,6 @@
 
 namespace anyrtpproxy {
 
-namespace {
-constexpr std::array<std::pair<std::string_view, Level>, 5> levels = {{
-    {"error", Level::error}, {"warning", Level::warning}, {"notice", Level::notice},
-    {"info", Level::info}, {"debug", Level::debug}}};
-}  // namespace
-
-bool parse_level(std::string_view name, Level& out) {
-  for (const auto& [n, l] : levels)
-    if (n == name) {
-      out = l;
-      return true;
-    }
-  return false;
-}
-
 Logger::~Logger() {
   if (syslog_) ::closelog();
 }
@@ -50,9 +35,7 @@ void Logger::log(Level l, std::string_view message) {
     ::syslog(static_cast<int>(l), "%.*s", len, clean.data());
     return;
   }
-  std::string_view name = "info";
-  for (const auto& [n, lv] : levels)
-    if (lv == l) name = n;
+  const std::string_view name = level_name(l);
   std::fprintf(stderr, "anyrtpproxy: %.*s: %.*s\n", static_cast<int>(name.size()), name.data(), len,
                clean.data());
 }

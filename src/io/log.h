@@ -12,7 +12,6 @@
 namespace anyrtpproxy {
 
 // "error", "warning", "notice", "info", "debug"; false if unknown.
-bool parse_level(std::string_view name, Level& out);
 
 class Logger {
 public:

@@ -50,7 +50,7 @@ Fd RelaySockets::bind_one(Slot slot, std::uint16_t port, int& error) {
   // A new descriptor is the lowest free one: at or above limit - reserve,
   // media would take what control, sync and operators need at the limit.
   if (const std::uint64_t limit = open_file_limit();
-      limit != 0 && static_cast<std::uint64_t>(fd.get()) + media_fd_reserve >= limit) {
+      limit != 0 && static_cast<std::uint64_t>(fd.get()) + descriptor_reserve >= limit) {
     error = EMFILE;
     return Fd();
   }
@@ -101,7 +101,7 @@ void RelaySockets::close(Slot slot, std::uint16_t rtp_port) {
 // parked while another socket (another program's, our control socket) holds
 // it would take that socket's packets. So a pair is parked only if it could
 // be bound now: a probe socket per port, closed at once (media never takes
-// the last media_fd_reserve descriptors, so there is one for it). What
+// the last descriptor_reserve descriptors, so there is one for it). What
 // cannot be is opened instead, which fails and is reported as a taken port.
 bool RelaySockets::park(Slot slot, std::uint16_t rtp_port) {
   if (!catch_all_ || slot >= slot_count || !local_[slot] || rtp_port == 65535) return false;

@@ -10,6 +10,7 @@
 // table. It knows nothing of sessions and holds no reference to the table.
 #pragma once
 
+#include "core/capacity.h"
 #include "io/catch_all.h"
 #include "io/fd.h"
 #include "core/session_table.h"
@@ -28,11 +29,10 @@ namespace anyrtpproxy {
 
 class RelaySockets : public PortBinder {
 public:
-  // The last descriptors below the open-file limit are never media's: at
-  // the limit, control commands, sync and operators' connections, metrics
-  // and park()'s probe sockets still have these (a pair that would take
-  // them answers no_descriptors).
-  static constexpr unsigned media_fd_reserve = 16;
+  // The last descriptor_reserve descriptors below the open-file limit
+  // (capacity.h) are never media's: at the limit, control commands, sync and
+  // operators' connections, metrics and park()'s probe sockets still have
+  // them (a pair that would take them answers no_descriptors).
   // `tos`: the TOS byte (IPv4) and traffic class (IPv6) of what the sockets send.
   // `local`: the address of each slot (session.h); none: that slot is not served.
   RelaySockets(std::array<std::optional<boost::asio::ip::address>, slot_count> local, int tos);

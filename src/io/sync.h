@@ -45,10 +45,6 @@ class Logger;
 // Mutual TLS for the sync connections: TLS 1.3 only, our certificate and key,
 // and the cluster's CA, which must have signed the other side's certificate.
 // Reads the files now (before any chroot); throws naming the file that fails.
-// The PEM files of sync TLS: this instance's certificate, its key, the cluster's CA.
-struct TlsFiles {
-  std::string cert, key, ca;
-};
 std::unique_ptr<boost::asio::ssl::context> make_sync_tls(const TlsFiles& files);
 
 using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;

@@ -191,7 +191,7 @@ def a_config_file_sets_options_the_command_line_wins_and_sighup_reloads():
         assert d.cmd("Q cfg1 A;1").split()[0] == "60"
         write("info", 30, tos=0)
         d.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: "SIGHUP: read %s again: changed log-level, timeout" % conf in d.logtext(), 3, "the reload",
+        wait_until(lambda: "SIGHUP: read %s again: changed timeout, setup-timeout, log-level" % conf in d.logtext(), 3, "the reload",
                    debug=d.logtext)
         wait_until(lambda: "also changes tos, which take a restart" in d.logtext(), 3, "the restart warning")
         d.cmd("U cfg2 %s 4000 A;1" % LO)

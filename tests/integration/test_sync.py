@@ -416,7 +416,7 @@ def an_unbound_leg_is_shown_retried_and_relays_once_it_can_be_bound():
                media=HOSTS[0], ports=(base, base + 199), control=free_port(), start=False, level="info")
     b = Daemon("-S", str(sync_port), "-I", HOSTS[1], "-M", "%s:%d" % (HOSTS[0], sync_port), "--catch-all=off", host=HOSTS[1],
                media=HOSTS[1], ports=(base + 300, base + 499), control=free_port(), start=False, level="info")
-    b.argv = ["prlimit", "--nofile=56:56", "--"] + b.argv  # room for about 6 sessions' sockets (16 kept for connections)
+    b.argv = ["prlimit", "--nofile=72:72", "--"] + b.argv  # room for about 6 sessions' sockets (32 kept for connections)
     caller, callee = Peer(), Peer()
     with a, b:
         a.start()

@@ -439,23 +439,5 @@ BOOST_AUTO_TEST_CASE(a_backlog_goes_into_chunks_of_its_own_in_order) {
   BOOST_TEST(q.bytes() == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(headroom_is_the_fewer_of_descriptors_and_ports_and_names_what_runs_out) {
-  const auto h = headroom(1000, std::size_t{100}, 5000, 0);
-  BOOST_TEST(h.healthy());
-  BOOST_TEST(h.legs == (1000u - 100u - fd_reserve) / 2);  // two descriptors a leg
-  BOOST_TEST(headroom(1000, std::size_t{100}, 40, 0).legs == 40u);  // ports run out first
-  const auto fds = headroom(1000, std::size_t{1000 - fd_reserve - 2}, 5000, 0);
-  BOOST_TEST((!fds.healthy() && fds.legs == 1u));  // room for one leg is no session
-  BOOST_TEST(fds.problem.find("open-file limit is reached (966 of 1000") != std::string::npos, fds.problem);
-  BOOST_TEST(headroom(1000, std::size_t{1000}, 5000, 0).legs == 0u);  // and never below zero
-  BOOST_TEST(headroom(1000, std::size_t{100}, 1, 0).problem.find("port range is used up") != std::string::npos);
-  const auto unbound = headroom(1000, std::size_t{100}, 5000, 3);
-  BOOST_TEST(unbound.problem.find("3 legs of peers' sessions are not bound here") != std::string::npos);
-  BOOST_TEST(headroom(1000, std::nullopt, 5000, 0).healthy());  // without /proc only the limit counts
-  BOOST_TEST(headroom(1000, std::size_t{100}, 5000, 0, 10).legs == 20u);  // the table's bounds: two legs a session
-  const auto full = headroom(1000, std::size_t{100}, 5000, 0, 0);
-  BOOST_TEST(full.legs == 0u);
-  BOOST_TEST(full.problem.find("session table is full") != std::string::npos);
-}
 
 BOOST_AUTO_TEST_SUITE_END()
