@@ -10,7 +10,7 @@ set -eu
 want="g++ make libboost-dev libboost-system-dev libboost-thread-dev libboost-serialization-dev libboost-program-options-dev libssl-dev clang libbpf-dev bpftool linux-libc-dev"
 case "${1:-build}" in
   build) ;;
-  test) want="$want libboost-test-dev python3 kamailio sip-tester iproute2 procps util-linux debhelper dpkg-dev lintian nftables clang libclang-rt-14-dev openssl prometheus systemd ethtool" ;;
+  test) want="$want libboost-test-dev python3 python3-pytest kamailio sip-tester iproute2 procps util-linux debhelper dpkg-dev lintian nftables clang libclang-rt-14-dev openssl prometheus systemd ethtool" ;;
   *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
 missing=

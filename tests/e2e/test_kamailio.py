@@ -12,7 +12,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import Daemon, free_port, run_all, test, wait_until  # noqa: E402
+from harness import Daemon, free_port, wait_until  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CALLS = 10
@@ -100,13 +100,11 @@ def calls_through(daemon_args=(), media=None, offer="rtpproxy_manage()", answer=
             shutil.rmtree(work, ignore_errors=True)
 
 
-@test
-def kamailio_and_sipp_calls_through_anyrtpproxy():
+def test_kamailio_and_sipp_calls_through_anyrtpproxy():
     calls_through()
 
 
-@test
-def kamailio_bridges_calls_between_two_addresses_with_ie_and_ei():
+def test_kamailio_bridges_calls_between_two_addresses_with_ie_and_ei():
     """rtpproxy_manage("ie") on the INVITE, ("ei") on its 200 OK: the caller's
     media stays on 127.0.0.2 (inside), the callee's on 127.0.0.3 (outside).
     With r: the SDP's address is the media's (signalling stays on 127.0.0.1)."""
@@ -115,8 +113,7 @@ def kamailio_bridges_calls_between_two_addresses_with_ie_and_ei():
     assert "latched" in log
 
 
-@test
-def kamailio_start_recording_writes_a_pcap_per_call():
+def test_kamailio_start_recording_writes_a_pcap_per_call():
     """start_recording() after rtpproxy_manage() on the INVITE: R cid F, the
     caller's direction; every call leaves a pcap of what the caller sent."""
     rec = tempfile.mkdtemp(prefix="arp-e2e-rec-")
@@ -136,8 +133,7 @@ def kamailio_start_recording_writes_a_pcap_per_call():
         shutil.rmtree(rec, ignore_errors=True)
 
 
-@test
-def kamailio_stream2uac_plays_a_prompt_to_the_caller():
+def test_kamailio_stream2uac_plays_a_prompt_to_the_caller():
     """rtpproxy_stream2uac("moh", "-1") in the 200 OK's route: P-1 cid moh
     session F;1 T;1. The caller hears the prompt (PCMA, from its own c list)
     instead of the callee's echo, until the BYE."""
@@ -164,8 +160,7 @@ def kamailio_stream2uac_plays_a_prompt_to_the_caller():
         shutil.rmtree(prompts, ignore_errors=True)
 
 
-@test
-def kamailio_stop_stream2uac_gives_the_caller_back_the_callees_media():
+def test_kamailio_stop_stream2uac_gives_the_caller_back_the_callees_media():
     """rtpproxy_stream2uac("moh", "-1") then rtpproxy_stop_stream2uac() (S cid
     F;1 T;1) in the 200 OK's route, each time it runs (sipp's UAS may send
     the 200 OK again): the prompt stops and the callee's echo reaches the
@@ -191,6 +186,3 @@ def kamailio_stop_stream2uac_gives_the_caller_back_the_callees_media():
     finally:
         shutil.rmtree(prompts, ignore_errors=True)
 
-
-if __name__ == "__main__":
-    run_all()

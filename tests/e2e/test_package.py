@@ -10,10 +10,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import ROOT, Skip, port_is_free, run_all, test, wait_until  # noqa: E402
+import pytest
+
+from harness import ROOT, port_is_free, wait_until  # noqa: E402
 
 
 def run(argv, timeout=600, **kw):
@@ -53,14 +54,13 @@ def ask_v(port=22222):
         s.close()
 
 
-@test
-def debian_package_builds_installs_starts_and_purges():
+def test_debian_package_builds_installs_starts_and_purges():
     if os.geteuid() != 0:
-        raise Skip("needs root")
+        pytest.skip("needs root")
     for tool in ("dpkg-buildpackage", "lintian", "dh"):
         assert shutil.which(tool), "%s is missing (tests/install-deps.sh test installs it)" % tool
     if installed():
-        raise Skip("an anyrtpproxy package is installed already; not touching it")
+        pytest.skip("an anyrtpproxy package is installed already; not touching it")
     assert port_is_free(22222), "127.0.0.1:22222 (the package's default control port) is in use"
     work = tempfile.mkdtemp(prefix="arp-deb-")
     src = os.path.join(work, "anyrtpproxy-0.1.0")
@@ -99,8 +99,7 @@ def debian_package_builds_installs_starts_and_purges():
     assert not installed() and not os.path.exists("/usr/sbin/anyrtpproxy")
 
 
-@test
-def the_systemd_unit_is_hardened():
+def test_the_systemd_unit_is_hardened():
     """systemd-analyze's exposure score of the shipped unit: 3.0 or lower."""
     assert shutil.which("systemd-analyze"), "systemd-analyze is missing (tests/install-deps.sh test installs systemd)"
     unit = os.path.join(ROOT, "debian", "anyrtpproxy.service")
@@ -115,6 +114,3 @@ def the_systemd_unit_is_hardened():
                  "PrivateDevices=yes", "RuntimeDirectory=anyrtpproxy", "-c /etc/anyrtpproxy/anyrtpproxy.conf"):
         assert line in text, line
 
-
-if __name__ == "__main__":
-    run_all()

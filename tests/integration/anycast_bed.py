@@ -1,4 +1,4 @@
-"""An anycast test bed in network namespaces (see ../shared/docs/testbed.md):
+"""An anycast test bed in network namespaces (tests/conftest.py's `bed`):
 
   A (caller) 10.250.10.1 --+                        +-- R1 10.250.1.1, 10.250.255.1/32 on lo
                            RT (router, br0 10.250.1.254) -- R2 10.250.1.2, 10.250.255.1/32 on lo
@@ -140,11 +140,11 @@ class Bed:
         return a
 
     def destroy(self):
-        teardown(self.agents, list(self.procs.values()), self.ns.values())
+        remove(self.agents, list(self.procs.values()), self.ns.values())
         self.procs.clear()
 
 
-def teardown(agents, procs, namespaces):
+def remove(agents, procs, namespaces):
     """Ends a bed: its agents, its processes, then its namespaces."""
     for a in agents:
         a.close()

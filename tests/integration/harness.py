@@ -1,6 +1,7 @@
-"""Shared helpers for the integration tests: start the real daemon on loopback,
-talk to it over real sockets, and report one PASS/FAIL line per test.
-Standard library only. Every wait has a deadline; nothing sleeps blindly."""
+"""Shared helpers for the integration and end-to-end tests (tests/conftest.py
+makes fixtures of them): start the real daemon on loopback, a cluster of
+them, talk to them over real sockets. Every wait has a deadline; nothing
+sleeps blindly."""
 
 import os
 import random
@@ -8,9 +9,9 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
-import traceback
+
+import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY = os.environ.get("ANYRTPPROXY", os.path.join(ROOT, "anyrtpproxy"))
@@ -25,33 +26,6 @@ def without_leak_check():
     env = dict(os.environ)
     env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS", ""), "detect_leaks=0"]))
     return env
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
-def run_all():
-    only = sys.argv[1:]
-    failed = 0
-    for fn in TESTS:
-        if only and fn.__name__ not in only:
-            continue
-        try:
-            fn()
-            print("PASS %s" % fn.__name__, flush=True)
-        except Skip as s:
-            print("SKIP %s: %s" % (fn.__name__, s), flush=True)
-        except Exception:
-            failed += 1
-            print("FAIL %s" % fn.__name__, flush=True)
-            traceback.print_exc(file=sys.stdout)
-    sys.exit(1 if failed else 0)
-
-
-class Skip(Exception):
-    pass
 
 
 def _ephemeral_low():
@@ -111,6 +85,16 @@ def wait_until(cond, timeout=5.0, what="condition", debug=None):
     raise AssertionError("timed out after %.1fs waiting for %s%s" % (timeout, what, ": %r" % (debug(),) if debug else ""))
 
 
+def stays(cond, seconds, what="condition"):
+    """A condition that must hold for `seconds` (a thing that must not happen):
+    fails as soon as it breaks."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert cond(), "%s broke" % what
+        time.sleep(0.02)
+    assert cond(), "%s broke" % what
+
+
 def listing(host, port, timeout=2):
     """What an operator sees with telnet HOST SYNCPORT: the listing, read until its end marker."""
     s = socket.create_connection((host, port), timeout=timeout)
@@ -129,7 +113,10 @@ def listing(host, port, timeout=2):
 
 class Daemon:
     """anyrtpproxy -D on loopback with a UDP control socket and its own port range
-    (and --kernel-offload=off unless `offload` says otherwise)."""
+    (and --kernel-offload=off unless `offload` says otherwise). Every Daemon
+    is listed in `created` while a test runs (the fixture stops them all)."""
+
+    created = None
 
     def __init__(self, *args, control=None, ports=None, media="127.0.0.1", extra_control=(), start=True,
                  host="127.0.0.1", level="debug", env=None, offload="off", binary=None):
@@ -153,6 +140,9 @@ class Daemon:
         self.sock.settimeout(2)
         self.log = open(os.path.join(os.environ.get("TEST_LOGDIR", "/tmp"), "anyrtpproxy-%s-%d.log" % (host, self.control_port)), "w+")
         self.proc = None
+        self.disposed = False
+        if Daemon.created is not None:
+            Daemon.created.append(self)
         if start:
             self.start()
 
@@ -214,6 +204,16 @@ class Daemon:
         self.proc.kill()
         self.proc.wait()
 
+    def dispose(self):
+        """Killed if still running, its sockets and log closed; again: nothing."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self.disposed:
+            self.disposed = True
+            self.sock.close()
+            self.log.close()
+
     def stop(self, expect_status=0):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -224,45 +224,82 @@ class Daemon:
                 self.proc.wait()
                 raise AssertionError("daemon did not stop within 3 s of SIGTERM")
             assert self.proc.returncode == expect_status, "exit status %s\n%s" % (self.proc.returncode, self.logtext())
-        self.sock.close()
-        self.log.close()
+        self.dispose()
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            print("--- daemon log (%s) ---\n%s" % (" ".join(self.argv), self.logtext()[-4000:]))
+        if exc_type is not None:  # the fixture shows the log; the process goes now
             if self.proc and self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-            self.sock.close()
-            self.log.close()
             return False
         self.stop()
         return False
 
 
-class Nodes:
-    """Daemons started together (self.nodes): stopped together, their logs'
-    tails printed when the block fails."""
+HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 
-    nodes = ()
+
+def control_port(host, avoid):
+    """A free UDP port on `host` outside the relay ranges `avoid`."""
+    for p in range(61000, 65000, 7):
+        if all(not lo <= p <= hi for lo, hi in avoid) and port_is_free(p, host):
+            return p
+    raise RuntimeError("no free control port")
+
+
+class Cluster:
+    """n instances on 127.0.0.2, .3, ... (or `hosts`), each relaying on its own
+    address with a port range of its own (`ranges`, default 200 ports each),
+    synced to every other over one sync port. Started and connected to each
+    other when made; stopped together."""
+
+    def __init__(self, *args, n=3, hosts=None, ranges=None, level="info", media_of=lambda h: h,
+                 args_of=lambda i: [], limit=None, limit_of=lambda i: None, needs_catch_all=False):
+        self.hosts = hosts or ["127.0.0.%d" % (2 + i) for i in range(n)]
+        self.sync_port = free_port(socket.SOCK_STREAM)
+        if ranges is None:
+            base = free_port(pair=True) // 1000 * 1000
+            ranges = [(base + 300 * i, base + 300 * i + 199) for i in range(len(self.hosts))]
+        self.ranges = ranges
+        self.nodes = []
+        for i, h in enumerate(self.hosts):
+            peers = ",".join("%s:%d" % (o, self.sync_port) for o in self.hosts if o != h)
+            d = Daemon("-S", str(self.sync_port), "-I", h, "-M", peers, *args, *args_of(i), host=h, media=media_of(h),
+                       ports=ranges[i], control=control_port(h, ranges), start=False, level=level)
+            # The control client binds 127.0.0.1, not the wildcard: its port
+            # cannot then collide with a relay port of 127.0.0.2 and up.
+            d.sock.close()
+            d.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            d.sock.bind(("127.0.0.1", 0))
+            n_files = limit or limit_of(i)
+            if n_files:
+                d.argv = ["prlimit", "--nofile=%d:%d" % (n_files, n_files), "--"] + d.argv
+            self.nodes.append(d)
+        for d in self.nodes:
+            d.start()
+        wait_until(self.connected, 5, "every instance to connect to its peers")
+        if needs_catch_all and any("catch-all unavailable" in d.logtext() for d in self.nodes):
+            self.stop()
+            pytest.skip("no catch-all path here: " + self.nodes[0].logtext().split("catch-all unavailable")[1].split("\n")[0])
+
+    def connected(self):
+        return all(d.logtext().count("sync: connected to") >= len(self.hosts) - 1 for d in self.nodes
+                   if d.proc.poll() is None)
 
     def stop(self):
-        for n in self.nodes:
+        for d in self.nodes:
             try:
-                n.stop()
+                d.stop()
             except Exception:
-                pass
+                d.dispose()
 
     def __enter__(self):
         return self
 
     def __exit__(self, et, e, tb):
-        if et is not None:
-            for n in self.nodes:
-                print("--- %s ---\n%s" % (n.control[0], n.logtext()[-3000:]))
         self.stop()
         return False
 

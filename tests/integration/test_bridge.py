@@ -4,13 +4,15 @@ modifiers, IPv4<->IPv6 bridging with one -i per family, advertised addresses
 and ::1."""
 
 import os
+import select
 import shutil
 import socket
 import subprocess
 import tempfile
-import time
 
-from harness import BINARY, Daemon, Peer, Skip, free_port, listing, rtp, run_all, test, wait_until
+import pytest
+
+from harness import BINARY, Daemon, Peer, free_port, listing, rtp, wait_until
 
 INT, EXT = "127.0.0.2", "127.0.0.3"
 
@@ -23,8 +25,7 @@ def relays(src, dst, to, expect_from, seq):
     assert frm == expect_from, (frm, expect_from)
 
 
-@test
-def bridge_mode_relays_between_the_internal_and_the_external_address():
+def test_bridge_mode_relays_between_the_internal_and_the_external_address():
     caller, callee = Peer(INT), Peer(EXT)  # a phone inside, a carrier outside
     with Daemon("-i", "%s/%s" % (INT, EXT), media=None) as d:
         # Kamailio's rtpproxy_manage("ie") on the INVITE, "ei" on its 200 OK.
@@ -49,16 +50,14 @@ def bridge_mode_relays_between_the_internal_and_the_external_address():
     callee.close()
 
 
-@test
-def without_two_sides_e_and_i_are_refused():
+def test_without_two_sides_e_and_i_are_refused():
     with Daemon() as d:
         assert d.cmd("UIE c 127.0.0.1 4000 A;1") == "E12"
         assert d.cmd("UEI c 127.0.0.1 4000 A;1") == "E11"
         assert d.cmd("U c 127.0.0.1 4000 A;1").split()[1] == "127.0.0.1"
 
 
-@test
-def an_ipv4_caller_reaches_an_ipv6_callee():
+def test_an_ipv4_caller_reaches_an_ipv6_callee():
     caller = Peer("127.0.0.1")
     callee = Peer("::1", socket.AF_INET6)
     with Daemon("-i", "::1") as d:  # one IPv4 and one IPv6 -i: IPv4 is internal, IPv6 external
@@ -80,8 +79,7 @@ def an_ipv4_caller_reaches_an_ipv6_callee():
     callee.close()
 
 
-@test
-def replies_carry_the_advertised_addresses():
+def test_replies_carry_the_advertised_addresses():
     with Daemon("-i", "%s/%s" % (INT, EXT), "-A", "203.0.113.1/198.51.100.1", media=None) as d:
         assert d.cmd("UIE adv %s 4000 A;1" % INT).split()[1] == "198.51.100.1"
         assert d.cmd("LEI adv %s 5000 A;1 B;1" % EXT).split()[1] == "203.0.113.1"
@@ -90,8 +88,7 @@ def replies_carry_the_advertised_addresses():
         assert d.cmd("U nat 127.0.0.1 4000 A;1").split()[1] == "192.0.2.55"
 
 
-@test
-def bad_bridge_and_advertise_options_are_refused_naming_them():
+def test_bad_bridge_and_advertise_options_are_refused_naming_them():
     for args, message in (
             (["-i", "%s/192.0.2.99" % INT], "-i/--interface: 192.0.2.99 is not an address of this host"),
             (["-i", "127.0.0.2/::1"], "mixes IPv4 and IPv6"),
@@ -105,8 +102,7 @@ def bad_bridge_and_advertise_options_are_refused_naming_them():
         assert r.returncode == 2 and message in r.stderr, (args, r.returncode, r.stderr)
 
 
-@test
-def a_bridged_call_moves_to_the_peer_with_its_sides():
+def test_a_bridged_call_moves_to_the_peer_with_its_sides():
     """Two instances synced: A bridges 127.0.0.2/127.0.0.3, B 127.0.0.4/127.0.0.5.
     A call set up on A is relayed by B on B's own sides: each leg keeps its side."""
     sync_port = free_port(socket.SOCK_STREAM)
@@ -141,6 +137,7 @@ role, me, port, peer, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((me, port))
 s.settimeout(3)
+print("ready", flush=True)
 got = 0
 if role == "caller":
     host, dport = peer.rsplit(":", 1)
@@ -163,14 +160,13 @@ print(got)
 """
 
 
-@test
-def bridge_mode_joins_two_networks_that_have_no_route_between_them():
+def test_bridge_mode_joins_two_networks_that_have_no_route_between_them():
     """Namespaces: IN (caller 10.251.1.2) - relay (10.251.1.1 | 10.251.2.1) - OUT
     (callee 10.251.2.2). The relay forwards no IP; only anyrtpproxy joins them."""
     from anycast_bed import can_run, sh
     why = can_run()
     if why:
-        raise Skip(why)
+        pytest.skip(why)
     prefix = "arpbr%d" % (os.getpid() % 100000)
     ns = {n: prefix + n for n in ("IN", "RL", "OUT")}
     tmp = tempfile.mkdtemp(prefix="arp-br-")
@@ -212,10 +208,11 @@ def bridge_mode_joins_two_networks_that_have_no_route_between_them():
         n = 20
         callee = subprocess.Popen(["ip", "netns", "exec", ns["OUT"], "python3", "-c", ENDPOINT, "callee", "10.251.2.2",
                                    "5000", "10.251.2.1", str(n)], stdout=subprocess.PIPE, text=True)
-        time.sleep(0.3)
+        ready, _, _ = select.select([callee.stdout], [], [], 10)
+        assert ready and callee.stdout.readline().strip() == "ready", "the callee did not bind"
         caller = subprocess.run(["ip", "netns", "exec", ns["IN"], "python3", "-c", ENDPOINT, "caller", "10.251.1.2",
                                  "4000", "10.251.1.1:%s" % q, str(n)], capture_output=True, text=True, timeout=30)
-        assert caller.stdout.strip() == str(n), "caller got %s echoes: %s" % (caller.stdout, caller.stderr)
+        assert caller.stdout.split()[-1] == str(n), "caller got %s echoes: %s" % (caller.stdout, caller.stderr)
         assert callee.communicate(timeout=10)[0].strip() == str(n), "the callee saw other sources"
         assert cmd("Q nscall A;1 B;1").split()[1:4] == [str(n), str(n), str(2 * n)]
     finally:
@@ -226,6 +223,3 @@ def bridge_mode_joins_two_networks_that_have_no_route_between_them():
             sh("ip", "netns", "del", n, check=False)
         shutil.rmtree(tmp, ignore_errors=True)
 
-
-if __name__ == "__main__":
-    run_all()

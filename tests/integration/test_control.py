@@ -8,11 +8,12 @@ import signal
 import socket
 import tempfile
 
-from harness import Daemon, Skip, free_port, run_all, test, wait_until
+import pytest
+
+from harness import Daemon, free_port, wait_until
 
 
-@test
-def section9_examples_over_udp():
+def test_section9_examples_over_udp():
     with Daemon() as d:
         # every reply carries the cookie and ends in \n (checked by cmd())
         assert d.cmd("V") == "20040107"
@@ -46,8 +47,7 @@ def section9_examples_over_udp():
         assert d.cmd("X") == "0"
 
 
-@test
-def cookie_only_and_raw_datagrams():
+def test_cookie_only_and_raw_datagrams():
     with Daemon() as d:
         assert d.raw(b"k3") == b"k3 E5\n"
         assert d.raw(b"k1 V") == b"k1 20040107\n"
@@ -56,8 +56,7 @@ def cookie_only_and_raw_datagrams():
         assert d.raw(b"k6 U c 1.2.3.4 5 " + b"t" * 8000) .startswith(b"k6 ")
 
 
-@test
-def retransmission_gets_the_identical_reply_and_is_not_executed_again():
+def test_retransmission_gets_the_identical_reply_and_is_not_executed_again():
     with Daemon() as d:
         first = d.raw(b"rx1 U c9 192.0.2.10 4000 A;1")
         assert d.raw(b"rx1 U c9 192.0.2.10 4000 A;1") == first
@@ -67,8 +66,7 @@ def retransmission_gets_the_identical_reply_and_is_not_executed_again():
         assert d.cmd("G ncmds_rcvd_ndups") == "2"
 
 
-@test
-def hostile_datagrams_do_not_stop_the_daemon():
+def test_hostile_datagrams_do_not_stop_the_daemon():
     rnd = random.Random(42)
     alphabet = b"UuLlDdQqVvGgIiXxPpSsRrCcNn &;:%.0123456789abcdef\r\n\t\x00\xff"
     with Daemon() as d:
@@ -85,8 +83,7 @@ def hostile_datagrams_do_not_stop_the_daemon():
         assert d.cmd("U after 192.0.2.1 4000 A;1").split()[0].isdigit()
 
 
-@test
-def reply_comes_from_the_address_the_request_reached():
+def test_reply_comes_from_the_address_the_request_reached():
     port = free_port()
     with Daemon(extra_control=["udp:*:%d" % port]) as d:
         for dst in ("127.0.0.1", "127.0.0.5"):
@@ -98,14 +95,13 @@ def reply_comes_from_the_address_the_request_reached():
             s.close()
 
 
-@test
-def ipv6_control_socket():
+def test_ipv6_control_socket():
     try:
         probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         probe.bind(("::1", 0))
         probe.close()
     except OSError:
-        raise Skip("no IPv6 loopback")
+        pytest.skip("no IPv6 loopback")
     port = free_port(host="::1", family=socket.AF_INET6)
     with Daemon(extra_control=["udp6:::1:%d" % port]) as d:
         s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -114,8 +110,7 @@ def ipv6_control_socket():
         assert s.recv(100) == b"k6 20040107\n"
 
 
-@test
-def unix_one_shot_mode():
+def test_unix_one_shot_mode():
     path = os.path.join(tempfile.mkdtemp(prefix="arp-"), "ctl.sock")
     with Daemon(extra_control=["unix:" + path]) as d:
         def ask(cmd):
@@ -151,8 +146,7 @@ def read_lines(s, count, timeout=2):
     return data
 
 
-@test
-def persistent_stream_modes_for_opensips():
+def test_persistent_stream_modes_for_opensips():
     path = os.path.join(tempfile.mkdtemp(prefix="arp-"), "c.sock")
     tcp_port = free_port(socket.SOCK_STREAM)
     with Daemon(extra_control=["cunix:" + path, "tcp:127.0.0.1:%d" % tcp_port]) as d:
@@ -179,8 +173,7 @@ def persistent_stream_modes_for_opensips():
     assert not os.path.exists(path)
 
 
-@test
-def one_client_cannot_take_every_stream_control_slot():
+def test_one_client_cannot_take_every_stream_control_slot():
     """100 idle TCP control connections from one address (the global limit)
     leave room for another client: at most 32 come from one address."""
     tcp_port = free_port(socket.SOCK_STREAM)
@@ -220,8 +213,7 @@ def relay_bind_failures(d):
     return int(re.findall(r"sockets=\d+ bind-failures=(\d+)", d.logtext())[-1])
 
 
-@test
-def the_file_limit_fails_a_command_at_once_and_quietly():
+def test_the_file_limit_fails_a_command_at_once_and_quietly():
     """Out of descriptors, a U fails with E72 after one bind attempt (not one per
     free pair of a 2,000-pair range), and 200 such commands log one line."""
     base = free_port(pair=True)
@@ -244,6 +236,3 @@ def the_file_limit_fails_a_command_at_once_and_quietly():
         assert 1 <= len(lines) <= 2, lines
         assert "open-file limit is reached" in lines[0], lines
 
-
-if __name__ == "__main__":
-    run_all()

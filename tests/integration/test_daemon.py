@@ -12,7 +12,9 @@ import subprocess
 import tempfile
 import time
 
-from harness import BINARY, ROOT, Daemon, Peer, Skip, free_port, rtp, run_all, test, wait_until, without_leak_check
+import pytest
+
+from harness import BINARY, ROOT, Daemon, Peer, free_port, rtp, wait_until, without_leak_check
 
 LO = "127.0.0.1"
 
@@ -57,8 +59,7 @@ def stop_pid(pid):
     wait_until(lambda: not os.path.exists("/proc/%d" % pid) or not alive(pid), 1.0, "the daemon to stop within 1 s")
 
 
-@test
-def detaches_writes_and_removes_the_pid_file():
+def test_detaches_writes_and_removes_the_pid_file():
     work = tempfile.mkdtemp(prefix="arp-d-")
     pidfile = os.path.join(work, "a.pid")
     r, port = start_detached("-P", pidfile)
@@ -79,8 +80,7 @@ def detaches_writes_and_removes_the_pid_file():
     shutil.rmtree(work)
 
 
-@test
-def stale_pid_file_is_replaced():
+def test_stale_pid_file_is_replaced():
     work = tempfile.mkdtemp(prefix="arp-d-")
     pidfile = os.path.join(work, "a.pid")
     dead = subprocess.Popen(["true"])
@@ -96,11 +96,10 @@ def stale_pid_file_is_replaced():
 
 def need_root():
     if os.geteuid() != 0:
-        raise Skip("needs root")
+        pytest.skip("needs root")
 
 
-@test
-def chroot_and_drop_privileges():
+def test_chroot_and_drop_privileges():
     need_root()
     nobody = pwd.getpwnam("nobody")
     jail = tempfile.mkdtemp(prefix="arp-jail-")
@@ -120,8 +119,7 @@ def chroot_and_drop_privileges():
     shutil.rmtree(jail)
 
 
-@test
-def user_without_chroot_drops_privileges_only():
+def test_user_without_chroot_drops_privileges_only():
     need_root()
     nobody = pwd.getpwnam("nobody")
     run = tempfile.mkdtemp(prefix="arp-run-")
@@ -137,8 +135,7 @@ def user_without_chroot_drops_privileges_only():
     shutil.rmtree(run)
 
 
-@test
-def bad_startups_fail_with_a_message():
+def test_bad_startups_fail_with_a_message():
     need_root()
     cases = [
         (["-u", "no-such-user-arp"], "unknown user 'no-such-user-arp'"),
@@ -178,8 +175,7 @@ def bad_startups_fail_with_a_message():
             p.wait(5)
 
 
-@test
-def signals():
+def test_signals():
     with Daemon() as d:
         d.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: "SIGHUP" in d.logtext(), 2, "the SIGHUP log line")
@@ -194,8 +190,7 @@ def signals():
         assert d.proc.returncode == 0
 
 
-@test
-def file_limit_is_raised_or_warned_about():
+def test_file_limit_is_raised_or_warned_about():
     base = free_port(pair=True)
     # 500 port pairs need about 1,000 descriptors: a soft limit of 200 under a hard 4096 is raised
     d = Daemon(ports=(base, base + 999), start=False)
@@ -231,8 +226,7 @@ def man_options():
     return found
 
 
-@test
-def help_and_man_page_list_the_same_options():
+def test_help_and_man_page_list_the_same_options():
     h, m = help_options(), man_options()
     assert h == m, "only in --help: %s; only in the man page: %s" % (sorted(h - m), sorted(m - h))
     assert {"-D", "-C", "-u", "-H", "-P", "-i", "-s", "-p", "-n", "-o", "-S", "-M"} <= h
@@ -240,6 +234,3 @@ def help_and_man_page_list_the_same_options():
     for opt in h:
         assert opt.replace("-", "\\-") in roff or opt in roff, "%s missing from the generated man/anyrtpproxy.8" % opt
 
-
-if __name__ == "__main__":
-    run_all()

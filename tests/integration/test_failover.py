@@ -3,16 +3,15 @@ a caller and a callee stream RTP at 50 pps each way for 20 calls; the instance
 that carries them is SIGKILLed and the route moves; every call must resume both
 ways, and no packet from a third source may be forwarded. Then the split case:
 the caller's packets reach one instance and the callee's another. And a
-recorded call and a playing prompt (issue 10) survive the same death: the new
+recorded call and a playing prompt survive the same death: the new
 instance records the rest in a file of its own, the prompt goes on."""
 
 import os
 import shutil
 import tempfile
-import time
 
-from anycast_bed import ANYCAST, Bed, can_run
-from harness import BINARY, Skip, read_pcap, run_all, test, wait_until
+from anycast_bed import ANYCAST
+from harness import read_pcap, wait_until
 
 CALLS = 20
 
@@ -30,99 +29,88 @@ def fds(bed, i):
     return len(os.listdir("/proc/%d/fd" % bed.procs[i].pid))
 
 
-@test
-def calls_survive_the_death_of_their_instance_with_the_kernel_fast_path():
-    survive_the_death([])
+def test_calls_survive_the_death_of_their_instance_with_the_kernel_fast_path(bed):
+    survive_the_death(bed, [])
 
 
-@test
-def calls_survive_the_death_of_their_instance_in_userspace():
-    survive_the_death(["--kernel-offload=off"])
+def test_calls_survive_the_death_of_their_instance_in_userspace(bed):
+    survive_the_death(bed, ["--kernel-offload=off"])
 
 
-@test
-def calls_on_two_anycast_addresses_survive_the_death_of_their_instance():
+def test_calls_on_two_anycast_addresses_survive_the_death_of_their_instance(bed):
     """-i ANYCAST,ANYCAST2 on every instance: legs on both, both fail over."""
-    survive_the_death([], two_addresses=True)
+    survive_the_death(bed, [], two_addresses=True)
 
 
-def survive_the_death(args, two_addresses=False):
-    why = can_run()
-    if why:
-        raise Skip(why)
-    bed = Bed(BINARY, extra_args=args, two_addresses=two_addresses)
-    try:
-        for i in (1, 2, 3):
-            bed.start(i)
-        rt, a, b = bed.agent("RT"), bed.agent("A"), bed.agent("B")
-        wait_until(lambda: all(control(rt, i, "V") == "20040107" for i in (1, 2, 3)), 10, "three instances")
-        catch_all = "catch-all unavailable" not in open(bed.log_of(2)).read()
-        idle_fds = fds(bed, 2)
-        a(op="open", calls=[[c, "10.250.10.1", 30000 + 2 * c] for c in range(CALLS)])
-        b(op="open", calls=[[c, "10.250.20.1", 31000 + 2 * c] for c in range(CALLS)])
-        to_callee, to_caller, at_callee, at_caller = {}, {}, {}, {}
-        for c in range(CALLS):  # the SIP proxy talks to R1, as it would to its nearest instance
-            p = control(rt, 1, "U call%d 10.250.10.1 %d A;1" % (c, 30000 + 2 * c))
-            assert p and p.split()[1] in bed.anycast, p
-            q = control(rt, 1, "L call%d 10.250.20.1 %d A;1 B;1" % (c, 31000 + 2 * c))
-            to_callee[c], to_caller[c] = int(p.split()[0]), int(q.split()[0])
-            at_callee[c], at_caller[c] = p.split()[1], q.split()[1]
-        assert set(at_callee.values()) | set(at_caller.values()) == set(bed.anycast), (at_callee, at_caller)
-        wait_until(lambda: all(control(rt, i, "I").split("\n")[1] == "active sessions: %d" % CALLS for i in (2, 3)), 5,
-                   "every call on R2 and R3")
-        if catch_all:  # R2 mirrors every call without a socket: it binds them when their packets come
-            assert info(rt, 2, "parked legs") == 2 * CALLS and info(rt, 2, "adopted legs") == 0
-            assert fds(bed, 2) <= idle_fds + 4, (idle_fds, fds(bed, 2))
-        a(op="stream", targets={c: [at_caller[c], to_caller[c]] for c in range(CALLS)}, pps=50, ssrc=1000)
-        b(op="stream", targets={c: [at_callee[c], to_callee[c]] for c in range(CALLS)}, pps=50, ssrc=2000)
-        time.sleep(1.5)
-        before = a(op="stats")["stats"], b(op="stats")["stats"]
-        assert all(before[0][str(c)]["packets"] > 30 and before[1][str(c)]["packets"] > 30 for c in range(CALLS)), before
-        # the third party is the caller's own host on another port: it must not take the callee's media
-        for c in range(0, CALLS, 5):
-            a(op="inject", call=c, to=[at_callee[c], to_callee[c]], count=20, ssrc=666)
-        bed.kill(1)
-        t_fail = rt(op="cmd", to=["10.250.1.2", 22222], text="V")["now"]
-        bed.route_to(2)
-        time.sleep(2.0)
-        for c in range(0, CALLS, 5):
-            a(op="inject", call=c, to=[at_caller[c], to_caller[c]], count=20, ssrc=777)
-            b(op="inject", call=c, to=[at_callee[c], to_callee[c]], count=20, ssrc=888)
-        time.sleep(0.5)
-        after_a, after_b = a(op="stats", since=t_fail)["stats"], b(op="stats", since=t_fail)["stats"]
-        for c in range(CALLS):
-            ra, rb = after_a[str(c)], after_b[str(c)]
-            assert ra["packets"] > 80 and rb["packets"] > 80, "call %d did not resume: %s %s" % (c, ra, rb)
-            assert ra["ssrcs"] == [2000 + c] and rb["ssrcs"] == [1000 + c], "a third source got through: %s %s" % (ra, rb)
-            assert ra["sources"] == ["%s:%d" % (at_caller[c], to_caller[c])], ra
-            assert ra["max_gap_ms"] < 1500 and rb["max_gap_ms"] < 1500, (ra, rb)
-        # R2 installed the kernel entries of the mirrored calls before the failover (--kernel-offload
-        # is auto): the moved media went through its eBPF program, not its sockets
-        kernel = info(rt, 2, "packets forwarded by the kernel")
-        if "kernel offload unavailable" not in open(bed.log_of(2)).read() and not args:
-            assert kernel > CALLS * 80, kernel
-        elif catch_all:  # in userspace, the first packet of each call adopted it on R2
-            assert kernel == 0 and info(rt, 2, "adopted legs") == 2 * CALLS, (kernel, info(rt, 2, "adopted legs"))
-        # the split case: the caller reaches R2, the callee R3
-        bed.route_to(2, callee_to=3)
-        t_split = a(op="stats")["now"]
-        time.sleep(1.5)
-        sa, sb = a(op="stats", since=t_split)["stats"], b(op="stats", since=t_split)["stats"]
-        for c in range(CALLS):
-            assert sa[str(c)]["packets"] > 50 and sb[str(c)]["packets"] > 50, (c, sa[str(c)], sb[str(c)])
-        assert all(control(rt, i, "Q call0 A;1 B;1").split()[0] != "E50" for i in (2, 3))
-    finally:
-        bed.destroy()
+def survive_the_death(make_bed, args, two_addresses=False):
+    bed = make_bed(extra_args=args, two_addresses=two_addresses)
+    for i in (1, 2, 3):
+        bed.start(i)
+    rt, a, b = bed.agent("RT"), bed.agent("A"), bed.agent("B")
+    wait_until(lambda: all(control(rt, i, "V") == "20040107" for i in (1, 2, 3)), 10, "three instances")
+    catch_all = "catch-all unavailable" not in open(bed.log_of(2)).read()
+    idle_fds = fds(bed, 2)
+    a(op="open", calls=[[c, "10.250.10.1", 30000 + 2 * c] for c in range(CALLS)])
+    b(op="open", calls=[[c, "10.250.20.1", 31000 + 2 * c] for c in range(CALLS)])
+    to_callee, to_caller, at_callee, at_caller = {}, {}, {}, {}
+    for c in range(CALLS):  # the SIP proxy talks to R1, as it would to its nearest instance
+        p = control(rt, 1, "U call%d 10.250.10.1 %d A;1" % (c, 30000 + 2 * c))
+        assert p and p.split()[1] in bed.anycast, p
+        q = control(rt, 1, "L call%d 10.250.20.1 %d A;1 B;1" % (c, 31000 + 2 * c))
+        to_callee[c], to_caller[c] = int(p.split()[0]), int(q.split()[0])
+        at_callee[c], at_caller[c] = p.split()[1], q.split()[1]
+    assert set(at_callee.values()) | set(at_caller.values()) == set(bed.anycast), (at_callee, at_caller)
+    wait_until(lambda: all(control(rt, i, "I").split("\n")[1] == "active sessions: %d" % CALLS for i in (2, 3)), 5,
+               "every call on R2 and R3")
+    if catch_all:  # R2 mirrors every call without a socket: it binds them when their packets come
+        assert info(rt, 2, "parked legs") == 2 * CALLS and info(rt, 2, "adopted legs") == 0
+        assert fds(bed, 2) <= idle_fds + 4, (idle_fds, fds(bed, 2))
+    a(op="stream", targets={c: [at_caller[c], to_caller[c]] for c in range(CALLS)}, pps=50, ssrc=1000)
+    b(op="stream", targets={c: [at_callee[c], to_callee[c]] for c in range(CALLS)}, pps=50, ssrc=2000)
+    flowing = lambda: all(a(op="stats")["stats"][str(c)]["packets"] > 30 and
+                          b(op="stats")["stats"][str(c)]["packets"] > 30 for c in range(CALLS))
+    wait_until(flowing, 10, "every call's media both ways", debug=lambda: (a(op="stats"), b(op="stats")))
+    # the third party is the caller's own host on another port: it must not take the callee's media
+    for c in range(0, CALLS, 5):
+        a(op="inject", call=c, to=[at_callee[c], to_callee[c]], count=20, ssrc=666)
+    bed.kill(1)
+    t_fail = rt(op="cmd", to=["10.250.1.2", 22222], text="V")["now"]
+    bed.route_to(2)
+    resumed = lambda n: all(a(op="stats", since=t_fail)["stats"][str(c)]["packets"] > n and
+                            b(op="stats", since=t_fail)["stats"][str(c)]["packets"] > n for c in range(CALLS))
+    wait_until(lambda: resumed(55), 10, "every call to resume on R2")
+    for c in range(0, CALLS, 5):
+        a(op="inject", call=c, to=[at_caller[c], to_caller[c]], count=20, ssrc=777)
+        b(op="inject", call=c, to=[at_callee[c], to_callee[c]], count=20, ssrc=888)
+    wait_until(lambda: resumed(80), 10, "the calls' media after the injections")
+    after_a, after_b = a(op="stats", since=t_fail)["stats"], b(op="stats", since=t_fail)["stats"]
+    for c in range(CALLS):
+        ra, rb = after_a[str(c)], after_b[str(c)]
+        assert ra["packets"] > 80 and rb["packets"] > 80, "call %d did not resume: %s %s" % (c, ra, rb)
+        assert ra["ssrcs"] == [2000 + c] and rb["ssrcs"] == [1000 + c], "a third source got through: %s %s" % (ra, rb)
+        assert ra["sources"] == ["%s:%d" % (at_caller[c], to_caller[c])], ra
+        assert ra["max_gap_ms"] < 1500 and rb["max_gap_ms"] < 1500, (ra, rb)
+    # R2 installed the kernel entries of the mirrored calls before the failover (--kernel-offload
+    # is auto): the moved media went through its eBPF program, not its sockets
+    kernel = info(rt, 2, "packets forwarded by the kernel")
+    if "kernel offload unavailable" not in open(bed.log_of(2)).read() and not args:
+        assert kernel > CALLS * 80, kernel
+    elif catch_all:  # in userspace, the first packet of each call adopted it on R2
+        assert kernel == 0 and info(rt, 2, "adopted legs") == 2 * CALLS, (kernel, info(rt, 2, "adopted legs"))
+    # the split case: the caller reaches R2, the callee R3
+    bed.route_to(2, callee_to=3)
+    t_split = a(op="stats")["now"]
+    wait_until(lambda: all(a(op="stats", since=t_split)["stats"][str(c)]["packets"] > 50 and
+                           b(op="stats", since=t_split)["stats"][str(c)]["packets"] > 50 for c in range(CALLS)), 10,
+               "every call's media across R2 and R3", debug=lambda: (a(op="stats", since=t_split), b(op="stats", since=t_split)))
+    assert all(control(rt, i, "Q call0 A;1 B;1").split()[0] != "E50" for i in (2, 3))
 
 
 FRAMES = [bytes([0x10 + i]) * 160 for i in range(3)]  # moh.8: three distinct 20 ms PCMA frames
 
 
-@test
-def a_recorded_call_and_a_playing_prompt_survive_the_death_of_their_instance():
-    why = can_run()
-    if why:
-        raise Skip(why)
+def test_a_recorded_call_and_a_playing_prompt_survive_the_death_of_their_instance(bed):
+    make_bed = bed
     work = tempfile.mkdtemp(prefix="arp-bed-")
     prompts = os.path.join(work, "prompts")
     rec = {i: os.path.join(work, "rec%d" % i) for i in (1, 2, 3)}
@@ -130,7 +118,7 @@ def a_recorded_call_and_a_playing_prompt_survive_the_death_of_their_instance():
         os.mkdir(d)
     with open(os.path.join(prompts, "moh.8"), "wb") as f:
         f.write(b"".join(FRAMES))
-    bed = Bed(BINARY, args_of=lambda i: ["-r", rec[i], "--record-pcap", "--prompts", prompts])
+    bed = make_bed(args_of=lambda i: ["-r", rec[i], "--record-pcap", "--prompts", prompts])
     try:
         for i in (1, 2, 3):
             bed.start(i)
@@ -150,11 +138,11 @@ def a_recorded_call_and_a_playing_prompt_survive_the_death_of_their_instance():
                    "both calls on R2 and R3")
         a(op="stream", targets={c: [ANYCAST, to_caller[c]] for c in (0, 1)}, pps=50, ssrc=1000)
         b(op="stream", targets={c: [ANYCAST, to_callee[c]] for c in (0, 1)}, pps=50, ssrc=2000)
-        time.sleep(0.5)
+        wait_until(lambda: a(op="stats")["stats"]["1"]["packets"] > 10, 5, "the callee's media at the caller")
         # Kamailio's rtpproxy_stream2uac("moh", -1): music on hold to the caller, until S
         assert control(rt, 1, "P-1 call1 moh 8 A;1 B;1") == "0"
         t_play = a(op="stats")["now"]
-        time.sleep(1.5)
+        wait_until(lambda: a(op="stats", since=t_play + 0.2)["stats"]["1"]["packets"] > 50, 5, "the prompt at the caller")
         before = a(op="stats", since=t_play + 0.2)["stats"]["1"]
         assert before["packets"] > 50 and len(before["ssrcs"]) == 1 and before["ssrcs"] != [2001], before
         assert before["first_bytes"] == [0x10, 0x11, 0x12], before  # the prompt's frames, not the callee's media
@@ -162,7 +150,9 @@ def a_recorded_call_and_a_playing_prompt_survive_the_death_of_their_instance():
         bed.kill(1)
         t_fail = a(op="stats")["now"]
         bed.route_to(2)
-        time.sleep(2.5)
+        wait_until(lambda: a(op="stats", since=t_fail)["stats"]["0"]["packets"] > 90 and
+                   b(op="stats", since=t_fail)["stats"]["0"]["packets"] > 90 and
+                   a(op="stats", since=t_fail)["stats"]["1"]["packets"] > 90, 10, "the calls to go on through R2")
         after_a, after_b = a(op="stats", since=t_fail)["stats"], b(op="stats", since=t_fail)["stats"]
         # the recorded call goes on both ways
         assert after_a["0"]["packets"] > 90 and after_b["0"]["packets"] > 90, (after_a["0"], after_b["0"])
@@ -175,7 +165,7 @@ def a_recorded_call_and_a_playing_prompt_survive_the_death_of_their_instance():
         assert 0 < (moved["last_seq"] - before["first_seq"]) % 65536 < 1000, (before, moved)
         assert control(rt, 2, "S call1 A;1 B;1") == "0"
         t_stop = a(op="stats")["now"]
-        time.sleep(0.5)
+        wait_until(lambda: a(op="stats", since=t_stop + 0.2)["stats"]["1"]["packets"] > 10, 5, "the callee's media again")
         resumed = a(op="stats", since=t_stop + 0.2)["stats"]["1"]
         assert resumed["ssrcs"] == [2001] and resumed["packets"] > 10, resumed  # the callee's media again
         # R2's file has the rest of the call: both directions, from the failover on
@@ -197,9 +187,5 @@ def a_recorded_call_and_a_playing_prompt_survive_the_death_of_their_instance():
             assert earlier and max(earlier) < min(seq(x) for x in later), "R2 has only the rest"
         assert os.listdir(rec[3]) == [], "R3 relayed nothing, so it recorded nothing"
     finally:
-        bed.destroy()
         shutil.rmtree(work, ignore_errors=True)
 
-
-if __name__ == "__main__":
-    run_all()

@@ -16,8 +16,10 @@ import signal
 import subprocess
 import time
 
-from anycast_bed import Agent, can_run, sh, teardown
-from harness import BINARY, ROOT, Daemon, Peer, Skip, rtp, run_all, test, wait_until
+from anycast_bed import Agent, can_run, remove, sh
+import pytest
+
+from harness import BINARY, ROOT, Daemon, Peer, rtp, wait_until, stays
 
 RELAY, CALLER, CALLEE = "10.251.1.1", "10.251.1.2", "10.251.2.2"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -129,20 +131,20 @@ class LineBed:
         return a
 
     def destroy(self):
-        teardown(self.agents, [self.proc] if self.proc else [], self.ns.values())
+        remove(self.agents, [self.proc] if self.proc else [], self.ns.values())
 
 
 def bed_or_skip(tcx=True):
     why = can_run()
     if why:
-        raise Skip(why)
+        pytest.skip(why)
     if not built_with_offload():
-        raise Skip("built without the kernel fast path (configure found no clang, libbpf or bpftool)")
+        pytest.skip("built without the kernel fast path (configure found no clang, libbpf or bpftool)")
     if not tcx:
         return LineBed()
     release = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
     if release < (6, 6):
-        raise Skip("kernel %s has no tcx links (Linux 6.6): the fast path cannot attach" % os.uname().release)
+        pytest.skip("kernel %s has no tcx links (Linux 6.6): the fast path cannot attach" % os.uname().release)
     return LineBed()
 
 
@@ -172,23 +174,21 @@ def call(a, b, cid, caller_port, callee_port):
     return int(p.split()[0]), int(q.split()[0])
 
 
-@test
-def a_latched_call_is_forwarded_by_the_kernel_and_follows_every_change():
+def test_a_latched_call_is_forwarded_by_the_kernel_and_follows_every_change():
     bed = bed_or_skip()
     try:
         a, b, p, q = streaming(bed, "--kernel-offload=on", "-T", "30", "--metrics", "127.0.0.1:9915")
         assert "forwarded by eBPF at tc ingress of a0,b0" in bed.logtext(), bed.logtext()
         assert bed.links()[0] == 2  # a0 and b0
-        time.sleep(1.5)
+        wait_until(lambda: bed.metrics(9915)["anyrtpproxy_offload_packets_total"] > 0, 5, "the kernel to forward")
         metrics = bed.metrics(9915)
         assert metrics["anyrtpproxy_offload_active"] == 1 and metrics["anyrtpproxy_offload_streams"] == 2, metrics
         assert metrics["anyrtpproxy_offload_packets_total"] > 0 and metrics["anyrtpproxy_offload_failures_total"] == 0  # both legs latch in userspace; their entries go in at once
         kernel0, userspace0 = info(a, "packets forwarded by the kernel"), info(a, "packets received")
         t0 = a(op="stats")["now"]
-        time.sleep(2.0)
-        kernel1, userspace1 = info(a, "packets forwarded by the kernel"), info(a, "packets received")
         # 100 pps for 2 s: the kernel forwarded them, the daemon's sockets saw (next to) none
-        assert kernel1 - kernel0 >= 150, (kernel0, kernel1)
+        wait_until(lambda: info(a, "packets forwarded by the kernel") - kernel0 >= 200, 5, "200 packets in the kernel")
+        kernel1, userspace1 = info(a, "packets forwarded by the kernel"), info(a, "packets received")
         assert (userspace1 - kernel1) - (userspace0 - kernel0) <= 4, (userspace0, userspace1, kernel0, kernel1)
         ra, rb = a(op="stats", since=t0)["stats"]["0"], b(op="stats", since=t0)["stats"]["0"]
         assert ra["packets"] >= 90 and rb["packets"] >= 90, (ra, rb)
@@ -201,47 +201,51 @@ def a_latched_call_is_forwarded_by_the_kernel_and_follows_every_change():
         # a third party (the caller's host, another port) aims at the callee's leg: never forwarded
         t1 = a(op="stats")["now"]
         a(op="inject", call=0, to=[RELAY, p], count=20, ssrc=666)
-        time.sleep(0.3)
+        wait_until(lambda: a(op="stats", since=t1)["stats"]["0"]["packets"] >= 15, 3, "the callee's media after it")
         assert a(op="stats", since=t1)["stats"]["0"]["ssrcs"] == [2000]
         # a re-offer: the callee moves to port 31010 and sends from there
         b(op="open", calls=[[1, CALLEE, 31010]])
         assert a(op="cmd", to=CONTROL, text="L c0 %s 31010 A;1 B;1" % CALLEE)["reply"].split()[0] == str(q)
         b(op="stream", targets={1: [RELAY, p]}, pps=50, ssrc=2000, replace=True)
         t2 = b(op="stats")["now"]
-        time.sleep(1.5)
+        wait_until(lambda: b(op="stats", since=t2 + 0.3)["stats"]["1"]["packets"] >= 50, 5, "the caller's media to follow")
         moved = b(op="stats", since=t2 + 0.3)["stats"]
         assert moved["1"]["packets"] >= 50 and moved["0"]["packets"] == 0, moved  # the caller's media follows
         assert moved["1"]["sources"] == ["%s:%d" % (RELAY, p)], moved
         # the caller's stream goes to the moved callee from the kernel again; the callee's own
         # stream stays in userspace for the re-offer's 10 s window, where it may still move
-        kernel2 = info(a, "packets forwarded by the kernel")
-        time.sleep(1.5)
-        assert 30 <= info(a, "packets forwarded by the kernel") - kernel2 <= 90, "one direction offloaded again"
+        def read_back():  # the kernel's count just after the daemon read it back (once a second)
+            k = info(a, "packets forwarded by the kernel")
+            wait_until(lambda: info(a, "packets forwarded by the kernel") != k, 3, "the kernel to forward")
+            return info(a, "packets forwarded by the kernel"), time.monotonic()
+        kernel2, since = read_back()
+        wait_until(lambda: info(a, "packets forwarded by the kernel") - kernel2 >= 50, 5, "one direction offloaded again")
+        kernel3, until = read_back()
+        rate = (kernel3 - kernel2) / (until - since)
+        assert 25 < rate < 75, "not one direction of 50 pps in the kernel: %.0f pps" % rate
         # a delete: the entries go before the reply; nothing is forwarded after it
         t3 = a(op="cmd", to=CONTROL, text="D c0 A;1")["now"]
-        time.sleep(0.5)
-        after_a, after_b = a(op="stats", since=t3 + 0.01)["stats"], b(op="stats", since=t3 + 0.01)["stats"]
-        assert after_a["0"]["packets"] == 0 and after_b["1"]["packets"] == 0, (after_a, after_b)
+        stays(lambda: a(op="stats", since=t3 + 0.01)["stats"]["0"]["packets"] == 0 and
+              b(op="stats", since=t3 + 0.01)["stats"]["1"]["packets"] == 0, 0.5, "silence after the delete")
     finally:
         bed.destroy()
 
 
-@test
-def idle_offloaded_calls_time_out_and_a_killed_relay_leaves_no_program():
+def test_idle_offloaded_calls_time_out_and_a_killed_relay_leaves_no_program():
     bed = bed_or_skip()
     try:
         a, b, p, q = streaming(bed, "--kernel-offload=on", "-T", "3")
-        time.sleep(5)  # longer than -T: the kernel's packets keep the call alive
-        assert info(a, "active sessions") == 1 and info(a, "packets forwarded by the kernel") >= 300
+        # 100 pps for 5 s, longer than -T: the kernel's packets keep the call alive
+        wait_until(lambda: info(a, "packets forwarded by the kernel") >= 500, 10, "5 s of media in the kernel")
+        assert info(a, "active sessions") == 1
         a(op="stream", targets={}, replace=True)
         b(op="stream", targets={}, replace=True)
         wait_until(lambda: info(a, "active sessions") == 0, 6, "the idle call to time out")
         assert "expired call-id=c0" in bed.logtext()
         t1 = a(op="stats")["now"]  # its entries went with it: the caller's late packets are not forwarded
         a(op="stream", targets={0: [RELAY, q]}, pps=50, ssrc=1000, replace=True)
-        time.sleep(0.5)
+        stays(lambda: b(op="stats", since=t1)["stats"]["0"]["packets"] == 0, 0.5, "silence at the callee")
         a(op="stream", targets={}, replace=True)
-        assert b(op="stats", since=t1)["stats"]["0"]["packets"] == 0
         # killed without a word, then started again: nothing stale forwards to dead sessions
         held, progs = bed.links()
         assert held == 2
@@ -258,8 +262,7 @@ def idle_offloaded_calls_time_out_and_a_killed_relay_leaves_no_program():
         bed.destroy()
 
 
-@test
-def without_tcx_links_tc_filters_forward_and_a_killed_instance_cannot_keep_them():
+def test_without_tcx_links_tc_filters_forward_and_a_killed_instance_cannot_keep_them():
     """Kernels before 6.6 (Debian bookworm's 6.1) have no tcx links: the program
     goes in as a classic tc filter, which outlives a killed process. It stops
     forwarding once its daemon stops writing its owner map (10 s), the next
@@ -288,11 +291,8 @@ def without_tcx_links_tc_filters_forward_and_a_killed_instance_cannot_keep_them(
         # killed: the filters stay, but forward nothing once the owner map is 10 s old
         bed.kill()
         assert set(bed.tc_filters("a0") + bed.tc_filters("b0")) == old
-        time.sleep(11)
-        t0 = b(op="stats")["now"]
-        time.sleep(1.0)
-        assert b(op="stats", since=t0)["stats"]["0"]["packets"] == 0, "a dead instance's filter still forwards"
-        assert a(op="stats", since=t0)["stats"]["0"]["packets"] == 0
+        last_second = lambda agent: agent(op="stats", since=agent(op="stats")["now"] - 1.0)["stats"]["0"]["packets"]
+        wait_until(lambda: last_second(a) == 0 and last_second(b) == 0, 14, "a dead instance's filter to stop forwarding")
         # started again: its own filters replace the stale ones (whose programs are gone)
         bed.start("--kernel-offload=on", "-T", "60", env=legacy)
         wait_until(lambda: a(op="cmd", to=CONTROL, text="V")["reply"] == "20040107", 10, "the relay again")
@@ -311,8 +311,7 @@ def without_tcx_links_tc_filters_forward_and_a_killed_instance_cannot_keep_them(
         bed.destroy()
 
 
-@test
-def after_dropping_to_a_user_the_daemon_keeps_only_cap_bpf_and_still_offloads():
+def test_after_dropping_to_a_user_the_daemon_keeps_only_cap_bpf_and_still_offloads():
     bed = bed_or_skip()
     try:
         a, b, p, q = streaming(bed, "--kernel-offload=on", "-u", "nobody")  # entries written after the drop
@@ -324,8 +323,7 @@ def after_dropping_to_a_user_the_daemon_keeps_only_cap_bpf_and_still_offloads():
         bed.destroy()
 
 
-@test
-def an_ipv6_call_is_forwarded_with_correct_udp_checksums():
+def test_an_ipv6_call_is_forwarded_with_correct_udp_checksums():
     """IPv6 UDP must carry a valid checksum (the pseudo-header has both
     128-bit addresses): checked on what the parties receive."""
     bed = bed_or_skip()
@@ -340,11 +338,10 @@ def an_ipv6_call_is_forwarded_with_correct_udp_checksums():
         q = int(a(op="cmd", to=CONTROL, text="L6 c6 %s 31000 A;1 B;1" % callee6)["reply"].split()[0])
         a(op="stream", targets={0: [relay6, q]}, pps=50, ssrc=1000)
         b(op="stream", targets={0: [relay6, p]}, pps=50, ssrc=2000)
-        time.sleep(1.0)
+        wait_until(lambda: info(a, "packets forwarded by the kernel") > 0, 5, "the kernel to forward")
         t0 = a(op="stats")["now"]
         kernel0 = info(a, "packets forwarded by the kernel")
-        time.sleep(2.0)
-        assert info(a, "packets forwarded by the kernel") - kernel0 >= 150
+        wait_until(lambda: info(a, "packets forwarded by the kernel") - kernel0 >= 200, 5, "200 packets in the kernel")
         ra, rb = a(op="stats", since=t0)["stats"]["0"], b(op="stats", since=t0)["stats"]["0"]
         assert ra["packets"] >= 90 and rb["packets"] >= 90 and ra["lost"] == 0 and rb["lost"] == 0, (ra, rb)
         assert ra["sources"] == ["[%s]:%d" % (relay6, q)] and rb["sources"] == ["[%s]:%d" % (relay6, p)], (ra, rb)
@@ -354,26 +351,24 @@ def an_ipv6_call_is_forwarded_with_correct_udp_checksums():
         bed.destroy()
 
 
-@test
-def kernel_offload_off_relays_in_userspace_as_before():
+def test_kernel_offload_off_relays_in_userspace_as_before():
     bed = bed_or_skip()
     try:
         a, b, p, q = streaming(bed, "--kernel-offload=off")
         assert bed.links()[0] == 0 and "kernel offload" not in bed.logtext()
         t0 = a(op="stats")["now"]
-        time.sleep(1.5)
-        assert a(op="stats", since=t0)["stats"]["0"]["packets"] >= 60
-        assert info(a, "packets forwarded by the kernel") == 0 and info(a, "packets transmitted") >= 120
+        wait_until(lambda: a(op="stats", since=t0)["stats"]["0"]["packets"] >= 60 and
+                   info(a, "packets transmitted") >= 120, 5, "media through userspace")
+        assert info(a, "packets forwarded by the kernel") == 0
     finally:
         bed.destroy()
 
 
-@test
-def a_daemon_built_without_the_fast_path_relays_as_before():
+def test_a_daemon_built_without_the_fast_path_relays_as_before():
     """make nobpf (check-all builds it): auto relays in userspace, on refuses to start."""
     nobpf = os.path.join(ROOT, "build", "nobpf", "anyrtpproxy")
     if not os.path.exists(nobpf):
-        raise Skip("no build/nobpf/anyrtpproxy (make nobpf builds it; make check-all does)")
+        pytest.skip("no build/nobpf/anyrtpproxy (make nobpf builds it; make check-all does)")
     r = subprocess.run([nobpf, "-D", "-s", "udp:127.0.0.1:1", "--kernel-offload=on"], capture_output=True, text=True,
                        timeout=10)
     assert r.returncode != 0 and "built without the kernel fast path" in r.stderr, (r.returncode, r.stderr)
@@ -392,8 +387,7 @@ def a_daemon_built_without_the_fast_path_relays_as_before():
         assert "catch-all unavailable, every peer's leg is bound here" in d.logtext()
 
 
-@test
-def bad_offload_options_are_refused_naming_them():
+def test_bad_offload_options_are_refused_naming_them():
     for args, message in ((["--kernel-offload", "maybe"], "--kernel-offload: 'maybe' is not auto, on or off"),
                           (["--catch-all", "yes"], "--catch-all: 'yes' is not auto, on or off"),
                           (["--offload-interfaces", "a/b"], "--offload-interfaces: 'a/b' is not an interface name"),
@@ -408,6 +402,3 @@ def bad_offload_options_are_refused_naming_them():
                            text=True, timeout=10, env=dict(os.environ, ANYRTPPROXY_OFFLOAD_ATTACH="tcx\x01"))
         assert r.returncode != 0 and "ANYRTPPROXY_OFFLOAD_ATTACH: 'tcx?' is not tc" in r.stderr, r.stderr
 
-
-if __name__ == "__main__":
-    run_all()

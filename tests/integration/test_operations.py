@@ -1,11 +1,10 @@
-"""Running it like a service (issue 9): the Prometheus endpoint (checked by
-promtool and scraped by a real Prometheus server), the log line of every
-failed command, the configuration file and SIGHUP."""
+"""Running it like a service: the Prometheus endpoint (checked by promtool
+and scraped by a real Prometheus server), the log line of every failed
+command, the configuration file and SIGHUP."""
 
 import http.client
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -16,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import BINARY, Daemon, Peer, Skip, free_port, rtp, run_all, test, wait_until
+from harness import BINARY, Daemon, Peer, free_port, rtp, wait_until
 
 LO = "127.0.0.1"
 
@@ -50,8 +49,7 @@ def answered_call(d, a, b, call_id):
     return p, q
 
 
-@test
-def metrics_pass_promtool_and_count_what_happened():
+def test_metrics_pass_promtool_and_count_what_happened():
     mport = free_port(socket.SOCK_STREAM)
     a, b = Peer(), Peer()
     with Daemon("--metrics", "%s:%d" % (LO, mport)) as d:
@@ -99,8 +97,7 @@ def metrics_pass_promtool_and_count_what_happened():
     b.close()
 
 
-@test
-def the_metrics_endpoint_is_closed_to_strangers_and_bounded():
+def test_the_metrics_endpoint_is_closed_to_strangers_and_bounded():
     mport = free_port(socket.SOCK_STREAM)
     with Daemon("--metrics", "[::]:%d" % mport, "--metrics-allow", "127.0.0.2,::1") as d:
         # 127.0.0.1 is not allowed: closed without a byte.
@@ -141,8 +138,7 @@ def the_metrics_endpoint_is_closed_to_strangers_and_bounded():
         assert "anyrtpproxy_build_info" in text
 
 
-@test
-def a_failed_command_is_logged_once_and_a_burst_stays_bounded():
+def test_a_failed_command_is_logged_once_and_a_burst_stays_bounded():
     with Daemon(level="info") as d:
         assert d.cmd("D nosuch-call A;1") == "E50"
         wait_until(lambda: "E50" in d.logtext(), 3, "the failure's log line")
@@ -159,15 +155,13 @@ def a_failed_command_is_logged_once_and_a_burst_stays_bounded():
                 wait_until(lambda: d.cmd("V") == "20040107", 3, "the daemon to catch up")
         assert d.cmd("V") == "20040107"
         s.close()
-        time.sleep(0.2)
         burst = d.logtext().splitlines()[before:]
         failures = [l for l in burst if "Q failed: E50" in l]
         assert 1 <= len(failures) <= 3, burst[:10]  # one, and at most a "suppressed" follow-up
         assert len(burst) < 20, burst[:20]
 
 
-@test
-def a_config_file_sets_options_the_command_line_wins_and_sighup_reloads():
+def test_a_config_file_sets_options_the_command_line_wins_and_sighup_reloads():
     tmp = tempfile.mkdtemp(prefix="arp-conf-")
     conf = os.path.join(tmp, "anyrtpproxy.conf")
     base = free_port(pair=True)
@@ -205,8 +199,7 @@ def a_config_file_sets_options_the_command_line_wins_and_sighup_reloads():
     shutil.rmtree(tmp)
 
 
-@test
-def a_bad_config_file_is_refused_naming_it():
+def test_a_bad_config_file_is_refused_naming_it():
     tmp = tempfile.mkdtemp(prefix="arp-conf-")
     conf = os.path.join(tmp, "bad.conf")
     for content, expect in (("no-such-option = 1\n", "unrecognised option 'no-such-option'"),
@@ -229,8 +222,7 @@ def prometheus_query(port, expr):
     return [float(x["value"][1]) for x in data["data"]["result"]]
 
 
-@test
-def a_real_prometheus_scrapes_a_two_instance_cluster():
+def test_a_real_prometheus_scrapes_a_two_instance_cluster():
     if not shutil.which("prometheus"):
         raise AssertionError("prometheus is missing: tests/install-deps.sh test installs Debian's prometheus")
     hosts = ["127.0.0.2", "127.0.0.3"]
@@ -302,55 +294,3 @@ def a_real_prometheus_scrapes_a_two_instance_cluster():
                 print("--- %s ---\n%s" % (n.control[0], n.logtext()[-3000:]))
                 raise
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-@test
-def the_health_file_is_there_while_there_is_headroom():
-    """--health-file (issue 12, for BIRD or ExaBGP): there with "ok" while the
-    instance can take more legs; gone once the descriptors run out, back when
-    sessions end; gone at exit, so the route is withdrawn with the instance."""
-    work = tempfile.mkdtemp(prefix="arp-health-")
-    health = os.path.join(work, "healthy")
-    mport = free_port(socket.SOCK_STREAM)
-    base = free_port(pair=True)
-    d = Daemon("--health-file", health, "--metrics", "%s:%d" % (LO, mport), ports=(base, base + 3999), start=False,
-               level="info")
-    d.argv = ["prlimit", "--nofile=120:120", "--"] + d.argv  # room for about 20 sessions' sockets
-    d.start()
-    try:
-        wait_until(lambda: os.path.exists(health), 3, "the health file")
-        assert re.fullmatch(r"ok headroom_legs=\d+\n", open(health).read()), open(health).read()
-        m = samples(scrape(mport))
-        assert m["anyrtpproxy_healthy"] == 1 and 10 <= m["anyrtpproxy_headroom_legs"] <= 45, m
-        made = 0
-        for i in range(60):  # until a U finds no descriptors
-            if d.cmd("U h%d 127.0.0.1 4000 A;1" % i) == "E72":
-                break
-            made += 1
-        assert 0 < made < 60, made
-        wait_until(lambda: not os.path.exists(health), 3, "the health file to go")
-        assert "health: cannot take over its share, %s removed: the open-file limit is reached" % health in d.logtext()
-        assert samples(scrape(mport))["anyrtpproxy_healthy"] == 0
-        for i in range(made // 2):
-            assert d.cmd("D h%d A;1" % i) == "0"
-        wait_until(lambda: os.path.exists(health), 3, "the health file to come back")
-        assert "health: headroom again, %s is back" % health in d.logtext()
-        d.stop()
-        assert not os.path.exists(health), "an instance that stops withdraws its route"
-    finally:
-        if d.proc and d.proc.poll() is None:
-            d.stop()
-        shutil.rmtree(work, ignore_errors=True)
-
-
-@test
-def a_bad_health_file_is_refused_naming_it():
-    for value, message in (("relative", "is not an absolute file name"), ("/nonexistent/dir/f", "is not a directory"),
-                           ("/tmp/", "is not an absolute file name")):
-        r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "--health-file", value], capture_output=True,
-                           text=True, timeout=10)
-        assert r.returncode == 2 and "--health-file: " in r.stderr and message in r.stderr, (value, r.stderr)
-
-
-if __name__ == "__main__":
-    run_all()

@@ -5,7 +5,9 @@ import os
 import socket
 import subprocess
 
-from harness import BINARY, Daemon, Skip, free_port, run_all, test, wait_until
+import pytest
+
+from harness import BINARY, Daemon, free_port, wait_until
 
 
 def refused(*args):
@@ -16,8 +18,7 @@ def refused(*args):
     return lines[0]
 
 
-@test
-def bad_values_name_the_option():
+def test_bad_values_name_the_option():
     cases = [
         (["--bogus"], "bogus"),
         (["-p", "40010", "40000"], "-p/--port-range"),
@@ -55,22 +56,19 @@ def bad_values_name_the_option():
         assert name in line, "%s: %r does not name %s" % (args, line, name)
 
 
-@test
-def an_interface_address_this_host_does_not_have_is_refused():
+def test_an_interface_address_this_host_does_not_have_is_refused():
     line = refused("-i", "192.0.2.77")  # TEST-NET-1: never on this host
     assert "option -i/--interface: 192.0.2.77 is not an address of this host" in line, line
 
 
-@test
-def root_without_a_user_is_warned_about():
+def test_root_without_a_user_is_warned_about():
     if os.geteuid() != 0:
-        raise Skip("needs root")
+        pytest.skip("needs root")
     with Daemon(level="info") as d:
         wait_until(lambda: "running as root: give -u USER" in d.logtext(), 2, "the warning")
 
 
-@test
-def taken_control_port_is_a_startup_error():
+def test_taken_control_port_is_a_startup_error():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -79,8 +77,7 @@ def taken_control_port_is_a_startup_error():
     s.close()
 
 
-@test
-def the_harness_picks_again_when_its_control_port_is_taken_first():
+def test_the_harness_picks_again_when_its_control_port_is_taken_first():
     """The race of picking a free port: another process binds it before the
     daemon does. The harness (every test's Daemon) starts it on another."""
     d = Daemon(start=False)
@@ -93,8 +90,7 @@ def the_harness_picks_again_when_its_control_port_is_taken_first():
     taken.close()
 
 
-@test
-def taken_sync_port_is_a_startup_error():
+def test_taken_sync_port_is_a_startup_error():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     s.listen(1)
@@ -104,16 +100,14 @@ def taken_sync_port_is_a_startup_error():
     s.close()
 
 
-@test
-def help_and_version():
+def test_help_and_version():
     r = subprocess.run([BINARY, "--help"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and "--port-range" in r.stdout and "--control" in r.stdout
     r = subprocess.run([BINARY, "--version"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and r.stdout.startswith("anyrtpproxy ")
 
 
-@test
-def rtpproxy_style_control_specs_work():
+def test_rtpproxy_style_control_specs_work():
     port = free_port()
     with Daemon(extra_control=["127.0.0.1:%d" % port]) as d:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -122,8 +116,7 @@ def rtpproxy_style_control_specs_work():
         assert s.recv(100) == b"x 20040107\n"
 
 
-@test
-def control_port_inside_the_range_is_never_a_media_port():
+def test_control_port_inside_the_range_is_never_a_media_port():
     base = free_port(pair=True)
     # the control socket sits on the first pair of a two-pair range
     with Daemon(control=base, ports=(base, base + 4)) as d:  # the end port is never allocated
@@ -131,5 +124,19 @@ def control_port_inside_the_range_is_never_a_media_port():
         assert d.cmd("U b 192.0.2.1 4000 A;1") == "E72"
 
 
-if __name__ == "__main__":
-    run_all()
+def test_bad_relay_address_lists_are_refused_naming_the_option():
+    for value, message in (("127.0.0.1,,127.0.0.5", "has an empty address"),
+                           ("127.0.0.1,::1", "mixes IPv4 and IPv6"),
+                           ("0.0.0.0,127.0.0.1", "lists a wildcard address among others"),
+                           ("127.0.0.1,127.0.0.1", "127.0.0.1 is listed twice"),
+                           (",".join("127.0.0.%d" % i for i in range(1, 10)), "lists more than 8 addresses")):
+        r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "-i", value], capture_output=True, text=True,
+                           timeout=10)
+        assert r.returncode == 2 and "-i/--interface" in r.stderr and message in r.stderr, (value, r.stderr)
+    r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "-i", "127.0.0.1", "-A", "192.0.2.1,192.0.2.2"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "-A/--advertise" in r.stderr and "at position 2" in r.stderr, r.stderr
+    for value in ("-1", "soon", "86401"):
+        r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "--park-idle", value], capture_output=True,
+                           text=True, timeout=10)
+        assert r.returncode == 2 and "--park-idle" in r.stderr, (value, r.stderr)

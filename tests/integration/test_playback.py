@@ -4,12 +4,11 @@ the peer when its instance dies. Loopback only."""
 
 import os
 import shutil
-import socket
 import struct
 import tempfile
 import time
 
-from harness import Daemon, Peer, free_port, rtp, run_all, test, wait_until
+from harness import Daemon, Peer, listing, rtp, wait_until
 
 LO = "127.0.0.1"
 FRAMES = [bytes([0x10 + i]) * 160 for i in range(3)]  # moh.8: three distinct 20 ms PCMA frames
@@ -50,8 +49,7 @@ def receive(peer, count, timeout=2.0):
     return got
 
 
-@test
-def p_plays_the_prompt_as_paced_rtp_and_the_leg_relays_again_after():
+def test_p_plays_the_prompt_as_paced_rtp_and_the_leg_relays_again_after():
     dirp = prompts()
     a, b = Peer(), Peer()
     with Daemon("--prompts", dirp) as d:
@@ -77,8 +75,7 @@ def p_plays_the_prompt_as_paced_rtp_and_the_leg_relays_again_after():
     shutil.rmtree(dirp)
 
 
-@test
-def s_stops_an_endless_prompt_and_errors_follow_the_protocol():
+def test_s_stops_an_endless_prompt_and_errors_follow_the_protocol():
     dirp = prompts()
     a, b = Peer(), Peer()
     with Daemon("--prompts", dirp) as d:
@@ -86,8 +83,7 @@ def s_stops_an_endless_prompt_and_errors_follow_the_protocol():
         assert d.cmd("P-1 st moh 0,8 A;1 B;1") == "0"  # 0 has no file: 8 plays
         assert len(receive(a, 10)) == 10
         assert d.cmd("S st A;1 B;1") == "0"
-        time.sleep(0.05)
-        while a.recv(0.05)[0] is not None:
+        while a.recv(0.05)[0] is not None:  # what was in flight
             pass
         assert a.nothing(0.2)
         b.send(rtp(5), (LO, p))
@@ -108,20 +104,12 @@ def s_stops_an_endless_prompt_and_errors_follow_the_protocol():
     shutil.rmtree(dirp)
 
 
-@test
-def a_prompt_continues_on_the_peer_when_its_instance_dies():
-    hosts = ["127.0.0.2", "127.0.0.3"]
+def test_a_prompt_continues_on_the_peer_when_its_instance_dies(cluster):
     dirp = prompts()
-    sync_port = free_port(socket.SOCK_STREAM)
-    base = free_port(pair=True) // 1000 * 1000
-    nodes = [Daemon("-S", str(sync_port), "-I", h, "-M", "%s:%d" % (hosts[1 - i], sync_port), "--prompts", dirp,
-                    host=h, media=h, control=free_port(), ports=(base + 300 * i, base + 300 * i + 99), start=False,
-                    level="info") for i, h in enumerate(hosts)]
+    c = cluster("--prompts", dirp, n=2)
+    nodes, hosts = c.nodes, c.hosts
     a, b = Peer(hosts[0]), Peer(hosts[0])
     try:
-        for n in nodes:
-            n.start()
-        wait_until(lambda: all("sync: connected to" in n.logtext() for n in nodes), 5, "the instances to connect")
         p, q = call(nodes[0], a, b, "mv", host=hosts[0])
         a.send(rtp(1), (hosts[0], q))
         assert b.recv()[0] == rtp(1)
@@ -130,7 +118,8 @@ def a_prompt_continues_on_the_peer_when_its_instance_dies():
         assert nodes[0].cmd("P-1 mv moh 8 A;1 B;1") == "0"
         first = receive(a, 5)
         assert len(first) == 5 and all(g[6] in FRAMES for g in first)
-        time.sleep(0.3)  # the prompt reaches the peer
+        wait_until(lambda: any("call-id=mv " in l and "playing=moh" in l for l in listing(hosts[1], c.sync_port)), 3,
+                   "the prompt to reach the peer")
         nodes[0].kill()
         b.send(rtp(7), (hosts[1], p))  # the route moved: the callee's media (held back) keeps the call alive on B
         later = [g for g in receive(a, 30, timeout=3) if g[0] > time.monotonic() - 1.0][-5:]  # the last second's
@@ -140,13 +129,7 @@ def a_prompt_continues_on_the_peer_when_its_instance_dies():
         assert "taken over from" in nodes[1].logtext()
         assert nodes[1].cmd("S mv A;1 B;1") == "0"
     finally:
-        for n in nodes:
-            if n.proc and n.proc.poll() is None:
-                n.stop()
         a.close()
         b.close()
         shutil.rmtree(dirp)
 
-
-if __name__ == "__main__":
-    run_all()

@@ -6,12 +6,12 @@ directories are tmpfs mounts the test makes (as root) and removes."""
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import tempfile
-import time
 
-from harness import BINARY, Daemon, Peer, Skip, free_port, listing, read_pcap, rtcp, rtp, run_all, test, wait_until
+import pytest
+
+from harness import BINARY, Daemon, Peer, free_port, listing, read_pcap, rtcp, rtp, stays, wait_until
 
 LO = "127.0.0.1"
 
@@ -44,8 +44,7 @@ def files(d):
     return sorted(os.listdir(d))
 
 
-@test
-def r_records_rtp_and_rtcp_of_both_directions_in_a_pcap():
+def test_r_records_rtp_and_rtcp_of_both_directions_in_a_pcap():
     rec = tempfile.mkdtemp(prefix="arp-rec-")
     a, a_rtcp = pair()
     b, b_rtcp = pair()
@@ -69,8 +68,7 @@ def r_records_rtp_and_rtcp_of_both_directions_in_a_pcap():
     shutil.rmtree(rec)
 
 
-@test
-def n_stops_and_the_spool_holds_files_until_the_session_ends():
+def test_n_stops_and_the_spool_holds_files_until_the_session_ends():
     rec, spool = tempfile.mkdtemp(prefix="arp-rec-"), tempfile.mkdtemp(prefix="arp-spool-")
     a, a_rtcp = pair()
     b, b_rtcp = pair()
@@ -86,8 +84,8 @@ def n_stops_and_the_spool_holds_files_until_the_session_ends():
         size = os.path.getsize(os.path.join(rec, "sp=A.o.rtp"))
         assert size == 3 * (30 + len(rtp(0))), size  # rtpproxy's 30-byte header before each packet
         exchange(a, b, a_rtcp, b_rtcp, p, q, n=2)  # not recorded any more
-        time.sleep(0.1)
-        assert os.path.getsize(os.path.join(rec, "sp=A.o.rtp")) == size and files(spool) == []
+        stays(lambda: os.path.getsize(os.path.join(rec, "sp=A.o.rtp")) == size and files(spool) == [], 0.2,
+              "the closed recording to stay as it was")
     with Daemon() as d:  # no -r: R cannot record; N and C work
         assert d.cmd("VF 20071218") == "0" and d.cmd("VF 20200226") == "1" and d.cmd("VF 20250523") == "1"
         call(d, a, b, "none")
@@ -96,8 +94,7 @@ def n_stops_and_the_spool_holds_files_until_the_session_ends():
     shutil.rmtree(spool)
 
 
-@test
-def record_all_records_every_session():
+def test_record_all_records_every_session():
     rec = tempfile.mkdtemp(prefix="arp-rec-")
     a, a_rtcp = pair()
     b, b_rtcp = pair()
@@ -112,12 +109,12 @@ def record_all_records_every_session():
 
 def tmpfs(options):
     if os.geteuid() != 0:
-        raise Skip("needs root to mount a tmpfs")
+        pytest.skip("needs root to mount a tmpfs")
     where = tempfile.mkdtemp(prefix="arp-tmpfs-")
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", where], capture_output=True, text=True)
     if r.returncode != 0:
         os.rmdir(where)
-        raise Skip("cannot mount a tmpfs here: " + r.stderr.strip())
+        pytest.skip("cannot mount a tmpfs here: " + r.stderr.strip())
     return where
 
 
@@ -126,8 +123,7 @@ def unmount(where):
     os.rmdir(where)
 
 
-@test
-def a_full_or_read_only_directory_stops_the_recording_and_media_flows():
+def test_a_full_or_read_only_directory_stops_the_recording_and_media_flows():
     for options, why in (("size=64k", "cannot write it"), ("ro,size=1m", "cannot create it")):
         where = tmpfs(options)
         a, a_rtcp = pair()
@@ -148,20 +144,12 @@ def a_full_or_read_only_directory_stops_the_recording_and_media_flows():
             unmount(where)
 
 
-@test
-def after_a_failover_the_new_instance_records_the_rest_in_a_file_of_its_own():
-    hosts = ["127.0.0.2", "127.0.0.3"]
-    sync_port = free_port(socket.SOCK_STREAM)
-    base = free_port(pair=True) // 1000 * 1000
+def test_after_a_failover_the_new_instance_records_the_rest_in_a_file_of_its_own(cluster):
     dirs = [tempfile.mkdtemp(prefix="arp-rec-%d-" % i) for i in range(2)]
-    nodes = [Daemon("-S", str(sync_port), "-I", h, "-M", "%s:%d" % (hosts[1 - i], sync_port), "-r", dirs[i],
-                    "--record-pcap", host=h, media=h, control=free_port(), ports=(base + 300 * i, base + 300 * i + 99),
-                    start=False, level="info") for i, h in enumerate(hosts)]
+    c = cluster("--record-pcap", n=2, args_of=lambda i: ["-r", dirs[i]])
+    nodes, hosts = c.nodes, c.hosts
     caller, callee = Peer(hosts[0]), Peer(hosts[0])
     try:
-        for n in nodes:
-            n.start()
-        wait_until(lambda: all("sync: connected to" in n.logtext() for n in nodes), 5, "the instances to connect")
         a = nodes[0]
         p = int(a.cmd("U fo %s %d A;1" % (hosts[0], caller.port)).split()[0])
         q = int(a.cmd("L fo %s %d A;1 B;1" % (hosts[0], callee.port)).split()[0])
@@ -171,8 +159,9 @@ def after_a_failover_the_new_instance_records_the_rest_in_a_file_of_its_own():
         for seq in range(4):  # through A
             caller.send(rtp(seq), (hosts[0], q))
             assert callee.recv()[0] == rtp(seq)
-        time.sleep(0.3)  # the activity report; then A dies without a word
-        a.kill()
+        wait_until(lambda: any("call-id=fo " in l and "recording=" in l for l in listing(hosts[1], c.sync_port)), 3,
+                   "B to know the call is recorded")
+        a.kill()  # without a word
         for seq in range(4, 10):  # the route moved: the same ports, on B
             caller.send(rtp(seq), (hosts[1], q))
             assert callee.recv()[0] == rtp(seq)
@@ -182,15 +171,11 @@ def after_a_failover_the_new_instance_records_the_rest_in_a_file_of_its_own():
         assert [x[4] for x in read_pcap(os.path.join(dirs[1], "fo=A.pcap"))] == [rtp(s) for s in range(4, 10)]
         assert files(dirs[0]) == ["fo=A.pcap"]  # A's file, as far as A got (its buffer may not have reached the disk)
     finally:
-        for n in nodes:
-            if n.proc and n.proc.poll() is None:
-                n.stop()
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
 
 
-@test
-def c_copies_what_a_party_sends_to_a_udp_collector():
+def test_c_copies_what_a_party_sends_to_a_udp_collector():
     a, a_rtcp = pair()
     b, b_rtcp = pair()
     collector, collector_rtcp = pair()
@@ -212,8 +197,7 @@ def c_copies_what_a_party_sends_to_a_udp_collector():
         assert collector.nothing()
 
 
-@test
-def c_to_a_file_target_records_into_that_name_in_the_record_dir():
+def test_c_to_a_file_target_records_into_that_name_in_the_record_dir():
     rec = tempfile.mkdtemp(prefix="arp-rec-")
     a, a_rtcp = pair()
     b, b_rtcp = pair()
@@ -237,8 +221,7 @@ def c_to_a_file_target_records_into_that_name_in_the_record_dir():
     shutil.rmtree(rec)
 
 
-@test
-def bad_recording_options_are_refused_naming_them():
+def test_bad_recording_options_are_refused_naming_them():
     for args, message in ((["-r", "relative/dir"], "-r/--record-dir: 'relative/dir' is not an absolute path"),
                           (["-r", "/nonexistent/arp"], "-r/--record-dir: '/nonexistent/arp' is not a directory"),
                           (["--record-pcap"], "--record-pcap: needs -r/--record-dir"),
@@ -247,6 +230,3 @@ def bad_recording_options_are_refused_naming_them():
                            text=True, timeout=10)
         assert r.returncode == 2 and message in r.stderr, (args, r.returncode, r.stderr)
 
-
-if __name__ == "__main__":
-    run_all()

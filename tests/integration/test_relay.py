@@ -7,7 +7,9 @@ import socket
 import struct
 import time
 
-from harness import Daemon, NotifyListener, Peer, Skip, free_port, port_is_free, rtcp, rtp, run_all, test, wait_until
+import pytest
+
+from harness import Daemon, NotifyListener, Peer, free_port, port_is_free, rtcp, rtp, wait_until
 
 LO = "127.0.0.1"
 
@@ -28,8 +30,7 @@ def query(d, call_id="c"):
     return [int(x) for x in d.cmd("Q %s A;1 B;1" % call_id).split()]
 
 
-@test
-def rtp_and_rtcp_both_ways():
+def test_rtp_and_rtcp_both_ways():
     a, a_rtcp = pair_peer()
     b, b_rtcp = pair_peer()
     with Daemon() as d:
@@ -52,8 +53,7 @@ def rtp_and_rtcp_both_ways():
         assert d.cmd("G npkts_relayed") == "12"
 
 
-@test
-def default_latches_the_first_source_then_refuses_others():
+def test_default_latches_the_first_source_then_refuses_others():
     a, _ = pair_peer()
     nat_a = Peer()  # A's packets really come from here (a NAT mapping)
     b, _ = pair_peer()
@@ -85,8 +85,7 @@ def forwarded(sender, to, packets, receiver, quiet=0.3):
     return got
 
 
-@test
-def default_latching_cannot_be_hijacked():
+def test_default_latching_cannot_be_hijacked():
     """The SECURITY section's rules of the default mode, each with the number of
     packets forwarded: (a) a third party that sends first loses the leg to the
     signalled address; (b) then it is dropped; (c) the caller's SSRC from
@@ -124,8 +123,7 @@ def default_latching_cannot_be_hijacked():
         assert moved.recv()[0] == rtp(3, ssrc=2), "B's media follows the rebinding"
 
 
-@test
-def no_nat_once_accepts_only_the_signalled_source():
+def test_no_nat_once_accepts_only_the_signalled_source():
     a, _ = pair_peer()
     b, _ = pair_peer()
     third = Peer()
@@ -141,8 +139,7 @@ def no_nat_once_accepts_only_the_signalled_source():
         assert query(d)[4] == 1
 
 
-@test
-def nat_follows_every_new_source():
+def test_nat_follows_every_new_source():
     a, _ = pair_peer()
     a2 = Peer()
     b, _ = pair_peer()
@@ -157,8 +154,7 @@ def nat_follows_every_new_source():
         assert a.nothing()
 
 
-@test
-def non_rtp_cannot_latch():
+def test_non_rtp_cannot_latch():
     a, _ = pair_peer()
     nat_a = Peer()
     b, _ = pair_peer()
@@ -170,8 +166,7 @@ def non_rtp_cannot_latch():
         assert a.recv()[0] == rtp(1, ssrc=2), "the signalled address still holds"
 
 
-@test
-def expiry_frees_ports_for_reuse():
+def test_expiry_frees_ports_for_reuse():
     base = free_port(pair=True)
     with Daemon("-T", "1", ports=(base, base + 2)) as d:  # room for one port pair only (the end is never allocated)
         first = d.cmd("U e1 192.0.2.1 4000 A;1")
@@ -184,8 +179,7 @@ def expiry_frees_ports_for_reuse():
         assert d.cmd("G nsess_timeout") == "1"
 
 
-@test
-def setup_timeout_applies_until_answered():
+def test_setup_timeout_applies_until_answered():
     with Daemon("-T", "30", "-W", "1") as d:
         d.cmd("U w1 192.0.2.1 4000 A;1")
         d.cmd("U w2 192.0.2.1 4000 A;1")
@@ -194,8 +188,7 @@ def setup_timeout_applies_until_answered():
         assert int(d.cmd("Q w2 A;1 B;1").split()[0]) >= 25, "the answered call runs on -T"
 
 
-@test
-def delete_and_x_close_the_sockets():
+def test_delete_and_x_close_the_sockets():
     with Daemon() as d:
         p1, q1 = call(d, 4000, 5000, "d1")
         assert not port_is_free(p1) and not port_is_free(q1 + 1)
@@ -223,8 +216,7 @@ def received_tos(peer, family):
     raise AssertionError("no TOS/traffic class on the datagram: %r" % anc)
 
 
-@test
-def relayed_packets_carry_the_tos_for_ipv4_and_ipv6():
+def test_relayed_packets_carry_the_tos_for_ipv4_and_ipv6():
     """-t sets the TOS byte and the IPv6 traffic class; the default is DSCP EF."""
     for args, want in (((), 0xB8), (("-t", "40"), 40)):
         a, b = Peer(), Peer()
@@ -236,7 +228,7 @@ def relayed_packets_carry_the_tos_for_ipv4_and_ipv6():
     try:
         a6, b6 = Peer("::1", socket.AF_INET6), Peer("::1", socket.AF_INET6)
     except OSError:
-        raise Skip("no IPv6 loopback")
+        pytest.skip("no IPv6 loopback")
     b6.s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVTCLASS, 1)
     base = free_port(pair=True)
     with Daemon("-i", "::1", "-t", "40", ports=(base, base + 8)) as d:
@@ -246,13 +238,12 @@ def relayed_packets_carry_the_tos_for_ipv4_and_ipv6():
         assert received_tos(b6, socket.AF_INET6) == 40
 
 
-@test
-def ipv6_session_on_loopback():
+def test_ipv6_session_on_loopback():
     try:
         a, _ = pair_peer("::1", socket.AF_INET6)
         b, _ = pair_peer("::1", socket.AF_INET6)
     except OSError:
-        raise Skip("no IPv6 loopback")
+        pytest.skip("no IPv6 loopback")
     base = free_port(pair=True)
     with Daemon("-i", "::1", ports=(base, base + 4)) as d:
         pr = d.cmd("U6 c6 ::1 %d A;1" % a.port)
@@ -266,8 +257,7 @@ def ipv6_session_on_loopback():
         assert d.cmd("U c4 127.0.0.1 4000 A;1").endswith(" 127.0.0.1"), "IPv4 still served"
 
 
-@test
-def timeout_notification_is_sent():
+def test_timeout_notification_is_sent():
     listener = NotifyListener()
     path = listener.path
     with Daemon("-T", "1", "--notify", "unix:" + path) as d:
@@ -297,8 +287,7 @@ def recv_stamped(sock):
     raise AssertionError("no kernel timestamp on a datagram")
 
 
-@test
-def leftovers_are_relayed_and_control_answered_between_wakes():
+def test_leftovers_are_relayed_and_control_answered_between_wakes():
     """More ready sockets (300) than one readiness poll returns (256), and more
     queued datagrams (3,900) than one wake relays (1,024), all queued while the
     daemon was stopped, together with 192 V commands (three control wakes of
@@ -351,6 +340,3 @@ def leftovers_are_relayed_and_control_answered_between_wakes():
         received, forwarded = (int(x) for x in d.cmd("G npkts_rcvd npkts_relayed").split())
         assert received == forwarded == total, (received, forwarded, total)
 
-
-if __name__ == "__main__":
-    run_all()

@@ -10,7 +10,9 @@ import subprocess
 import tempfile
 import threading
 
-from harness import BINARY, Daemon, Skip, free_port, run_all, test, wait_until
+import pytest
+
+from harness import BINARY, Daemon, free_port, wait_until
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.5"]
 
@@ -37,7 +39,7 @@ class Pki:
 
     def __init__(self):
         if not shutil.which("openssl"):
-            raise Skip("no openssl command (tests/install-deps.sh test installs it)")
+            pytest.skip("no openssl command (tests/install-deps.sh test installs it)")
         self.dir = tempfile.mkdtemp(prefix="arp-pki-")
         make_ca(self.dir, "cluster")
         make_ca(self.dir, "rogue")
@@ -62,8 +64,7 @@ def pair(pki, sync_port, b_name="relay-b"):
     return a, b
 
 
-@test
-def instances_sync_over_tls_and_operators_still_read_plain_text():
+def test_instances_sync_over_tls_and_operators_still_read_plain_text():
     pki = Pki()
     sync_port = free_port(socket.SOCK_STREAM)
     a, b = pair(pki, sync_port)
@@ -93,8 +94,7 @@ def tls_client(certificate, host, port, source):
     return ctx.wrap_socket(raw)
 
 
-@test
-def a_peer_without_a_certificate_of_the_cluster_gets_and_feeds_nothing():
+def test_a_peer_without_a_certificate_of_the_cluster_gets_and_feeds_nothing():
     pki = Pki()
     sync_port = free_port(socket.SOCK_STREAM)
     rogue_port = free_port(socket.SOCK_STREAM)
@@ -155,8 +155,7 @@ def a_peer_without_a_certificate_of_the_cluster_gets_and_feeds_nothing():
     listener.close()
 
 
-@test
-def tls_options_are_checked_at_start():
+def test_tls_options_are_checked_at_start():
     pki = Pki()
 
     def start(*args):
@@ -173,6 +172,3 @@ def tls_options_are_checked_at_start():
     with Daemon("-S", str(free_port(socket.SOCK_STREAM)), level="info") as d:
         assert "sync is unauthenticated" in d.logtext()
 
-
-if __name__ == "__main__":
-    run_all()

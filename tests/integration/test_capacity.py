@@ -1,0 +1,103 @@
+"""What an instance can still carry: the --health-file a routing daemon
+watches (there while the instance has headroom, gone when it has none or
+stops), and the capacity every instance announces to its peers, shown in
+the listing and the metrics, with a warning when a peer's calls would not
+fit here."""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import urllib.request
+
+from harness import BINARY, HOSTS, Daemon, free_port, wait_until
+from test_mirrored_legs import batch
+from test_operations import LO, samples, scrape
+
+def header(host, port):
+    """The comment lines an operator's listing starts with."""
+    s = socket.create_connection((host, port), timeout=2)
+    data = b""
+    while b"# end of listing" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return [l for l in data.decode().split("# end of listing")[0].splitlines() if l.startswith("# ")]
+
+
+def test_every_instance_announces_its_capacity_and_says_when_it_cannot_take_over(cluster):
+    """Each instance tells its peers every 2 s what it can still carry; the
+    listing and the metrics show every instance's; one that could not adopt
+    all the legs a peer relays says so, and again when it can."""
+    base = free_port(pair=True) // 1000 * 1000
+    mport = free_port(socket.SOCK_STREAM)
+    with cluster("-T", "600", ranges=[(base + 300 * i, base + 300 * i + 199) for i in range(3)], level="info", needs_catch_all=True,
+                 args_of=lambda i: ["--metrics", "%s:%d" % (HOSTS[i], mport)], limit_of=lambda i: 90 if i == 1 else None) as c:
+        a, b, _ = c.nodes
+        names = lambda: [re.search(r"instance (\S+) ", l).group(1) for l in header(HOSTS[0], c.sync_port)
+                         if l.startswith("# capacity: ")]
+        wait_until(lambda: len(names()) == 3, 6, "A's listing to show all three instances", debug=names)
+        lines = [l for l in header(HOSTS[0], c.sync_port) if l.startswith("# capacity: ")]
+        assert "(this instance)" in lines[0] and all("announced" in l for l in lines[1:]), lines
+        assert all(re.search(r" headroom=\d+ relays=\d+ parks=\d+ (healthy|unhealthy) ", l) for l in lines), lines
+        metrics = urllib.request.urlopen("http://%s:%d/metrics" % (HOSTS[0], mport), timeout=5).read().decode()
+        assert len(re.findall(r"^anyrtpproxy_cluster_headroom_legs\{instance=", metrics, re.M)) == 3, metrics
+        # B (90 descriptors) cannot adopt what A relays once A holds 40 answered calls (80 legs)
+        made = batch(a, ["U k%d 127.0.0.1 4000 A;1" % k for k in range(40)] +
+                     ["L k%d 127.0.0.1 5000 A;1 B;1" % k for k in range(40)])
+        assert not any(r.startswith("E") for r in made), made
+        wait_until(lambda: "capacity: cannot take over instance" in b.logtext(), 8, "B to say it cannot take over A")
+        assert "capacity: cannot take over instance" not in c.nodes[2].logtext()  # C has room
+        batch(a, ["D k%d A;1 B;1" % k for k in range(40)])
+        wait_until(lambda: "capacity: can take over instance" in b.logtext(), 8, "B to say it can again")
+        assert b.logtext().count("capacity: cannot take over instance") == 1
+
+
+def test_the_health_file_is_there_while_there_is_headroom():
+    """--health-file (issue 12, for BIRD or ExaBGP): there with "ok" while the
+    instance can take more legs; gone once the descriptors run out, back when
+    sessions end; gone at exit, so the route is withdrawn with the instance."""
+    work = tempfile.mkdtemp(prefix="arp-health-")
+    health = os.path.join(work, "healthy")
+    mport = free_port(socket.SOCK_STREAM)
+    base = free_port(pair=True)
+    d = Daemon("--health-file", health, "--metrics", "%s:%d" % (LO, mport), ports=(base, base + 3999), start=False,
+               level="info")
+    d.argv = ["prlimit", "--nofile=120:120", "--"] + d.argv  # room for about 20 sessions' sockets
+    d.start()
+    try:
+        wait_until(lambda: os.path.exists(health), 3, "the health file")
+        assert re.fullmatch(r"ok headroom_legs=\d+\n", open(health).read()), open(health).read()
+        m = samples(scrape(mport))
+        assert m["anyrtpproxy_healthy"] == 1 and 10 <= m["anyrtpproxy_headroom_legs"] <= 45, m
+        made = 0
+        for i in range(60):  # until a U finds no descriptors
+            if d.cmd("U h%d 127.0.0.1 4000 A;1" % i) == "E72":
+                break
+            made += 1
+        assert 0 < made < 60, made
+        wait_until(lambda: not os.path.exists(health), 3, "the health file to go")
+        assert "health: cannot take over its share, %s removed: the open-file limit is reached" % health in d.logtext()
+        assert samples(scrape(mport))["anyrtpproxy_healthy"] == 0
+        for i in range(made // 2):
+            assert d.cmd("D h%d A;1" % i) == "0"
+        wait_until(lambda: os.path.exists(health), 3, "the health file to come back")
+        assert "health: headroom again, %s is back" % health in d.logtext()
+        d.stop()
+        assert not os.path.exists(health), "an instance that stops withdraws its route"
+    finally:
+        if d.proc and d.proc.poll() is None:
+            d.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_bad_health_file_is_refused_naming_it():
+    for value, message in (("relative", "is not an absolute file name"), ("/nonexistent/dir/f", "is not a directory"),
+                           ("/tmp/", "is not an absolute file name")):
+        r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "--health-file", value], capture_output=True,
+                           text=True, timeout=10)
+        assert r.returncode == 2 and "--health-file: " in r.stderr and message in r.stderr, (value, r.stderr)
