@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cluster scale benchmark (issue 12; not a test), on loopback, as root (the
+"""Cluster scale benchmark (not a test), on loopback, as root (the
 catch-all path loads an eBPF sk_lookup program):
 
   - descriptors and RSS of the instance that created the calls (local) and of
@@ -18,7 +18,6 @@ catch-all path loads an eBPF sk_lookup program):
 import argparse
 import os
 import re
-import socket
 import statistics
 import sys
 import time
@@ -26,8 +25,8 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from harness import Daemon, Nodes, Peer, rtp, wait_until  # noqa: E402
-from test_scale import batch, control_port, fds, info  # noqa: E402
+from harness import Cluster, Peer, control_port, rtp, wait_until  # noqa: E402
+from test_mirrored_legs import batch, fds, info  # noqa: E402
 
 
 def rss_kib(d):
@@ -38,35 +37,15 @@ def rss_kib(d):
 
 
 def cluster(n, ranges, *args, media_of=lambda h: h, limit=None, metrics_on_first=False):
-    """n instances on 127.0.0.2..; each syncs from every other."""
-    hosts = ["127.0.0.%d" % (2 + i) for i in range(n)]
-    sync = 19000 + os.getpid() % 500
-    group = Nodes()
-    group.nodes = []
-    for i, h in enumerate(hosts):
-        peers = ",".join("%s:%d" % (o, sync) for o in hosts if o != h)
-        extra = list(args)
-        if metrics_on_first and i == 0:
-            extra += ["--metrics", "%s:%d" % (h, control_port(h, ranges) + 1)]
-        d = Daemon("-S", str(sync), "-I", h, "-M", peers, "-T", "600", *extra, host=h, media=media_of(h),
-                   ports=ranges[i], control=control_port(h, ranges), start=False, level="notice")
-        d.sock.close()  # the client binds 127.0.0.1: its port never collides with a relay port
-        d.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        d.sock.bind(("127.0.0.1", 0))
-        if limit:
-            d.argv = ["prlimit", "--nofile=%d:%d" % (limit, limit), "--"] + d.argv
-        group.nodes.append(d)
-    try:
-        for d in group.nodes:
-            d.start()
-        wait_until(lambda: all(d.logtext().count("sync: connected to") >= n - 1 for d in group.nodes), 10,
-                   "every instance to connect")
-        assert not any("catch-all unavailable" in d.logtext() for d in group.nodes if "--catch-all=off" not in d.argv), \
-            [d.logtext() for d in group.nodes]
-    except BaseException:
+    """n instances on 127.0.0.2..; each syncs from every other (the tests' Cluster)."""
+    first = "127.0.0.2"
+    metrics = ["--metrics", "%s:%d" % (first, control_port(first, ranges) + 1)] if metrics_on_first else []
+    group = Cluster("-T", "600", *args, n=n, ranges=ranges, level="notice", media_of=media_of, limit=limit,
+                    args_of=lambda i: metrics if i == 0 else [], connect_within=10)
+    if any("catch-all unavailable" in d.logtext() for d in group.nodes if "--catch-all=off" not in d.argv):
         group.stop()
-        raise
-    return group, hosts
+        raise SystemExit("no catch-all path here: " + group.nodes[0].logtext())
+    return group, group.hosts
 
 
 def answered(d, prefix, count, start=0, caller=4000, callee=5000):

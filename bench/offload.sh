@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The kernel fast path's benchmark (not a test; issue 11): the same binary and
+# The kernel fast path's benchmark (not a test): the same binary and
 # the same load, with --kernel-offload=off and =on, one after the other in one
 # run. As root: the generator and the relay sit in two network namespaces
 # joined by a veth pair (the relay at 10.252.1.1, the generator at

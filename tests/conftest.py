@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "int
 import harness  # noqa: E402
 
 TIME_LIMIT = int(os.environ.get("TEST_TIME_LIMIT", "300"))
+os.makedirs(os.environ.setdefault("TEST_LOGDIR", "/tmp"), exist_ok=True)  # the daemons' logs go there
 
 
 # --- one line per test ------------------------------------------------------

@@ -9,6 +9,7 @@
 set -u
 cd "$(dirname "$0")/.."
 export TEST_LOGDIR=${TEST_LOGDIR:-$(mktemp -d /tmp/anyrtpproxy-tests.XXXXXX)}
+mkdir -p "$TEST_LOGDIR"
 ANYRTPPROXY=${ANYRTPPROXY:-anyrtpproxy}
 UNIT_TESTS=${UNIT_TESTS:-build/unit_tests}
 case $ANYRTPPROXY in /*) ;; *) ANYRTPPROXY=$PWD/$ANYRTPPROXY ;; esac  # the tests start it from elsewhere too

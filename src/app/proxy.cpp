@@ -22,9 +22,9 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
       recorder_(RecorderConfig{options_.record_dir, options_.spool_dir, options_.record_pcap}),
       sockets_(options_.media, options_.tos),
       table_(table_config(options_), make_pools(options_), sockets_),
-      packets_(io, sockets_, table_, recorder_, [this](const Latch& latch) { on_latched(latch); },
+      packets_(io, sockets_, PacketTable(table_), recorder_, [this](const Latch& latch) { on_latched(latch); },
                [this](Slot slot, std::uint16_t port, BindResult r) { on_adopted(slot, port, r); }),
-      player_(io, options_.prompts_dir, sockets_, table_, table_.config().instance, [this] { return reachable_peers(); },
+      player_(io, options_.prompts_dir, sockets_, PlaybackTable(table_), table_.config().instance, [this] { return reachable_peers(); },
               [this] { flush_changes(); }, log),
       controller_(table_, controller_config(options_, &player_, table_.config().instance)), notifier_(io, options_.notify, log),
       health_watch_(options_.health_file), flush_timer_(io), sweep_(io),
@@ -105,11 +105,11 @@ void Proxy::open_sync() {
   if (!options_.sync_port) return;
   auto at = sync_endpoint(options_);  // IPv4 and IPv6 unless -I names one address
   try {
-    sync_server_ = std::make_unique<SyncServer>(io_, at, table_, hello, access, sync_tls_.get(), log_, sync_stats_);
+    sync_server_ = std::make_unique<SyncServer>(io_, at, ListingTable(table_), hello, access, sync_tls_.get(), log_, sync_stats_);
   } catch (const std::runtime_error&) {
     if (options_.sync_interface) throw;
     at = boost::asio::ip::tcp::endpoint(boost::asio::ip::address_v4::any(), options_.sync_port);  // no IPv6 here
-    sync_server_ = std::make_unique<SyncServer>(io_, at, table_, hello, access, sync_tls_.get(), log_, sync_stats_);
+    sync_server_ = std::make_unique<SyncServer>(io_, at, ListingTable(table_), hello, access, sync_tls_.get(), log_, sync_stats_);
   }
   sync_server_->describe_cluster([this] {
     return capacity_lines(members(table_.config().instance, capacity(room()), view_.capacity, Clock::now()),
@@ -159,7 +159,7 @@ void Proxy::close_recordings() {
 }
 
 void Proxy::flush_changes() {
-  if (offload_) offload_->follow(table_, Clock::now());  // the kernel's entries follow the table
+  if (offload_) offload_->follow(OffloadTable(table_), Clock::now());  // the kernel's entries follow the table
   close_recordings();  // every path that changes the table ends here
   const Changes changes = table_.take_changes();  // always drained, with or without peers
   if (sync_server_) sync_server_->publish(changes, Clock::now());
@@ -242,14 +242,14 @@ void Proxy::log(const std::vector<Event>& events) {
 
 void Proxy::sweep() {
   const std::string& self = table_.config().instance;
-  if (offload_) offload_->harvest(table_);  // what the kernel forwarded keeps its sessions alive
+  if (offload_) offload_->harvest(OffloadTable(table_));  // what the kernel forwarded keeps its sessions alive
   for (const auto& e : table_.expire(Clock::now())) {
     log_.info("expired call-id=" + e.call_id + " tag=" + e.from_tag);
     if (!e.notify_target.empty() && sends_timeout_notification(e.origin, self, reachable_peers()))
       notifier_.send(e.notify_target, e.notify_tag);
   }
   flush_changes();
-  if (offload_) offload_->follow_all(table_, Clock::now());  // re-offer windows that closed
+  if (offload_) offload_->follow_all(OffloadTable(table_), Clock::now());  // re-offer windows that closed
   const Headroom room = this->room();
   if (!options_.health_file.empty()) check_health(room);
   recorder_.retry_closes();

@@ -15,7 +15,7 @@ namespace ip = boost::asio::ip;
 constexpr std::size_t max_reply = 1024;  // rtpproxy's reply buffer; G/Q answer E25/E26 beyond
 constexpr std::size_t max_cached_cookie = 128;
 
-// Capability dates answered 1 (§5): what anyrtpproxy implements, nothing more.
+// Capability dates answered 1 (man page: VF): what anyrtpproxy implements, nothing more.
 constexpr std::array<std::string_view, 9> features = {
     "20040107",  // base protocol
     "20050322",  // several media lines per call (";N" tags)
@@ -277,7 +277,7 @@ std::optional<Slot> Controller::slot_for(Side side, Family family) const {
   return std::nullopt;
 }
 
-// Where this command's legs go (§3.3.1): the family's address by default (the
+// Where this command's legs go (the l and I/E modifiers): the family's address by default (the
 // 6 modifier), bridge mode's sides with E/I, the named address with L<addr>.
 std::optional<Error> Controller::choose_slots(const UlModifiers& mods, Offer& offer) const {
   const auto& l = config_.local;
@@ -315,7 +315,8 @@ std::optional<Error> Controller::choose_slots(const UlModifiers& mods, Offer& of
 
 std::optional<Error> Controller::resolve_notify(UpdateLookup& ul) const {
   const auto& targets = config_.notify_targets;
-  // Kamailio glues "<socket>;<tag>" into the sixth token of a U without To-tag (§6.5).
+  // Kamailio glues "<socket>;<tag>" into the sixth token of a U without To-tag
+  // (doc/protocol.md, Timeout notifications).
   if (!ul.notify_socket && !ul.to_tag.empty()) {
     for (const auto& t : targets) {
       if (ul.to_tag.size() > t.size() && ul.to_tag.compare(0, t.size(), t) == 0 && ul.to_tag[t.size()] == ';') {
@@ -421,7 +422,7 @@ std::string Controller::on(const Delete& d, Clock::time_point now, Effects& effe
   return "0";
 }
 
-// P (§3.7): the first of the codecs with a prompt file plays towards the
+// P (man page: PLAYBACK): the first of the codecs with a prompt file plays towards the
 // party of from_tag, count times (-1: until S; 0: only stops).
 std::string Controller::on(const Play& p, Clock::time_point now) {
   auto m = table_.find(p.call_id, p.from_tag, p.to_tag);

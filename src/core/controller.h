@@ -1,6 +1,6 @@
 // controller: applies parsed control commands to the session table and builds
 // the replies; owns the cookie -> reply cache that makes UDP retransmissions
-// harmless (rtpproxy-protocol.md §1.5).
+// harmless (doc/protocol.md, Retransmissions).
 //
 // Pure: no sockets, no clock reads, no logging. What the daemon should log is
 // returned as text in Effects; the I/O layer decides where it goes.

@@ -1,8 +1,8 @@
-// offload_plan: which streams the kernel fast path may forward (issue 11),
+// offload_plan: which streams the kernel fast path may forward,
 // as a pure function of a session and what this instance knows of it.
 //
-// A stream (one leg's RTP or RTCP) is offloaded when the rules of issue 6
-// have nothing left to decide for it: its remote latched, no re-offer
+// A stream (one leg's RTP or RTCP) is offloaded when the latching rules
+// (doc/protocol.md, Latching) have nothing left to decide for it: its remote latched, no re-offer
 // window open, the leg not asymmetric, nothing recorded or copied from it,
 // no prompt playing to the other party, both legs' sockets held here, both
 // legs on one address family, and the other leg's remote known. Then every

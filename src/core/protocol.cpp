@@ -109,7 +109,7 @@ std::optional<Error> parse_ul_modifiers(std::string_view m, UlModifiers& out) {
   return std::nullopt;
 }
 
-// The remote address of U/L (§3.3 step 1): numeric only; an implausible length
+// The remote address of U/L: numeric only; an implausible length
 // means "no address supplied", a plausible one that does not parse is E37.
 std::optional<Error> parse_remote(std::string_view addr, std::string_view port, UpdateLookup& ul) {
   const bool plausible = ul.mods.ipv6 ? in_range(addr.size(), 2, 45) : in_range(addr.size(), 7, 15);

@@ -4,7 +4,8 @@
 // set of value types, and formats replies. It keeps no state, performs no I/O
 // and knows nothing about sessions or configuration: checks that need the
 // daemon's configuration (address families, notify targets) belong to the
-// controller. See ../shared docs, rtpproxy-protocol.md §1.4, §3, §4.
+// controller. The grammar: doc/protocol.md, Framing; the commands and
+// errors: the man page, CONTROL PROTOCOL and ERROR CODES.
 #pragma once
 
 #include "core/session.h"
@@ -20,7 +21,7 @@
 
 namespace anyrtpproxy {
 
-// rtpproxy's modern error numbers (rtpproxy-protocol.md §4.1), one per failure reason.
+// rtpproxy's modern error numbers (man page: ERROR CODES), one per failure reason.
 enum class Error : int {
   unknown_command = 0,
   arg_count = 1,
@@ -63,7 +64,7 @@ constexpr std::size_t max_command_bytes = 8191;  // rtpproxy's RTPP_CMD_BUFLEN -
 constexpr std::size_t max_tokens = 23;           // per command or sub-command
 constexpr std::size_t max_subcommands = 15;
 
-// Modifiers of U and L (§3.3.1).
+// Modifiers of U and L (man page: CONTROL PROTOCOL).
 struct UlModifiers {
   bool asymmetric = false;
   bool weak = false;

@@ -1,4 +1,4 @@
-// recording: what R writes, as pure functions (rtpproxy-protocol.md §3.9).
+// recording: what R writes, as pure functions (man page: RECORDING).
 // File names from call-ids and tags (which come from the network, so they are
 // made safe: no path separator, no leading dot, no control character, bounded
 // length), and the two formats: rtpproxy's own per-direction format

@@ -3,7 +3,7 @@
 //
 // A Session is copyable data: no sockets, no clock reads, no logging. Leg 0
 // (S0) faces the callee and is allocated by the creating U; leg 1 (S1) faces
-// the caller and is allocated by the first L (rtpproxy-protocol.md §2.1).
+// the caller and is allocated by the first L (doc/protocol.md, Sessions and legs).
 //
 // Session and Leg hold the replicated state: exactly what a sync frame
 // carries. What one instance knows only for itself (its sockets, its packet
@@ -32,8 +32,7 @@ enum class Kind : std::uint8_t { rtp = 0, rtcp = 1 };
 // Bridge mode: a relay address faces the internal or the external network
 // (-i INTERNAL/EXTERNAL; with one IPv4 and one IPv6 -i, IPv4 is internal).
 enum class Side : std::uint8_t { internal = 0, external = 1 };
-// A relay address: up to max_addresses per family and side (-i A1,A2,...;
-// issue 12). A leg's ports are on one of them; port numbers are unique per
+// A relay address: up to max_addresses per family and side (-i A1,A2,...). A leg's ports are on one of them; port numbers are unique per
 // slot, and every address has its own copy of the -p range. Slot number =
 // index * 4 + side * 2 + family: slots 0 and 1 are the first internal (or
 // only) IPv4 and IPv6 addresses, so a slot's family is its number's parity.
@@ -93,7 +92,7 @@ struct Counters {
 };
 
 // P: a prompt played towards a leg's remote address instead of what the
-// other leg relays (rtpproxy-protocol.md §3.7). Replicated whole, so that
+// other leg relays (man page: PLAYBACK). Replicated whole, so that
 // another instance can continue it: the packet due at any moment follows
 // from `start` (one every 20 ms), and its sequence number, timestamp and SSRC
 // from the first packet's.
@@ -151,7 +150,7 @@ struct Session {
   // C's file target: the base name of the session's recording in --record-dir
   // (empty: rtpproxy's "<call-id>=<from-tag>"; wire version 4).
   std::string record_name;
-  // Cluster state (issue 4): the instance that created the session, and the
+  // Cluster state: the instance that created the session, and the
   // version of its last change with the instance that made it; the pair orders
   // concurrent changes the same way on every instance.
   std::string origin;
@@ -246,7 +245,7 @@ PacketInfo inspect(Kind kind, const unsigned char* data, std::size_t size);
 Verdict judge_source(const Leg& leg, Kind kind, const udp::endpoint& from, const PacketInfo& info,
                      LatchPolicy policy, Clock::time_point now, Clock::time_point heard);
 
-// "tag" or "tag;N" matches "tag" (rtpproxy-protocol.md §2.3).
+// "tag" or "tag;N" matches "tag" (doc/protocol.md, Tags: the prefix rule).
 bool tag_matches(const std::string& stored, const std::string& tag);
 
 }  // namespace anyrtpproxy

@@ -13,7 +13,7 @@ bool newer(std::uint64_t version, const std::string& by, std::uint64_t than_vers
   return std::tie(version, by) > std::tie(than_version, than_by);
 }
 
-// §2.2: exact from-tag -> side 0; else the to-tag, bare or with the from-tag's ";N" -> side 1.
+// doc/protocol.md, Tags: exact from-tag -> side 0; else the to-tag, bare or with the from-tag's ";N" -> side 1.
 // One search for the const and the mutable table.
 template <class Map, class Entry = std::conditional_t<std::is_const_v<Map>, const typename Map::mapped_type,
                                                       typename Map::mapped_type>>
@@ -425,7 +425,7 @@ Route SessionTable::route(Slot slot, std::uint16_t local_port, const udp::endpoi
   Stream& stream = in.stream(kind);
   if (v == Verdict::forward && info.valid && !stream.learned && !in.asymmetric) {
     // The signalled address sent a real RTP/RTCP packet: the leg is latched now, and
-    // every instance must know, or another could still learn a third party (§6.3).
+    // every instance must know, or another could still learn a third party (doc/protocol.md, Latching).
     stream.learned = true;
     r.learned = true;
     mark_dirty(e);

@@ -1,7 +1,7 @@
 // session_table: the daemon's state, all sessions by (call-id, from-tag) plus
 // an index from local port to session leg, and the rtpproxy session rules:
-// tag resolution (§2.2), U/L (§3.3, §3.4), D's prefix rule (§2.3), TTLs (§6.4)
-// and the per-packet routing decision (§6.2, §6.3).
+// tag resolution and D's prefix rule (doc/protocol.md, Tags), U/L, time to live
+// (Timeouts) and the per-packet routing decision (Sessions and legs, Latching).
 //
 // Pure: time comes in as a parameter of every call that needs it, sockets are
 // opened and closed through the PortBinder the owner hands in (the data plane,
@@ -194,7 +194,7 @@ public:
   SessionTable(const SessionTable&) = delete;
   SessionTable& operator=(const SessionTable&) = delete;
 
-  // Side m of §2.2. The entry is for reading at once: valid until the table next changes.
+  // Side m of doc/protocol.md, Tags. The entry is for reading at once: valid until the table next changes.
   struct Match { const Entry* entry; int side; };
   std::optional<Match> find(const std::string& call_id, const std::string& from_tag,
                             const std::string& to_tag) const;
@@ -205,7 +205,7 @@ public:
   // D: the number of sessions matched (destroyed or kept by a weak flag).
   std::size_t remove(const std::string& call_id, const std::string& from_tag, const std::string& to_tag, bool weak,
                      Clock::time_point now);
-  // R and N (§3.9, §3.11; D's prefix rule): start or stop recording what
+  // R and N (D's prefix rule): start or stop recording what
   // arrives on the leg facing the party of from_tag (both legs with `both`).
   // The number of sessions matched.
   std::size_t record(const std::string& call_id, const std::string& from_tag, const std::string& to_tag, bool on,
@@ -348,6 +348,77 @@ private:
   bool freed_ = false;
   std::uint64_t adoptions_ = 0;
   std::set<SessionKey> touched_;  // with config_.offload only
+};
+
+// The table as each I/O caller sees it: a view holds the table and shows only
+// that caller's part. The controller, the cluster rules and the composition
+// root use the table whole; the packet path, the player, the sync server and
+// the kernel fast path get a view. The forwarders are inline: a view costs
+// nothing on the packet path.
+
+// The packet path: route a datagram, adopt a parked leg, count what was not sent.
+class PacketTable {
+public:
+  explicit PacketTable(SessionTable& t) : t_(t) {}
+  Route route(Slot slot, std::uint16_t local_port, const udp::endpoint& from, const unsigned char* data,
+              std::size_t size, Clock::time_point now) {
+    return t_.route(slot, local_port, from, data, size, now);
+  }
+  BindResult adopt(Slot slot, std::uint16_t local_port) { return t_.adopt(slot, local_port); }
+  std::uint64_t adoptions() const { return t_.adoptions(); }
+  void send_failed(Slot slot, std::uint16_t local_port, std::size_t size, DropReason why = DropReason::send_failed) {
+    t_.send_failed(slot, local_port, size, why);
+  }
+  std::optional<Latch> latch_at(Slot slot, std::uint16_t local_port) const { return t_.latch_at(slot, local_port); }
+  const Session* session_at(Slot slot, std::uint16_t local_port) const { return t_.session_at(slot, local_port); }
+  void set_recording(Slot slot, std::uint16_t local_port, std::uint32_t id) { t_.set_recording(slot, local_port, id); }
+
+private:
+  SessionTable& t_;
+};
+
+// The player: the legs a prompt plays on, their sessions, and a prompt's end or takeover.
+class PlaybackTable {
+public:
+  explicit PlaybackTable(SessionTable& t) : t_(t) {}
+  const std::set<std::pair<SessionKey, int>>& playing() const { return t_.playing(); }
+  const SessionTable::Entry* at(const SessionKey& key) const { return t_.at(key); }
+  BindResult adopt(Slot slot, std::uint16_t local_port) { return t_.adopt(slot, local_port); }
+  void finish_play(const SessionKey& key, int side) { t_.finish_play(key, side); }
+  void take_over_play(const SessionKey& key, int side, const std::string& owner) {
+    t_.take_over_play(key, side, owner);
+  }
+
+private:
+  SessionTable& t_;
+};
+
+// The sync server: what a snapshot or an operator's listing shows; read only.
+class ListingTable {
+public:
+  explicit ListingTable(const SessionTable& t) : t_(t) {}
+  const std::map<SessionKey, SessionTable::Entry>& sessions() const { return t_.sessions(); }
+  const std::map<SessionKey, SessionTable::Buried>& tombstones() const { return t_.tombstones(); }
+  const SessionTable::Entry* at(const SessionKey& key) const { return t_.at(key); }
+  std::chrono::seconds ttl_left(const Session& s, Clock::time_point now) const { return t_.ttl_left(s, now); }
+
+private:
+  const SessionTable& t_;
+};
+
+// The kernel fast path: the sessions, which changed, and what the kernel forwarded.
+class OffloadTable {
+public:
+  explicit OffloadTable(SessionTable& t) : t_(t) {}
+  const std::map<SessionKey, SessionTable::Entry>& sessions() const { return t_.sessions(); }
+  std::set<SessionKey> take_touched() { return t_.take_touched(); }
+  bool offloaded(const SessionKey& key, int side, Kind kind, std::uint64_t packets, std::uint64_t bytes,
+                 Clock::time_point last, std::uint32_t ssrc, std::uint16_t seq) {
+    return t_.offloaded(key, side, kind, packets, bytes, last, ssrc, seq);
+  }
+
+private:
+  SessionTable& t_;
 };
 
 }  // namespace anyrtpproxy

@@ -213,7 +213,7 @@ std::string prometheus_text(const DaemonStats& s) {
     for (const auto& p : s.peers)
       if (p.last_frame_age) x.sample(*p.last_frame_age, {{"peer", p.name}});
   }
-  // Every instance's capacity: this one's now, the peers' as they announced it (issue 12).
+  // Every instance's capacity: this one's now, the peers' as they announced it.
   x.family("cluster_headroom_legs", "gauge", "Legs an instance can still bind, as it announced (this one: now).");
   for (const auto& m : s.cluster) x.sample(n(m.capacity.headroom_legs), {{"instance", m.instance}});
   x.family("cluster_relayed_legs", "gauge", "Legs an instance holds with sockets (its own and adopted ones).");

@@ -25,7 +25,7 @@
 
 namespace anyrtpproxy {
 
-// 2: a leg carries its signalled address (the latching rule of issue 8).
+// 2: a leg carries its signalled address (for the latching rules).
 // 3: a leg carries its relay address slot (bridge mode). Older frames are still
 // read (their legs have no signalled address; both legs on the session
 // family's address); an older instance refuses newer frames, so upgrade every
@@ -48,7 +48,7 @@ struct SyncHello {
   std::vector<std::pair<Slot, boost::asio::ip::address>> addresses;
 };
 
-// What an instance can still carry (issue 12), announced with its activity
+// What an instance can still carry (core/capacity.h), announced with its activity
 // every 2 seconds (wire version 5; none from an older peer).
 struct Capacity {
   std::uint64_t headroom_legs = 0;  // more legs it can bind now (stats.h headroom())

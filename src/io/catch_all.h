@@ -1,4 +1,4 @@
-// catch_all: the catch-all receive path of mirrored legs (issue 12).
+// catch_all: the catch-all receive path of mirrored legs (man page: MIRRORED LEGS).
 //
 // An instance mirrors every session of the cluster, but binds sockets only
 // for the legs it relays. A peer's leg is parked instead: its relay address

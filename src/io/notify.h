@@ -1,4 +1,4 @@
-// notify: timeout notifications (rtpproxy-protocol.md §6.5). When a session
+// notify: timeout notifications (doc/protocol.md, Timeout notifications). When a session
 // that carries a notify target expires, "<tag>\n" is written to that target
 // over a new stream connection (tcp: or unix:). Bounded: at most
 // max_pending notifications in flight, each cut after a few seconds.

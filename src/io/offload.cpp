@@ -338,11 +338,11 @@ bool Offload::tc_filters() const {
   return std::any_of(impl_->attached.begin(), impl_->attached.end(), [](const auto& a) { return a.tc_ifindex != 0; });
 }
 
-void Offload::follow(SessionTable& table, Clock::time_point now) {
+void Offload::follow(OffloadTable table, Clock::time_point now) {
   for (const auto& key : table.take_touched()) follow_one(table, key, now);
 }
 
-void Offload::follow_all(SessionTable& table, Clock::time_point now) {
+void Offload::follow_all(OffloadTable table, Clock::time_point now) {
   table.take_touched();
   std::vector<SessionKey> gone;
   for (const auto& [key, streams] : impl_->installed)
@@ -352,7 +352,7 @@ void Offload::follow_all(SessionTable& table, Clock::time_point now) {
 }
 
 // Reads one installed entry's counters into the table.
-static void read_back(int map, SessionTable& table, const SessionKey& key, int index, OffloadStats& stats,
+static void read_back(int map, OffloadTable table, const SessionKey& key, int index, OffloadStats& stats,
                       std::uint64_t& seen_packets, std::uint64_t& seen_bytes, const void* map_key) {
   OffloadValue v{};
   if (bpf_map_lookup_elem(map, map_key, &v) != 0 || v.packets <= seen_packets) return;
@@ -366,7 +366,7 @@ static void read_back(int map, SessionTable& table, const SessionKey& key, int i
   table.offloaded(key, index / 2, static_cast<Kind>(index % 2), packets, bytes, last, v.ssrc, v.seq);
 }
 
-void Offload::harvest(SessionTable& table) {
+void Offload::harvest(OffloadTable table) {
   impl_->beat(monotonic_ns());
   for (auto& [key, streams] : impl_->installed)
     for (int i = 0; i < streams_per_session; ++i)
@@ -374,7 +374,7 @@ void Offload::harvest(SessionTable& table) {
         read_back(impl_->map, table, key, i, stats_, in->packets, in->bytes, &in->key);
 }
 
-void Offload::follow_one(SessionTable& table, const SessionKey& key, Clock::time_point now) {
+void Offload::follow_one(OffloadTable table, const SessionKey& key, Clock::time_point now) {
   const auto it = table.sessions().find(key);
   auto slot = impl_->installed.find(key);
   for (int i = 0; i < streams_per_session; ++i) {
@@ -443,10 +443,10 @@ Offload::Offload(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Offload::~Offload() = default;
 std::vector<std::string> Offload::interface_names() const { return {}; }
 bool Offload::tc_filters() const { return false; }
-void Offload::follow(SessionTable& table, Clock::time_point) { table.take_touched(); }
-void Offload::follow_all(SessionTable& table, Clock::time_point) { table.take_touched(); }
-void Offload::harvest(SessionTable&) {}
-void Offload::follow_one(SessionTable&, const SessionKey&, Clock::time_point) {}
+void Offload::follow(OffloadTable table, Clock::time_point) { table.take_touched(); }
+void Offload::follow_all(OffloadTable table, Clock::time_point) { table.take_touched(); }
+void Offload::harvest(OffloadTable) {}
+void Offload::follow_one(OffloadTable, const SessionKey&, Clock::time_point) {}
 
 #endif
 

@@ -1,4 +1,4 @@
-// offload: the kernel fast path (issue 11). Loads the eBPF program the
+// offload: the kernel fast path (man page: KERNEL FAST PATH). Loads the eBPF program the
 // binary carries (src/io/bpf/offload.bpf.c), attaches it at tc ingress (a tcx
 // link, so it goes with the process: a killed daemon leaves nothing behind;
 // on kernels before 6.6 a classic tc filter, which forwards nothing once its
@@ -55,11 +55,11 @@ public:
   Offload& operator=(const Offload&) = delete;
 
   // Brings the entries of the sessions the table changed up to date (before a reply goes out).
-  void follow(SessionTable& table, Clock::time_point now);
+  void follow(OffloadTable table, Clock::time_point now);
   // Every session (once a second: re-offer windows that closed, missed changes).
-  void follow_all(SessionTable& table, Clock::time_point now);
+  void follow_all(OffloadTable table, Clock::time_point now);
   // Reads what the kernel forwarded into the table.
-  void harvest(SessionTable& table);
+  void harvest(OffloadTable table);
   const OffloadStats& stats() const { return stats_; }
   std::vector<std::string> interface_names() const;
   bool tc_filters() const;  // attached as classic tc filters (no tcx links here)
@@ -67,7 +67,7 @@ public:
 private:
   struct Impl;
   explicit Offload(std::unique_ptr<Impl> impl);
-  void follow_one(SessionTable& table, const SessionKey& key, Clock::time_point now);
+  void follow_one(OffloadTable table, const SessionKey& key, Clock::time_point now);
   std::unique_ptr<Impl> impl_;
   OffloadStats stats_;
 };

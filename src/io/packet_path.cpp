@@ -41,7 +41,7 @@ void address(mmsghdr& m, iovec& iov, sockaddr_storage& name, const ip::udp::endp
 
 }  // namespace
 
-PacketPath::PacketPath(boost::asio::io_context& io, RelaySockets& sockets, SessionTable& table, Recorder& recorder,
+PacketPath::PacketPath(boost::asio::io_context& io, RelaySockets& sockets, PacketTable table, Recorder& recorder,
                        Learned on_learned, Adopted on_adopted)
     : sockets_(sockets), table_(table), recorder_(recorder), on_learned_(std::move(on_learned)),
       on_adopted_(std::move(on_adopted)), wait_(io),

@@ -44,7 +44,7 @@ public:
   // local port, and whether adopting it bound its sockets.
   using Adopted = std::function<void(Slot, std::uint16_t local_port, BindResult)>;
   // `recorder`: where the packets of recorded legs go (R); it outlives the packet path.
-  PacketPath(boost::asio::io_context& io, RelaySockets& sockets, SessionTable& table, Recorder& recorder,
+  PacketPath(boost::asio::io_context& io, RelaySockets& sockets, PacketTable table, Recorder& recorder,
              Learned on_learned, Adopted on_adopted);
   ~PacketPath();
   PacketPath(const PacketPath&) = delete;
@@ -73,7 +73,7 @@ private:
               std::size_t size);
 
   RelaySockets& sockets_;
-  SessionTable& table_;
+  PacketTable table_;
   Recorder& recorder_;
   Learned on_learned_;
   Adopted on_adopted_;

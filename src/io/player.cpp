@@ -28,7 +28,7 @@ std::optional<std::pair<std::size_t, std::uint32_t>> frame_of(std::uint8_t pt) {
   }
 }
 
-Player::Player(boost::asio::io_context& io, std::string dir, RelaySockets& sockets, SessionTable& table,
+Player::Player(boost::asio::io_context& io, std::string dir, RelaySockets& sockets, PlaybackTable table,
                std::string self, Peers peers, std::function<void()> changed, Logger& log)
     : dir_(std::move(dir)), sockets_(sockets), table_(table), self_(std::move(self)), peers_(std::move(peers)),
       changed_(std::move(changed)), log_(log), timer_(io), packet_(12 + 1600) {}

@@ -1,4 +1,4 @@
-// player: P's prompts (rtpproxy-protocol.md §3.7). It is the controller's
+// player: P's prompts (man page: PLAYBACK). It is the controller's
 // PromptLibrary: pre-encoded payload files "<name>.<pt>" in --prompts (as
 // rtpproxy's makeann writes them: the codec's bytes, nothing else), read at
 // the first P that names them and kept in memory (at most 32 MiB in all, a
@@ -36,7 +36,7 @@ class Player : public PromptLibrary {
 public:
   using Peers = std::function<std::vector<std::string>()>;  // the instances connected now
   // `dir`: --prompts (empty: nothing plays); `changed`: after a playback ended or was taken over.
-  Player(boost::asio::io_context& io, std::string dir, RelaySockets& sockets, SessionTable& table, std::string self,
+  Player(boost::asio::io_context& io, std::string dir, RelaySockets& sockets, PlaybackTable table, std::string self,
          Peers peers, std::function<void()> changed, Logger& log);
   std::optional<std::uint8_t> find(const std::string& name, const std::vector<std::uint8_t>& pts) override;
   void kick();  // a prompt may have started (a command, a peer): tick if not ticking
@@ -53,7 +53,7 @@ private:
 
   std::string dir_;
   RelaySockets& sockets_;
-  SessionTable& table_;
+  PlaybackTable table_;
   std::string self_;
   Peers peers_;
   std::function<void()> changed_;

@@ -216,7 +216,7 @@ AcceptRules sync_rules(const tcp::endpoint& at, std::function<std::optional<std:
 
 }  // namespace
 
-SyncServer::SyncServer(boost::asio::io_context& io, const tcp::endpoint& at, const SessionTable& table,
+SyncServer::SyncServer(boost::asio::io_context& io, const tcp::endpoint& at, ListingTable table,
                        SyncHello hello, Access access, ssl::context* tls, Logger& log, SyncStats& stats)
     : table_(table), hello_(std::move(hello)), access_(std::move(access)), tls_(tls), log_(log), stats_(stats),
       acceptor_(io, at, sync_rules(at, [this](const ip::address& a) -> std::optional<std::string> {

@@ -63,7 +63,7 @@ public:
   // Binds now; throws std::runtime_error naming the address on failure.
   // `tls`: peers must speak TLS with a certificate the cluster's CA signed
   // (the context outlives the server); none: peers are told by address alone.
-  SyncServer(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& at, const SessionTable& table,
+  SyncServer(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& at, ListingTable table,
              SyncHello hello, Access access, boost::asio::ssl::context* tls, Logger& log, SyncStats& stats);
   ~SyncServer();
   void start();
@@ -80,7 +80,7 @@ public:
   std::uint64_t refused() const { return acceptor_.refused(); }  // connections closed at once
   void set_operators(std::vector<Network> operators) { access_.operators = std::move(operators); }  // SIGHUP
   // Comment lines ("# ...\n") an operator's listing starts with after the
-  // instance line: every instance's capacity (issue 12).
+  // instance line: every instance's capacity (core/capacity.h).
   void describe_cluster(std::function<std::string()> describe) { describe_ = std::move(describe); }
   // What went to each peer address (the machine stream), across its reconnects.
   const std::map<boost::asio::ip::address, SyncTraffic>& sent() const { return sent_; }
@@ -106,7 +106,7 @@ private:
   std::string operator_snapshot(Clock::time_point now) const;
   std::function<std::string()> describe_;
 
-  const SessionTable& table_;
+  ListingTable table_;
   SyncHello hello_;
   Access access_;
   boost::asio::ssl::context* tls_;

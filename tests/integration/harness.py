@@ -257,7 +257,7 @@ class Cluster:
     other when made; stopped together."""
 
     def __init__(self, *args, n=3, hosts=None, ranges=None, level="info", media_of=lambda h: h,
-                 args_of=lambda i: [], limit=None, limit_of=lambda i: None, needs_catch_all=False):
+                 args_of=lambda i: [], limit=None, limit_of=lambda i: None, needs_catch_all=False, connect_within=5):
         self.hosts = hosts or ["127.0.0.%d" % (2 + i) for i in range(n)]
         self.sync_port = free_port(socket.SOCK_STREAM)
         if ranges is None:
@@ -280,7 +280,7 @@ class Cluster:
             self.nodes.append(d)
         for d in self.nodes:
             d.start()
-        wait_until(self.connected, 5, "every instance to connect to its peers")
+        wait_until(self.connected, connect_within, "every instance to connect to its peers")
         if needs_catch_all and any("catch-all unavailable" in d.logtext() for d in self.nodes):
             self.stop()
             pytest.skip("no catch-all path here: " + self.nodes[0].logtext().split("catch-all unavailable")[1].split("\n")[0])

@@ -1,4 +1,4 @@
-"""Bridge mode (issue 10, items 1 and 2): -i INTERNAL/EXTERNAL and the E/I
+"""Bridge mode: -i INTERNAL/EXTERNAL and the E/I
 modifiers, IPv4<->IPv6 bridging with one -i per family, advertised addresses
 (-A), alone and in a synced pair of instances. Loopback only: 127.0.0.2-5
 and ::1."""

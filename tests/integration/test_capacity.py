@@ -58,7 +58,7 @@ def test_every_instance_announces_its_capacity_and_says_when_it_cannot_take_over
 
 
 def test_the_health_file_is_there_while_there_is_headroom():
-    """--health-file (issue 12, for BIRD or ExaBGP): there with "ok" while the
+    """--health-file (for BIRD or ExaBGP): there with "ok" while the
     instance can take more legs; gone once the descriptors run out, back when
     sessions end; gone at exit, so the route is withdrawn with the instance."""
     work = tempfile.mkdtemp(prefix="arp-health-")

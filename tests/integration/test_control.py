@@ -152,7 +152,7 @@ def test_persistent_stream_modes_for_opensips():
     with Daemon(extra_control=["cunix:" + path, "tcp:127.0.0.1:%d" % tcp_port]) as d:
         u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         u.connect(path)
-        u.sendall(b"V\nVF 20050322\n")  # §9 example 70
+        u.sendall(b"V\nVF 20050322\n")  # two commands in one stream write
         assert read_lines(u, 2) == b"20040107\n1\n"
         t = socket.create_connection(("127.0.0.1", tcp_port), timeout=2)
         t.sendall(b"U tc 192.0.2.1 4000 A;1\nQ tc A;1\r\nD tc A\n")

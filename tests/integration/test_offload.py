@@ -1,4 +1,4 @@
-"""The kernel fast path (issue 11) in network namespaces made by this test:
+"""The kernel fast path in network namespaces made by this test:
 
   A (caller) 10.251.1.2 --veth-- a0 10.251.1.1  R (relay)  b0 10.251.2.1 --veth-- B (callee) 10.251.2.2
 

@@ -1,4 +1,4 @@
-"""Playback (issue 10, item 4): P and S with --prompts, real RTP paced at
+"""Playback: P and S with --prompts, real RTP paced at
 20 ms, relaying suppressed while a prompt plays, and a prompt that moves to
 the peer when its instance dies. Loopback only."""
 

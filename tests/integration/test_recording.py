@@ -1,4 +1,4 @@
-"""Recording (issue 10, item 3): R and N, -r, --spool-dir, --record-pcap,
+"""Recording: R and N, -r, --spool-dir, --record-pcap,
 -a; the pcap parsed back; a full or read-only directory stops the recording
 while the media keeps flowing. Loopback only; the full and read-only
 directories are tmpfs mounts the test makes (as root) and removes."""

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The catch-all receive path (issue 12): an sk_lookup program that hands the
+// The catch-all receive path (man page: MIRRORED LEGS): an sk_lookup program that hands the
 // packets of parked legs to one socket of the daemon.
 //
 // A parked leg is one a peer allocated and this instance mirrors without

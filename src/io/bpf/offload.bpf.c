@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The kernel fast path (issue 11): a tc ingress program that forwards the
+// The kernel fast path (man page: KERNEL FAST PATH): a tc ingress program that forwards the
 // packets of latched media streams without waking the daemon.
 //
 // The daemon (src/offload.cpp) fills `streams` with one entry per offloaded
