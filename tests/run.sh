@@ -58,7 +58,7 @@ echo "== pytest $suites $*"
 status_file="$TEST_LOGDIR/status"
 # -p no:cacheprovider: nothing written into the tree; conftest.py prints PASS/FAIL/SKIP lines.
 # shellcheck disable=SC2086
-count < <(PYTHONDONTWRITEBYTECODE=1 timeout 3600 "$PY" -m pytest -p no:cacheprovider -q $suites "$@" 2>&1
+count < <(PYTHONDONTWRITEBYTECODE=1 timeout 3600 "$PY" -m pytest -p no:cacheprovider -q --durations=10 $suites "$@" 2>&1
           echo $? > "$status_file")
 status=$(cat "$status_file")
 case "$status" in

@@ -24,7 +24,7 @@ namespace anyrtpproxy {
 #if ANYRTPPROXY_BPF
 namespace {
 
-// Keep in step with struct parked_key in src/bpf/catch_all.bpf.c.
+// Keep in step with struct parked_key in src/io/bpf/catch_all.bpf.c.
 struct ParkedKey {
   std::uint32_t addr[4];
   std::uint32_t port;

@@ -544,7 +544,7 @@ def test_idle_connections_cannot_lock_a_peer_out(cluster):
 
 def v2_frame(kind, fields):
     """A frame of sync wire version 2: Boost text archive fields (numbers, and
-    strings as "<size> <bytes>"), in the order of src/sync_codec.cpp."""
+    strings as "<size> <bytes>"), in the order of src/core/sync_codec.cpp."""
     payload = " ".join(str(f) for f in fields) + "\n"
     return ("F 2 %s %d x\n" % (kind, len(payload.encode()))).encode() + payload.encode() + b"\n"
 

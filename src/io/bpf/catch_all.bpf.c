@@ -3,7 +3,7 @@
 // packets of parked legs to one socket of the daemon.
 //
 // A parked leg is one a peer allocated and this instance mirrors without
-// binding its sockets. The daemon (src/catch_all.cpp) puts its relay address
+// binding its sockets. The daemon (src/io/catch_all.cpp) puts its relay address
 // and RTP port into `parked`, and its catch-all sockets (one per address
 // family) into `sockets`. A UDP packet whose destination is a parked leg's
 // RTP or RTCP port goes to the catch-all socket of its family, which reads
@@ -18,7 +18,7 @@
 
 #include <bpf/bpf_helpers.h>
 
-// Keep in step with struct ParkedKey in src/catch_all.cpp.
+// Keep in step with struct ParkedKey in src/io/catch_all.cpp.
 struct parked_key {
   __u32 addr[4];  // the relay address (IPv4: addr[0]), network order; all zero: any address
   __u32 port;     // the RTP port (even), host order

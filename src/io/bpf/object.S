@@ -1,4 +1,4 @@
-/* An eBPF object (src/bpf/NAME.bpf.c, built by clang), linked into the
+/* An eBPF object (src/io/bpf/NAME.bpf.c, built by clang), linked into the
    daemon as bytes between NAME and NAME_end: offload.cpp and catch_all.cpp
    hand them to libbpf. */
 #define GLUE(a, b) a##b

@@ -2,7 +2,7 @@
 // The kernel fast path (man page: KERNEL FAST PATH): a tc ingress program that forwards the
 // packets of latched media streams without waking the daemon.
 //
-// The daemon (src/offload.cpp) fills `streams` with one entry per offloaded
+// The daemon (src/io/offload.cpp) fills `streams` with one entry per offloaded
 // stream: the exact 4-tuple a packet must have (the latched remote -> the
 // relay's address and port) and what to make of it (the relay's address and
 // port of the other leg -> that leg's remote, out of interface `ifindex`).
@@ -21,7 +21,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-// Keep in step with struct OffloadKey/OffloadValue in src/offload.cpp.
+// Keep in step with struct OffloadKey/OffloadValue in src/io/offload.cpp.
 struct stream_key {
   __u32 src[4];   // the latched remote (IPv4: src[0]), network order
   __u32 dst[4];   // the relay address the stream arrives on
