@@ -97,7 +97,7 @@ std::optional<Refusal> check(const SyncHello& h, const ClusterView& view) {
 
 }  // namespace
 
-SyncOutcome apply_sync(SessionTable& table, ClusterView& view, SyncMessage& msg, const SyncSource& from,
+SyncOutcome apply_sync(SyncTable table, ClusterView& view, SyncMessage& msg, const SyncSource& from,
                        Clock::time_point now, bool listing) {
   SyncOutcome out;
   const std::string& peer = from.name;

@@ -65,7 +65,7 @@ struct SyncOutcome {
 // instance than the sender reports; a hello whose range overlaps another
 // instance's. A notify target that is not one of ours is dropped from the
 // session, as for U. `listing`: also render lines for the sync port's readers.
-SyncOutcome apply_sync(SessionTable& table, ClusterView& view, SyncMessage& msg, const SyncSource& from,
+SyncOutcome apply_sync(SyncTable table, ClusterView& view, SyncMessage& msg, const SyncSource& from,
                        Clock::time_point now, bool listing);
 
 // Why a peer's hello ends the connection, and when to try again.

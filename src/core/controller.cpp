@@ -58,7 +58,7 @@ Offer offer_of(const UpdateLookup& ul) {
 
 }  // namespace
 
-Controller::Controller(SessionTable& table, ControllerConfig config) : table_(table), config_(std::move(config)) {}
+Controller::Controller(CommandTable table, ControllerConfig config) : table_(table), config_(std::move(config)) {}
 
 const std::string* Controller::cached(const std::string& key) const {
   if (auto it = cache_now_.find(key); it != cache_now_.end()) return &it->second;

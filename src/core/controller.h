@@ -61,7 +61,7 @@ struct CommandStats {
 
 class Controller {
 public:
-  Controller(SessionTable& table, ControllerConfig config);
+  Controller(CommandTable table, ControllerConfig config);
 
   // A UDP datagram: "<cookie> <command>"; the reply carries the cookie and ends in "\n".
   // `source` identifies the sender for the reply cache (its address and port).
@@ -95,7 +95,7 @@ private:
   const std::string* cached(const std::string& key) const;
   void remember(std::string key, const std::string& reply, Clock::time_point now);
 
-  SessionTable& table_;
+  CommandTable table_;
   ControllerConfig config_;
   CommandStats stats_;
   std::unordered_map<std::string, std::string> cache_now_, cache_old_;

@@ -350,16 +350,80 @@ private:
   std::set<SessionKey> touched_;  // with config_.offload only
 };
 
-// The table as each I/O caller sees it: a view holds the table and shows only
-// that caller's part. The controller, the cluster rules and the composition
-// root use the table whole; the packet path, the player, the sync server and
-// the kernel fast path get a view. The forwarders are inline: a view costs
-// nothing on the packet path.
+// The table as each of its callers sees it: a view holds the table and shows
+// only that caller's part. The controller sees the commands' part, the
+// cluster rules what peers send, the packet path, the player, the sync server
+// and the kernel fast path theirs; only the owner (the composition root: the
+// sweep, the statistics) holds the whole table. The forwarders are inline: a
+// view costs nothing on the packet path. A SessionTable converts to any view.
+
+// The control commands: find, update, delete, record, copy, play; the counters I and G report.
+class CommandTable {
+public:
+  CommandTable(SessionTable& t) : t_(t) {}  // implicit: a table converts to its views
+  std::optional<SessionTable::Match> find(const std::string& call_id, const std::string& from_tag,
+                                          const std::string& to_tag) const {
+    return t_.find(call_id, from_tag, to_tag);
+  }
+  std::variant<OfferResult, OfferFailure> update(const Offer& offer, Clock::time_point now) {
+    return t_.update(offer, now);
+  }
+  std::size_t remove(const std::string& call_id, const std::string& from_tag, const std::string& to_tag, bool weak,
+                     Clock::time_point now) {
+    return t_.remove(call_id, from_tag, to_tag, weak, now);
+  }
+  std::size_t record(const std::string& call_id, const std::string& from_tag, const std::string& to_tag, bool on,
+                     bool both) {
+    return t_.record(call_id, from_tag, to_tag, on, both);
+  }
+  std::optional<std::pair<Slot, std::uint16_t>> copy(const std::string& call_id, const std::string& from_tag,
+                                                     const std::string& to_tag, std::optional<udp::endpoint> to) {
+    return t_.copy(call_id, from_tag, to_tag, std::move(to));
+  }
+  bool record_into(const std::string& call_id, const std::string& from_tag, const std::string& to_tag,
+                   const std::string& name) {
+    return t_.record_into(call_id, from_tag, to_tag, name);
+  }
+  bool play(const std::string& call_id, const std::string& from_tag, const std::string& to_tag, Playback p) {
+    return t_.play(call_id, from_tag, to_tag, std::move(p));
+  }
+  bool stop_play(const std::string& call_id, const std::string& from_tag, const std::string& to_tag) {
+    return t_.stop_play(call_id, from_tag, to_tag);
+  }
+  bool destroy(const SessionKey& key, Clock::time_point now) { return t_.destroy(key, now); }
+  std::size_t clear(Clock::time_point now) { return t_.clear(now); }
+  std::chrono::seconds ttl_left(const Session& s, Clock::time_point now) const { return t_.ttl_left(s, now); }
+  const std::map<SessionKey, SessionTable::Entry>& sessions() const { return t_.sessions(); }
+  const TableStats& stats() const { return t_.stats(); }
+  const TableConfig& config() const { return t_.config(); }
+  std::uint64_t adoptions() const { return t_.adoptions(); }
+  std::size_t parked_legs() const { return t_.parked_legs(); }
+  std::size_t unbound_legs() const { return t_.unbound_legs(); }
+
+private:
+  SessionTable& t_;
+};
+
+// What a peer sends: its sessions, removals and activity merged into the table.
+class SyncTable {
+public:
+  SyncTable(SessionTable& t) : t_(t) {}  // implicit: a table converts to its views
+  SessionTable::Applied apply_upsert(Session incoming) { return t_.apply_upsert(std::move(incoming)); }
+  bool apply_removal(const Tombstone& t, Clock::time_point now) { return t_.apply_removal(t, now); }
+  void apply_activity(const ActivityEntry& entry, const std::string& instance, Clock::time_point now) {
+    t_.apply_activity(entry, instance, now);
+  }
+  const SessionTable::Entry* at(const SessionKey& key) const { return t_.at(key); }
+  std::chrono::seconds ttl_left(const Session& s, Clock::time_point now) const { return t_.ttl_left(s, now); }
+
+private:
+  SessionTable& t_;
+};
 
 // The packet path: route a datagram, adopt a parked leg, count what was not sent.
 class PacketTable {
 public:
-  explicit PacketTable(SessionTable& t) : t_(t) {}
+  PacketTable(SessionTable& t) : t_(t) {}  // implicit: a table converts to its views
   Route route(Slot slot, std::uint16_t local_port, const udp::endpoint& from, const unsigned char* data,
               std::size_t size, Clock::time_point now) {
     return t_.route(slot, local_port, from, data, size, now);
@@ -380,7 +444,7 @@ private:
 // The player: the legs a prompt plays on, their sessions, and a prompt's end or takeover.
 class PlaybackTable {
 public:
-  explicit PlaybackTable(SessionTable& t) : t_(t) {}
+  PlaybackTable(SessionTable& t) : t_(t) {}  // implicit: a table converts to its views
   const std::set<std::pair<SessionKey, int>>& playing() const { return t_.playing(); }
   const SessionTable::Entry* at(const SessionKey& key) const { return t_.at(key); }
   BindResult adopt(Slot slot, std::uint16_t local_port) { return t_.adopt(slot, local_port); }
@@ -396,7 +460,7 @@ private:
 // The sync server: what a snapshot or an operator's listing shows; read only.
 class ListingTable {
 public:
-  explicit ListingTable(const SessionTable& t) : t_(t) {}
+  ListingTable(const SessionTable& t) : t_(t) {}  // implicit: a table converts to its views
   const std::map<SessionKey, SessionTable::Entry>& sessions() const { return t_.sessions(); }
   const std::map<SessionKey, SessionTable::Buried>& tombstones() const { return t_.tombstones(); }
   const SessionTable::Entry* at(const SessionKey& key) const { return t_.at(key); }
@@ -409,7 +473,7 @@ private:
 // The kernel fast path: the sessions, which changed, and what the kernel forwarded.
 class OffloadTable {
 public:
-  explicit OffloadTable(SessionTable& t) : t_(t) {}
+  OffloadTable(SessionTable& t) : t_(t) {}  // implicit: a table converts to its views
   const std::map<SessionKey, SessionTable::Entry>& sessions() const { return t_.sessions(); }
   std::set<SessionKey> take_touched() { return t_.take_touched(); }
   bool offloaded(const SessionKey& key, int side, Kind kind, std::uint64_t packets, std::uint64_t bytes,
