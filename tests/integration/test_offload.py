@@ -148,6 +148,20 @@ def bed_or_skip(tcx=True):
     return LineBed()
 
 
+@pytest.fixture
+def line_bed():
+    """line_bed(tcx=True): a LineBed (skipped where it cannot run), removed after the test."""
+    made = []
+
+    def make(tcx=True):
+        b = bed_or_skip(tcx)
+        made.append(b)
+        return b
+    yield make
+    for b in made:
+        b.destroy()
+
+
 def info(a, name):
     for line in a(op="cmd", to=CONTROL, text="I")["reply"].split("\n"):
         if line.startswith(name + ": "):
@@ -174,194 +188,176 @@ def call(a, b, cid, caller_port, callee_port):
     return int(p.split()[0]), int(q.split()[0])
 
 
-def test_a_latched_call_is_forwarded_by_the_kernel_and_follows_every_change():
-    bed = bed_or_skip()
-    try:
-        a, b, p, q = streaming(bed, "--kernel-offload=on", "-T", "30", "--metrics", "127.0.0.1:9915")
-        assert "forwarded by eBPF at tc ingress of a0,b0" in bed.logtext(), bed.logtext()
-        assert bed.links()[0] == 2  # a0 and b0
-        wait_until(lambda: bed.metrics(9915)["anyrtpproxy_offload_packets_total"] > 0, 5, "the kernel to forward")
-        metrics = bed.metrics(9915)
-        assert metrics["anyrtpproxy_offload_active"] == 1 and metrics["anyrtpproxy_offload_streams"] == 2, metrics
-        assert metrics["anyrtpproxy_offload_packets_total"] > 0 and metrics["anyrtpproxy_offload_failures_total"] == 0  # both legs latch in userspace; their entries go in at once
-        kernel0, userspace0 = info(a, "packets forwarded by the kernel"), info(a, "packets received")
-        t0 = a(op="stats")["now"]
-        # 100 pps for 2 s: the kernel forwarded them, the daemon's sockets saw (next to) none
-        wait_until(lambda: info(a, "packets forwarded by the kernel") - kernel0 >= 200, 5, "200 packets in the kernel")
-        kernel1, userspace1 = info(a, "packets forwarded by the kernel"), info(a, "packets received")
-        assert (userspace1 - kernel1) - (userspace0 - kernel0) <= 4, (userspace0, userspace1, kernel0, kernel1)
-        ra, rb = a(op="stats", since=t0)["stats"]["0"], b(op="stats", since=t0)["stats"]["0"]
-        assert ra["packets"] >= 90 and rb["packets"] >= 90, (ra, rb)
-        assert ra["sources"] == ["%s:%d" % (RELAY, q)] and rb["sources"] == ["%s:%d" % (RELAY, p)], (ra, rb)
-        assert ra["ssrcs"] == [2000] and rb["ssrcs"] == [1000] and ra["lost"] == 0 and rb["lost"] == 0, (ra, rb)
-        for ns in ("A", "B"):  # what the kernel rewrote carries right checksums
-            assert bed.checksums(ns, RELAY) == {"udp": 20, "ip_bad": 0, "udp_bad": 0}, ns
-        q_counters = a(op="cmd", to=CONTROL, text="Q c0 A;1 B;1")["reply"].split()
-        assert int(q_counters[1]) >= 100 and int(q_counters[3]) >= 200, q_counters  # Q counts them too (within 1 s)
-        # a third party (the caller's host, another port) aims at the callee's leg: never forwarded
-        t1 = a(op="stats")["now"]
-        a(op="inject", call=0, to=[RELAY, p], count=20, ssrc=666)
-        wait_until(lambda: a(op="stats", since=t1)["stats"]["0"]["packets"] >= 15, 3, "the callee's media after it")
-        assert a(op="stats", since=t1)["stats"]["0"]["ssrcs"] == [2000]
-        # a re-offer: the callee moves to port 31010 and sends from there
-        b(op="open", calls=[[1, CALLEE, 31010]])
-        assert a(op="cmd", to=CONTROL, text="L c0 %s 31010 A;1 B;1" % CALLEE)["reply"].split()[0] == str(q)
-        b(op="stream", targets={1: [RELAY, p]}, pps=50, ssrc=2000, replace=True)
-        t2 = b(op="stats")["now"]
-        wait_until(lambda: b(op="stats", since=t2 + 0.3)["stats"]["1"]["packets"] >= 50, 5, "the caller's media to follow")
-        moved = b(op="stats", since=t2 + 0.3)["stats"]
-        assert moved["1"]["packets"] >= 50 and moved["0"]["packets"] == 0, moved  # the caller's media follows
-        assert moved["1"]["sources"] == ["%s:%d" % (RELAY, p)], moved
-        # the caller's stream goes to the moved callee from the kernel again; the callee's own
-        # stream stays in userspace for the re-offer's 10 s window, where it may still move
-        def read_back():  # the kernel's count just after the daemon read it back (once a second)
-            k = info(a, "packets forwarded by the kernel")
-            wait_until(lambda: info(a, "packets forwarded by the kernel") != k, 3, "the kernel to forward")
-            return info(a, "packets forwarded by the kernel"), time.monotonic()
-        kernel2, since = read_back()
-        wait_until(lambda: info(a, "packets forwarded by the kernel") - kernel2 >= 50, 5, "one direction offloaded again")
-        kernel3, until = read_back()
-        rate = (kernel3 - kernel2) / (until - since)
-        assert 25 < rate < 75, "not one direction of 50 pps in the kernel: %.0f pps" % rate
-        # a delete: the entries go before the reply; nothing is forwarded after it
-        t3 = a(op="cmd", to=CONTROL, text="D c0 A;1")["now"]
-        stays(lambda: a(op="stats", since=t3 + 0.01)["stats"]["0"]["packets"] == 0 and
-              b(op="stats", since=t3 + 0.01)["stats"]["1"]["packets"] == 0, 0.5, "silence after the delete")
-    finally:
-        bed.destroy()
+def test_a_latched_call_is_forwarded_by_the_kernel_and_follows_every_change(line_bed):
+    bed = line_bed()
+    a, b, p, q = streaming(bed, "--kernel-offload=on", "-T", "30", "--metrics", "127.0.0.1:9915")
+    assert "forwarded by eBPF at tc ingress of a0,b0" in bed.logtext(), bed.logtext()
+    assert bed.links()[0] == 2  # a0 and b0
+    wait_until(lambda: bed.metrics(9915)["anyrtpproxy_offload_packets_total"] > 0, 5, "the kernel to forward")
+    metrics = bed.metrics(9915)
+    assert metrics["anyrtpproxy_offload_active"] == 1 and metrics["anyrtpproxy_offload_streams"] == 2, metrics
+    assert metrics["anyrtpproxy_offload_packets_total"] > 0 and metrics["anyrtpproxy_offload_failures_total"] == 0  # both legs latch in userspace; their entries go in at once
+    kernel0, userspace0 = info(a, "packets forwarded by the kernel"), info(a, "packets received")
+    t0 = a(op="stats")["now"]
+    # 100 pps for 2 s: the kernel forwarded them, the daemon's sockets saw (next to) none
+    wait_until(lambda: info(a, "packets forwarded by the kernel") - kernel0 >= 200, 5, "200 packets in the kernel")
+    kernel1, userspace1 = info(a, "packets forwarded by the kernel"), info(a, "packets received")
+    assert (userspace1 - kernel1) - (userspace0 - kernel0) <= 4, (userspace0, userspace1, kernel0, kernel1)
+    ra, rb = a(op="stats", since=t0)["stats"]["0"], b(op="stats", since=t0)["stats"]["0"]
+    assert ra["packets"] >= 90 and rb["packets"] >= 90, (ra, rb)
+    assert ra["sources"] == ["%s:%d" % (RELAY, q)] and rb["sources"] == ["%s:%d" % (RELAY, p)], (ra, rb)
+    assert ra["ssrcs"] == [2000] and rb["ssrcs"] == [1000] and ra["lost"] == 0 and rb["lost"] == 0, (ra, rb)
+    for ns in ("A", "B"):  # what the kernel rewrote carries right checksums
+        assert bed.checksums(ns, RELAY) == {"udp": 20, "ip_bad": 0, "udp_bad": 0}, ns
+    q_counters = a(op="cmd", to=CONTROL, text="Q c0 A;1 B;1")["reply"].split()
+    assert int(q_counters[1]) >= 100 and int(q_counters[3]) >= 200, q_counters  # Q counts them too (within 1 s)
+    # a third party (the caller's host, another port) aims at the callee's leg: never forwarded
+    t1 = a(op="stats")["now"]
+    a(op="inject", call=0, to=[RELAY, p], count=20, ssrc=666)
+    wait_until(lambda: a(op="stats", since=t1)["stats"]["0"]["packets"] >= 15, 3, "the callee's media after it")
+    assert a(op="stats", since=t1)["stats"]["0"]["ssrcs"] == [2000]
+    # a re-offer: the callee moves to port 31010 and sends from there
+    b(op="open", calls=[[1, CALLEE, 31010]])
+    assert a(op="cmd", to=CONTROL, text="L c0 %s 31010 A;1 B;1" % CALLEE)["reply"].split()[0] == str(q)
+    b(op="stream", targets={1: [RELAY, p]}, pps=50, ssrc=2000, replace=True)
+    t2 = b(op="stats")["now"]
+    wait_until(lambda: b(op="stats", since=t2 + 0.3)["stats"]["1"]["packets"] >= 50, 5, "the caller's media to follow")
+    moved = b(op="stats", since=t2 + 0.3)["stats"]
+    assert moved["1"]["packets"] >= 50 and moved["0"]["packets"] == 0, moved  # the caller's media follows
+    assert moved["1"]["sources"] == ["%s:%d" % (RELAY, p)], moved
+    # the caller's stream goes to the moved callee from the kernel again; the callee's own
+    # stream stays in userspace for the re-offer's 10 s window, where it may still move
+    def read_back():  # the kernel's count just after the daemon read it back (once a second)
+        k = info(a, "packets forwarded by the kernel")
+        wait_until(lambda: info(a, "packets forwarded by the kernel") != k, 3, "the kernel to forward")
+        return info(a, "packets forwarded by the kernel"), time.monotonic()
+    kernel2, since = read_back()
+    wait_until(lambda: info(a, "packets forwarded by the kernel") - kernel2 >= 50, 5, "one direction offloaded again")
+    kernel3, until = read_back()
+    rate = (kernel3 - kernel2) / (until - since)
+    assert 25 < rate < 75, "not one direction of 50 pps in the kernel: %.0f pps" % rate
+    # a delete: the entries go before the reply; nothing is forwarded after it
+    t3 = a(op="cmd", to=CONTROL, text="D c0 A;1")["now"]
+    stays(lambda: a(op="stats", since=t3 + 0.01)["stats"]["0"]["packets"] == 0 and
+          b(op="stats", since=t3 + 0.01)["stats"]["1"]["packets"] == 0, 0.5, "silence after the delete")
 
 
-def test_idle_offloaded_calls_time_out_and_a_killed_relay_leaves_no_program():
-    bed = bed_or_skip()
-    try:
-        a, b, p, q = streaming(bed, "--kernel-offload=on", "-T", "3")
-        # 100 pps for 5 s, longer than -T: the kernel's packets keep the call alive
-        wait_until(lambda: info(a, "packets forwarded by the kernel") >= 500, 10, "5 s of media in the kernel")
-        assert info(a, "active sessions") == 1
-        a(op="stream", targets={}, replace=True)
-        b(op="stream", targets={}, replace=True)
-        wait_until(lambda: info(a, "active sessions") == 0, 6, "the idle call to time out")
-        assert "expired call-id=c0" in bed.logtext()
-        t1 = a(op="stats")["now"]  # its entries went with it: the caller's late packets are not forwarded
-        a(op="stream", targets={0: [RELAY, q]}, pps=50, ssrc=1000, replace=True)
-        stays(lambda: b(op="stats", since=t1)["stats"]["0"]["packets"] == 0, 0.5, "silence at the callee")
-        a(op="stream", targets={}, replace=True)
-        # killed without a word, then started again: nothing stale forwards to dead sessions
-        held, progs = bed.links()
-        assert held == 2
-        bed.kill()
-        assert not bed.loaded(progs), "a stale program outlived its instance"
-        bed.start("--kernel-offload=on", "-T", "3")
-        wait_until(lambda: a(op="cmd", to=CONTROL, text="V")["reply"] == "20040107", 10, "the relay again")
-        p, q = call(a, b, 1, 30002, 31002)
-        a(op="stream", targets={1: [RELAY, q]}, pps=50, ssrc=1000, replace=True)
-        b(op="stream", targets={1: [RELAY, p]}, pps=50, ssrc=2000, replace=True)
-        wait_until(lambda: info(a, "packets forwarded by the kernel") >= 100, 5, "the new relay to offload")
-        assert bed.links()[0] == 2  # one per interface
-    finally:
-        bed.destroy()
+def test_idle_offloaded_calls_time_out_and_a_killed_relay_leaves_no_program(line_bed):
+    bed = line_bed()
+    a, b, p, q = streaming(bed, "--kernel-offload=on", "-T", "3")
+    # 100 pps for 5 s, longer than -T: the kernel's packets keep the call alive
+    wait_until(lambda: info(a, "packets forwarded by the kernel") >= 500, 10, "5 s of media in the kernel")
+    assert info(a, "active sessions") == 1
+    a(op="stream", targets={}, replace=True)
+    b(op="stream", targets={}, replace=True)
+    wait_until(lambda: info(a, "active sessions") == 0, 6, "the idle call to time out")
+    assert "expired call-id=c0" in bed.logtext()
+    t1 = a(op="stats")["now"]  # its entries went with it: the caller's late packets are not forwarded
+    a(op="stream", targets={0: [RELAY, q]}, pps=50, ssrc=1000, replace=True)
+    stays(lambda: b(op="stats", since=t1)["stats"]["0"]["packets"] == 0, 0.5, "silence at the callee")
+    a(op="stream", targets={}, replace=True)
+    # killed without a word, then started again: nothing stale forwards to dead sessions
+    held, progs = bed.links()
+    assert held == 2
+    bed.kill()
+    assert not bed.loaded(progs), "a stale program outlived its instance"
+    bed.start("--kernel-offload=on", "-T", "3")
+    wait_until(lambda: a(op="cmd", to=CONTROL, text="V")["reply"] == "20040107", 10, "the relay again")
+    p, q = call(a, b, 1, 30002, 31002)
+    a(op="stream", targets={1: [RELAY, q]}, pps=50, ssrc=1000, replace=True)
+    b(op="stream", targets={1: [RELAY, p]}, pps=50, ssrc=2000, replace=True)
+    wait_until(lambda: info(a, "packets forwarded by the kernel") >= 100, 5, "the new relay to offload")
+    assert bed.links()[0] == 2  # one per interface
 
 
-def test_without_tcx_links_tc_filters_forward_and_a_killed_instance_cannot_keep_them():
+def test_without_tcx_links_tc_filters_forward_and_a_killed_instance_cannot_keep_them(line_bed):
     """Kernels before 6.6 (Debian bookworm's 6.1) have no tcx links: the program
     goes in as a classic tc filter, which outlives a killed process. It stops
     forwarding once its daemon stops writing its owner map (10 s), the next
     start replaces it, a clean stop removes it, and a second instance does
     not take it from a running one."""
-    bed = bed_or_skip(tcx=False)
+    bed = line_bed(tcx=False)
     legacy = {"ANYRTPPROXY_OFFLOAD_ATTACH": "tc"}
-    try:
-        bed.start("--kernel-offload=on", "-T", "60", env=legacy)
-        a, b = bed.agent("A"), bed.agent("B")
-        wait_until(lambda: a(op="cmd", to=CONTROL, text="V")["reply"] == "20040107", 10, "the relay")
-        assert "tc ingress of a0,b0 (as tc filters" in bed.logtext(), bed.logtext()
-        assert bed.links()[0] == 0 and len(bed.tc_filters("a0")) == 1 and len(bed.tc_filters("b0")) == 1
-        old = set(bed.tc_filters("a0") + bed.tc_filters("b0"))
-        p, q = call(a, b, 0, 30000, 31000)
-        a(op="stream", targets={0: [RELAY, q]}, pps=50, ssrc=1000)
-        b(op="stream", targets={0: [RELAY, p]}, pps=50, ssrc=2000)
-        wait_until(lambda: info(a, "packets forwarded by the kernel") >= 100, 5, "the tc filter to forward")
-        # a second instance on the same interfaces leaves the running one's filters alone
-        second = subprocess.run(["ip", "netns", "exec", bed.ns["R"], BINARY, "-D", "-d", "info", "-s",
-                                 "udp:%s:22223" % RELAY, "-i", RELAY, "-p", "21000", "21999", "--kernel-offload=on"],
-                                capture_output=True, text=True, timeout=10, env=dict(os.environ, **legacy))
-        assert second.returncode != 0 and "belongs to the running anyrtpproxy %d" % bed.pid() in second.stderr, \
-            second.stderr
-        assert set(bed.tc_filters("a0") + bed.tc_filters("b0")) == old
-        # killed: the filters stay, but forward nothing once the owner map is 10 s old
-        bed.kill()
-        assert set(bed.tc_filters("a0") + bed.tc_filters("b0")) == old
-        last_second = lambda agent: agent(op="stats", since=agent(op="stats")["now"] - 1.0)["stats"]["0"]["packets"]
-        wait_until(lambda: last_second(a) == 0 and last_second(b) == 0, 14, "a dead instance's filter to stop forwarding")
-        # started again: its own filters replace the stale ones (whose programs are gone)
-        bed.start("--kernel-offload=on", "-T", "60", env=legacy)
-        wait_until(lambda: a(op="cmd", to=CONTROL, text="V")["reply"] == "20040107", 10, "the relay again")
-        new = set(bed.tc_filters("a0") + bed.tc_filters("b0"))
-        assert len(new) == 1 and not new & old, (old, new)
-        wait_until(lambda: not bed.loaded(old), 5, "the kernel to free the stale program")
-        p, q = call(a, b, 1, 30002, 31002)
-        a(op="stream", targets={1: [RELAY, q]}, pps=50, ssrc=1000, replace=True)
-        b(op="stream", targets={1: [RELAY, p]}, pps=50, ssrc=2000, replace=True)
-        wait_until(lambda: info(a, "packets forwarded by the kernel") >= 100, 5, "the new relay to offload")
-        # a clean stop takes its filters with it
-        bed.kill(signal.SIGTERM)
-        assert bed.tc_filters("a0") == [] and bed.tc_filters("b0") == [], bed.logtext()[-1500:]
-        wait_until(lambda: not bed.loaded(new), 5, "the kernel to free the program")
-    finally:
-        bed.destroy()
+    bed.start("--kernel-offload=on", "-T", "60", env=legacy)
+    a, b = bed.agent("A"), bed.agent("B")
+    wait_until(lambda: a(op="cmd", to=CONTROL, text="V")["reply"] == "20040107", 10, "the relay")
+    assert "tc ingress of a0,b0 (as tc filters" in bed.logtext(), bed.logtext()
+    assert bed.links()[0] == 0 and len(bed.tc_filters("a0")) == 1 and len(bed.tc_filters("b0")) == 1
+    old = set(bed.tc_filters("a0") + bed.tc_filters("b0"))
+    p, q = call(a, b, 0, 30000, 31000)
+    a(op="stream", targets={0: [RELAY, q]}, pps=50, ssrc=1000)
+    b(op="stream", targets={0: [RELAY, p]}, pps=50, ssrc=2000)
+    wait_until(lambda: info(a, "packets forwarded by the kernel") >= 100, 5, "the tc filter to forward")
+    # a second instance on the same interfaces leaves the running one's filters alone
+    second = subprocess.run(["ip", "netns", "exec", bed.ns["R"], BINARY, "-D", "-d", "info", "-s",
+                             "udp:%s:22223" % RELAY, "-i", RELAY, "-p", "21000", "21999", "--kernel-offload=on"],
+                            capture_output=True, text=True, timeout=10, env=dict(os.environ, **legacy))
+    assert second.returncode != 0 and "belongs to the running anyrtpproxy %d" % bed.pid() in second.stderr, \
+        second.stderr
+    assert set(bed.tc_filters("a0") + bed.tc_filters("b0")) == old
+    # killed: the filters stay, but forward nothing once the owner map is 10 s old
+    bed.kill()
+    assert set(bed.tc_filters("a0") + bed.tc_filters("b0")) == old
+    last_second = lambda agent: agent(op="stats", since=agent(op="stats")["now"] - 1.0)["stats"]["0"]["packets"]
+    wait_until(lambda: last_second(a) == 0 and last_second(b) == 0, 14, "a dead instance's filter to stop forwarding")
+    # started again: its own filters replace the stale ones (whose programs are gone)
+    bed.start("--kernel-offload=on", "-T", "60", env=legacy)
+    wait_until(lambda: a(op="cmd", to=CONTROL, text="V")["reply"] == "20040107", 10, "the relay again")
+    new = set(bed.tc_filters("a0") + bed.tc_filters("b0"))
+    assert len(new) == 1 and not new & old, (old, new)
+    wait_until(lambda: not bed.loaded(old), 5, "the kernel to free the stale program")
+    p, q = call(a, b, 1, 30002, 31002)
+    a(op="stream", targets={1: [RELAY, q]}, pps=50, ssrc=1000, replace=True)
+    b(op="stream", targets={1: [RELAY, p]}, pps=50, ssrc=2000, replace=True)
+    wait_until(lambda: info(a, "packets forwarded by the kernel") >= 100, 5, "the new relay to offload")
+    # a clean stop takes its filters with it
+    bed.kill(signal.SIGTERM)
+    assert bed.tc_filters("a0") == [] and bed.tc_filters("b0") == [], bed.logtext()[-1500:]
+    wait_until(lambda: not bed.loaded(new), 5, "the kernel to free the program")
 
 
-def test_after_dropping_to_a_user_the_daemon_keeps_only_cap_bpf_and_still_offloads():
-    bed = bed_or_skip()
-    try:
-        a, b, p, q = streaming(bed, "--kernel-offload=on", "-u", "nobody")  # entries written after the drop
-        status = dict(l.split(":", 1) for l in open("/proc/%d/status" % bed.pid()) if ":" in l)
-        assert status["Uid"].split()[0] == "65534", status["Uid"]
-        assert int(status["CapEff"], 16) == 1 << 39 and int(status["CapPrm"], 16) == 1 << 39, status["CapEff"]
-        wait_until(lambda: info(a, "packets forwarded by the kernel") >= 100, 5, "offload as nobody")
-    finally:
-        bed.destroy()
+def test_after_dropping_to_a_user_the_daemon_keeps_only_cap_bpf_and_still_offloads(line_bed):
+    bed = line_bed()
+    a, b, p, q = streaming(bed, "--kernel-offload=on", "-u", "nobody")  # entries written after the drop
+    status = dict(l.split(":", 1) for l in open("/proc/%d/status" % bed.pid()) if ":" in l)
+    assert status["Uid"].split()[0] == "65534", status["Uid"]
+    assert int(status["CapEff"], 16) == 1 << 39 and int(status["CapPrm"], 16) == 1 << 39, status["CapEff"]
+    wait_until(lambda: info(a, "packets forwarded by the kernel") >= 100, 5, "offload as nobody")
 
 
-def test_an_ipv6_call_is_forwarded_with_correct_udp_checksums():
+def test_an_ipv6_call_is_forwarded_with_correct_udp_checksums(line_bed):
     """IPv6 UDP must carry a valid checksum (the pseudo-header has both
     128-bit addresses): checked on what the parties receive."""
-    bed = bed_or_skip()
+    bed = line_bed()
     relay6, caller6, callee6 = "fd00:251:1::1", "fd00:251:1::2", "fd00:251:2::2"
-    try:
-        bed.start("--kernel-offload=on", media=relay6)
-        a, b = bed.agent("A"), bed.agent("B")
-        wait_until(lambda: a(op="cmd", to=CONTROL, text="V")["reply"] == "20040107", 10, "the relay")
-        a(op="open", calls=[[0, caller6, 30000]])
-        b(op="open", calls=[[0, callee6, 31000]])
-        p = int(a(op="cmd", to=CONTROL, text="U6 c6 %s 30000 A;1" % caller6)["reply"].split()[0])
-        q = int(a(op="cmd", to=CONTROL, text="L6 c6 %s 31000 A;1 B;1" % callee6)["reply"].split()[0])
-        a(op="stream", targets={0: [relay6, q]}, pps=50, ssrc=1000)
-        b(op="stream", targets={0: [relay6, p]}, pps=50, ssrc=2000)
-        wait_until(lambda: info(a, "packets forwarded by the kernel") > 0, 5, "the kernel to forward")
-        t0 = a(op="stats")["now"]
-        kernel0 = info(a, "packets forwarded by the kernel")
-        wait_until(lambda: info(a, "packets forwarded by the kernel") - kernel0 >= 200, 5, "200 packets in the kernel")
-        ra, rb = a(op="stats", since=t0)["stats"]["0"], b(op="stats", since=t0)["stats"]["0"]
-        assert ra["packets"] >= 90 and rb["packets"] >= 90 and ra["lost"] == 0 and rb["lost"] == 0, (ra, rb)
-        assert ra["sources"] == ["[%s]:%d" % (relay6, q)] and rb["sources"] == ["[%s]:%d" % (relay6, p)], (ra, rb)
-        for ns in ("A", "B"):
-            assert bed.checksums(ns, relay6) == {"udp": 20, "ip_bad": 0, "udp_bad": 0}, ns
-    finally:
-        bed.destroy()
+    bed.start("--kernel-offload=on", media=relay6)
+    a, b = bed.agent("A"), bed.agent("B")
+    wait_until(lambda: a(op="cmd", to=CONTROL, text="V")["reply"] == "20040107", 10, "the relay")
+    a(op="open", calls=[[0, caller6, 30000]])
+    b(op="open", calls=[[0, callee6, 31000]])
+    p = int(a(op="cmd", to=CONTROL, text="U6 c6 %s 30000 A;1" % caller6)["reply"].split()[0])
+    q = int(a(op="cmd", to=CONTROL, text="L6 c6 %s 31000 A;1 B;1" % callee6)["reply"].split()[0])
+    a(op="stream", targets={0: [relay6, q]}, pps=50, ssrc=1000)
+    b(op="stream", targets={0: [relay6, p]}, pps=50, ssrc=2000)
+    wait_until(lambda: info(a, "packets forwarded by the kernel") > 0, 5, "the kernel to forward")
+    t0 = a(op="stats")["now"]
+    kernel0 = info(a, "packets forwarded by the kernel")
+    wait_until(lambda: info(a, "packets forwarded by the kernel") - kernel0 >= 200, 5, "200 packets in the kernel")
+    ra, rb = a(op="stats", since=t0)["stats"]["0"], b(op="stats", since=t0)["stats"]["0"]
+    assert ra["packets"] >= 90 and rb["packets"] >= 90 and ra["lost"] == 0 and rb["lost"] == 0, (ra, rb)
+    assert ra["sources"] == ["[%s]:%d" % (relay6, q)] and rb["sources"] == ["[%s]:%d" % (relay6, p)], (ra, rb)
+    for ns in ("A", "B"):
+        assert bed.checksums(ns, relay6) == {"udp": 20, "ip_bad": 0, "udp_bad": 0}, ns
 
 
-def test_kernel_offload_off_relays_in_userspace_as_before():
-    bed = bed_or_skip()
-    try:
-        a, b, p, q = streaming(bed, "--kernel-offload=off")
-        assert bed.links()[0] == 0 and "kernel offload" not in bed.logtext()
-        t0 = a(op="stats")["now"]
-        wait_until(lambda: a(op="stats", since=t0)["stats"]["0"]["packets"] >= 60 and
-                   info(a, "packets transmitted") >= 120, 5, "media through userspace")
-        assert info(a, "packets forwarded by the kernel") == 0
-    finally:
-        bed.destroy()
+def test_kernel_offload_off_relays_in_userspace_as_before(line_bed):
+    bed = line_bed()
+    a, b, p, q = streaming(bed, "--kernel-offload=off")
+    assert bed.links()[0] == 0 and "kernel offload" not in bed.logtext()
+    t0 = a(op="stats")["now"]
+    wait_until(lambda: a(op="stats", since=t0)["stats"]["0"]["packets"] >= 60 and
+               info(a, "packets transmitted") >= 120, 5, "media through userspace")
+    assert info(a, "packets forwarded by the kernel") == 0
 
 
 def test_a_daemon_built_without_the_fast_path_relays_as_before():
