@@ -9,11 +9,8 @@
 
 #include <unistd.h>
 
-#include <cerrno>
 #include <csignal>
-#include <cstring>
 #include <ctime>
-#include <random>
 
 namespace anyrtpproxy {
 
@@ -26,7 +23,8 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
                [this](Slot slot, std::uint16_t port, BindResult r) { on_adopted(slot, port, r); }),
       player_(io, options_.prompts_dir, sockets_, PlaybackTable(table_), table_.config().instance, [this] { return reachable_peers(); },
               [this] { flush_changes(); }, log),
-      controller_(table_, controller_config(options_, &player_, table_.config().instance)), notifier_(io, options_.notify, log),
+      controller_(CommandTable(table_), controller_config(options_, &player_, table_.config().instance)),
+      notifier_(io, options_.notify, log),
       health_watch_(options_.health_file), flush_timer_(io), sweep_(io),
       signals_(io, SIGTERM, SIGINT, SIGHUP) {
   signals_.add(SIGUSR1);
@@ -143,7 +141,7 @@ void Proxy::on_adopted(Slot slot, std::uint16_t port, BindResult result) {
 
 void Proxy::on_sync(SyncMessage& msg, const SyncSource& from) {
   const auto outcome =
-      apply_sync(table_, view_, msg, from, Clock::now(), sync_server_ && sync_server_->has_operators());
+      apply_sync(SyncTable(table_), view_, msg, from, Clock::now(), sync_server_ && sync_server_->has_operators());
   if (outcome.refused) ++sync_stats_.frames_refused;
   log(outcome.events);
   if (sync_server_) {
