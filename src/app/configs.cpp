@@ -64,6 +64,20 @@ OffloadConfig offload_config(const Options& o) {
   return oc;
 }
 
+std::vector<Event> serving_notes(const Options& o, bool root) {
+  std::string where;
+  for (const auto& c : o.control) where += " " + c.text;
+  std::vector<Event> out{{Level::notice, "serving control on" + where + ", ports " + std::to_string(o.port_min) + "-" +
+                                             std::to_string(o.port_max)}};
+  if (root && o.user.empty())
+    out.emplace_back(Level::warning,
+                     "running as root: give -u USER (the Debian package's anyrtpproxy) to drop privileges after binding");
+  if (!o.sync_tls && (o.sync_port || !o.sync_hosts.empty()))
+    out.emplace_back(Level::warning, "sync is unauthenticated: peers are told by their address alone, and what they "
+                                     "send is not encrypted; give --sync-tls-cert, --sync-tls-key and --sync-tls-ca");
+  return out;
+}
+
 ClusterView cluster_view(const Options& o, const std::string& instance) {
   ClusterView v;
   v.self = instance;

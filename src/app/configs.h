@@ -5,6 +5,7 @@
 
 #include "app/options.h"
 #include "core/cluster.h"
+#include "core/event.h"
 #include "core/controller.h"
 #include "core/port_allocator.h"
 #include "core/session_table.h"
@@ -15,6 +16,7 @@
 
 #include <array>
 #include <string>
+#include <vector>
 
 namespace anyrtpproxy {
 
@@ -30,6 +32,10 @@ ControllerConfig controller_config(const Options& o, PromptLibrary* prompts, con
 boost::asio::ip::tcp::endpoint sync_endpoint(const Options& o);
 SyncHello sync_hello(const Options& o, const std::string& instance);
 OffloadConfig offload_config(const Options& o);
+// What the daemon says once it serves: where, and what it advises about its
+// configuration (running as root without -u, sync without TLS).
+std::vector<Event> serving_notes(const Options& o, bool root);
+
 // What this instance knows of itself when it checks what peers send.
 ClusterView cluster_view(const Options& o, const std::string& instance);
 

@@ -320,6 +320,9 @@ const std::vector<OptionRule> rules = {
   {"health-file", Takes::one, "FILE",
    "a file that exists while this instance has headroom to take over its share (for BIRD or ExaBGP)", Reload::restart,
    ANYRTPPROXY_SAME(health_file), nullptr},
+  {"health", Takes::one, "PATH",
+   "a unix socket whose clients get a line every 100 ms while this instance lives: healthy or unhealthy "
+   "(EOF when it dies, silence when it hangs)", Reload::restart, ANYRTPPROXY_SAME(health_socket), nullptr},
   {"kernel-offload", Takes::one, "MODE",
    "forward latched streams in the kernel (eBPF at tc ingress): auto (default: if the kernel allows it), on or off",
    Reload::restart, ANYRTPPROXY_SAME(kernel_offload), nullptr},
@@ -526,6 +529,16 @@ void parse_files(HostChecks& host, const Given& g, Options& o) {
     o.health_file = file;
     const std::string dir = slash == 0 ? "/" : file.substr(0, slash);
     if (!o.chroot && !host.is_directory(dir)) fail("--health-file", "'" + dir + "' is not a directory");
+  }
+  if (g.has("health")) {
+    const std::string path = g.str("health");
+    const auto slash = path.rfind('/');
+    if (path.empty() || path[0] != '/' || slash + 1 == path.size())
+      fail("--health", "'" + path + "' is not an absolute file name");
+    if (path.size() >= 100) fail("--health", "the socket path '" + path + "' is too long");
+    const std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+    if (!o.chroot && !host.is_directory(dir)) fail("--health", "'" + dir + "' is not a directory");
+    o.health_socket = path;
   }
 }
 

@@ -33,6 +33,7 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
   check_file_limit();
   start_time_ = static_cast<double>(std::time(nullptr));
   if (!options_.health_file.empty()) health_ = StatusFile(options_.health_file);  // its directory, before any chroot
+  if (!options_.health_socket.empty()) health_server_ = std::make_unique<HealthServer>(io, options_.health_socket, log);
   if (options_.metrics)
     metrics_ = std::make_unique<MetricsServer>(io, *options_.metrics, options_.metrics_allow,
                                                [this] { return prometheus_text(gather()); }, log);
@@ -192,19 +193,12 @@ void Proxy::start() {
   if (sync_server_) sync_server_->start();
   for (auto& p : peers_) p->start();
   if (metrics_) metrics_->start();
-  sweep();
+  sweep();  // the first health line before the first client
+  if (health_server_) health_server_->start();
   wait_signal();
-  std::string where;
-  for (const auto& c : options_.control) where += " " + c.text;
-  log_.notice("serving control on" + where + ", ports " + std::to_string(options_.port_min) + "-" +
-              std::to_string(options_.port_max));
+  log(serving_notes(options_, ::geteuid() == 0));
   if (!offload_note_.empty()) log_.notice(offload_note_);
   if (!catch_all_note_.empty()) log_.notice(catch_all_note_);
-  if (::geteuid() == 0 && options_.user.empty())
-    log_.warning("running as root: give -u USER (the Debian package's anyrtpproxy) to drop privileges after binding");
-  if (!sync_tls_ && (sync_server_ || !peers_.empty()))
-    log_.warning("sync is unauthenticated: peers are told by their address alone, and what they send is not "
-                 "encrypted; give --sync-tls-cert, --sync-tls-key and --sync-tls-ca");
 }
 
 void Proxy::stop() {
@@ -215,6 +209,7 @@ void Proxy::stop() {
   if (sync_server_) sync_server_->close();
   for (auto& p : peers_) p->close();
   if (metrics_) metrics_->close();
+  if (health_server_) health_server_->close();
   player_.stop();
   flush_timer_.cancel();
   sweep_.cancel();
@@ -250,6 +245,7 @@ void Proxy::sweep() {
   if (offload_) offload_->follow_all(OffloadTable(table_), Clock::now());  // re-offer windows that closed
   const Headroom room = this->room();
   if (!options_.health_file.empty()) check_health(room);
+  if (health_server_) health_server_->set(health_line(room));
   recorder_.retry_closes();
   for (const auto& line : recorder_.take_problems()) log_.error(line);
   if (sockets_.catch_all() && options_.park_idle.count() > 0)  // a route that moved back: its calls' sockets go

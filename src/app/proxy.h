@@ -22,6 +22,7 @@
 #include "io/sync.h"
 #include "core/capacity.h"
 #include "io/fd.h"
+#include "io/health_server.h"
 #include "io/host.h"
 
 #include <boost/asio/io_context.hpp>
@@ -94,6 +95,7 @@ private:
   std::unique_ptr<Offload> offload_;  // the kernel fast path; none: userspace relays everything
   std::string offload_note_;          // what start() logs about it (after detaching)
   std::string catch_all_note_;        // the same of the catch-all path (--catch-all)
+  std::unique_ptr<HealthServer> health_server_;  // --health
   StatusFile health_;                 // --health-file
   HealthWatch health_watch_;
   TakeoverWatch takeover_;

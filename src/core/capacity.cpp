@@ -24,6 +24,10 @@ Headroom headroom(std::uint64_t fd_limit, std::optional<std::size_t> open_fds, s
   return h;
 }
 
+std::string health_line(const Headroom& h) {
+  return h.healthy() ? "healthy headroom_legs=" + std::to_string(h.legs) : "unhealthy " + h.problem;
+}
+
 std::uint64_t sessions_left(const TableConfig& c, std::size_t sessions, std::size_t bytes) {
   const std::size_t per = sessions ? std::max<std::size_t>(bytes / sessions, 1) : 600;
   const std::uint64_t by_count = c.max_sessions > sessions ? c.max_sessions - sessions : 0;

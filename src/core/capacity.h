@@ -50,6 +50,9 @@ struct Headroom {
 Headroom headroom(std::uint64_t fd_limit, std::optional<std::size_t> open_fds, std::uint64_t free_pairs,
                   std::size_t unbound_legs, std::uint64_t sessions_left = UINT64_MAX);
 
+// The --health socket's line: "healthy headroom_legs=N" or "unhealthy CAUSE".
+std::string health_line(const Headroom& h);
+
 // What the table's bounds still allow: by count, and by memory at what its
 // sessions take on average now (600 bytes, a real session's, while empty).
 std::uint64_t sessions_left(const TableConfig& config, std::size_t sessions, std::size_t bytes);

@@ -5,6 +5,7 @@
 #include "core/text.h"
 #include "io/log.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <stdexcept>
@@ -26,7 +27,13 @@ template <class Protocol>
 Acceptor<Protocol>::Acceptor(boost::asio::io_context& io, const Endpoint& at, AcceptRules rules, Logger& log)
     : acceptor_(io), retry_(io), rules_(std::move(rules)), log_(log), open_(std::make_shared<Occupancy>()) {
   boost::system::error_code ec;
-  if constexpr (std::is_same_v<Protocol, stream_protocol>) ::unlink(at.path().c_str());  // a stale socket file
+  if constexpr (std::is_same_v<Protocol, stream_protocol>) {
+    struct stat st {};
+    if (::lstat(at.path().c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
+      throw std::runtime_error("cannot listen on " + (rules_.listener.empty() ? at.path() : rules_.listener) +
+                               ": it exists and is not a socket");
+    ::unlink(at.path().c_str());  // a stale socket of an earlier run
+  }
   acceptor_.open(at.protocol(), ec);
   if constexpr (std::is_same_v<Protocol, ip::tcp>) {
     if (!ec && at.address().is_v6())

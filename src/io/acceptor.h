@@ -15,7 +15,8 @@
 // roles, a failed TLS handshake) refuse through refuse() so that every refusal
 // is counted and logged alike. A failed accept (no descriptor left) is logged
 // and tried again after 100 ms: the connection waits in the kernel's queue,
-// and the loop does not spin.
+// and the loop does not spin. A unix socket's path replaces a stale socket
+// of an earlier run, never a file of another kind.
 #pragma once
 
 #include "core/event.h"

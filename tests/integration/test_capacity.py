@@ -6,13 +6,16 @@ fit here."""
 
 import os
 import re
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 import urllib.request
 
-from harness import BINARY, HOSTS, Daemon, free_port, wait_until
+from harness import BINARY, HOSTS, Daemon, free_port, stays, wait_until
 from test_mirrored_legs import batch
 from test_operations import LO, samples, scrape
 
@@ -57,6 +60,111 @@ def test_every_instance_announces_its_capacity_and_says_when_it_cannot_take_over
         assert b.logtext().count("capacity: cannot take over instance") == 1
 
 
+class HealthClient:
+    """A --health client: the lines it got, read as they come."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(2)
+        wait_until(lambda: self.connect(path), 3, "a connection to " + path)
+        self.buf, self.lines, self.eof = b"", [], False
+
+    def connect(self, path):
+        try:
+            self.s.connect(path)
+            return True
+        except BlockingIOError:  # the listen queue is full: the daemon is accepting
+            return False
+
+    def poll(self, timeout=0.0):
+        """Reads what has arrived (waiting up to `timeout` for something); the number of new lines."""
+        before = len(self.lines)
+        ready, _, _ = select.select([self.s], [], [], timeout)
+        if ready and not self.eof:
+            try:
+                data = self.s.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            self.eof = data == b""
+            self.buf += data
+            *done, self.buf = self.buf.split(b"\n")
+            self.lines += [l.decode() for l in done]
+        return len(self.lines) - before
+
+    def line(self):
+        """The latest line, after waiting for at least one more."""
+        wait_until(lambda: self.poll(0.05) or self.eof, 2, "a health line")
+        return self.lines[-1] if self.lines else ""
+
+    def closed(self, timeout):
+        end = time.monotonic() + timeout
+        while not self.eof and time.monotonic() < end:
+            self.poll(0.05)
+        return self.eof
+
+
+def test_the_health_socket_speaks_every_100_ms_and_goes_silent_or_away_with_the_daemon(daemon):
+    """--health: a line at once and ten a second; none while the daemon is
+    stopped (a hung process); EOF the moment it is killed."""
+    work = tempfile.mkdtemp(prefix="arp-hsock-")
+    path = os.path.join(work, "health.sock")
+    try:
+        d = daemon("--health", path, level="info")
+        c = HealthClient(path)
+        start = time.monotonic()
+        wait_until(lambda: c.poll(0.05) >= 0 and len(c.lines) >= 1, 1, "the first line at once")
+        assert re.fullmatch(r"healthy headroom_legs=\d+", c.lines[0]), c.lines
+        wait_until(lambda: c.poll(0.05) >= 0 and len(c.lines) >= 11, 3, "ten more lines")
+        assert time.monotonic() - start < 2.0, "ten lines took %.2f s" % (time.monotonic() - start)
+        d.proc.send_signal(signal.SIGSTOP)  # hung
+        try:
+            while c.poll(0.15):  # what was sent before it stopped
+                pass
+            stays(lambda: c.poll(0) == 0 and not c.eof, 0.5, "silence from a stopped daemon")
+        finally:
+            d.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: c.poll(0.05) > 0, 1, "the lines to come back")
+        d.kill()  # without a word
+        assert c.closed(1), "no EOF after SIGKILL"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_the_health_socket_is_bounded_and_never_replaces_a_file(daemon):
+    """At most 64 clients at once (the others are closed without a line, and
+    logged); a path that is a file of another kind stops the start and stays."""
+    work = tempfile.mkdtemp(prefix="arp-hsock-")
+    path = os.path.join(work, "health.sock")
+    try:
+        with open(path, "w") as f:
+            f.write("not a socket\n")
+        r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:%d" % free_port(), "-i", LO, "--kernel-offload=off",
+                            "--health", path], capture_output=True, text=True, timeout=10)
+        assert r.returncode != 0 and "health socket %s: it exists and is not a socket" % path in r.stderr, r.stderr
+        assert open(path).read() == "not a socket\n", "the file was replaced"
+        os.unlink(path)
+        d = daemon("--health", path, level="info")
+        clients = [HealthClient(path) for _ in range(100)]
+        wait_until(lambda: "health: refused a connection: 64 connections open" in d.logtext(), 3, "the refusals")
+        wait_until(lambda: all(c.poll(0) >= 0 and (c.lines or c.eof) for c in clients), 3, "every client answered")
+        served = [c for c in clients if c.lines]
+        assert len(served) == 64, len(served)
+        assert all(c.eof and not c.lines for c in clients if not c.lines), "a refused client got a line"
+        for c in served[:10]:
+            c.s.close()
+
+        def served_again():  # the ten are noticed gone within a tick
+            late = HealthClient(path)
+            ok = late.line().startswith("healthy ")
+            late.s.close()
+            return ok
+        wait_until(served_again, 3, "room for a new client once ten left")
+        for c in clients:
+            c.s.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def test_the_health_file_is_there_while_there_is_headroom():
     """--health-file (for BIRD or ExaBGP): there with "ok" while the
     instance can take more legs; gone once the descriptors run out, back when
@@ -65,12 +173,14 @@ def test_the_health_file_is_there_while_there_is_headroom():
     health = os.path.join(work, "healthy")
     mport = free_port(socket.SOCK_STREAM)
     base = free_port(pair=True)
-    d = Daemon("--health-file", health, "--metrics", "%s:%d" % (LO, mport), ports=(base, base + 3999), start=False,
-               level="info")
+    d = Daemon("--health-file", health, "--health", os.path.join(work, "health.sock"), "--metrics",
+               "%s:%d" % (LO, mport), ports=(base, base + 3999), start=False, level="info")
     d.argv = ["prlimit", "--nofile=120:120", "--"] + d.argv  # room for about 20 sessions' sockets
     d.start()
     try:
         wait_until(lambda: os.path.exists(health), 3, "the health file")
+        watcher = HealthClient(os.path.join(work, "health.sock"))
+        assert re.fullmatch(r"healthy headroom_legs=\d+", watcher.line()), watcher.lines
         assert re.fullmatch(r"ok headroom_legs=\d+\n", open(health).read()), open(health).read()
         m = samples(scrape(mport))
         assert m["anyrtpproxy_healthy"] == 1 and 10 <= m["anyrtpproxy_headroom_legs"] <= 45, m
@@ -81,14 +191,19 @@ def test_the_health_file_is_there_while_there_is_headroom():
             made += 1
         assert 0 < made < 60, made
         wait_until(lambda: not os.path.exists(health), 3, "the health file to go")
+        wait_until(lambda: watcher.line().startswith("unhealthy the open-file limit is reached"), 3,
+                   "the socket to say unhealthy", debug=lambda: watcher.lines[-3:])
         assert "health: cannot take over its share, %s removed: the open-file limit is reached" % health in d.logtext()
         assert samples(scrape(mport))["anyrtpproxy_healthy"] == 0
         for i in range(made // 2):
             assert d.cmd("D h%d A;1" % i) == "0"
         wait_until(lambda: os.path.exists(health), 3, "the health file to come back")
+        wait_until(lambda: watcher.line().startswith("healthy "), 3, "the socket to say healthy again")
         assert "health: headroom again, %s is back" % health in d.logtext()
         d.stop()
         assert not os.path.exists(health), "an instance that stops withdraws its route"
+        assert watcher.closed(1), "the health socket's clients see the end"
+        assert not os.path.exists(os.path.join(work, "health.sock"))
     finally:
         if d.proc and d.proc.poll() is None:
             d.stop()
@@ -96,6 +211,14 @@ def test_the_health_file_is_there_while_there_is_headroom():
 
 
 def test_a_bad_health_file_is_refused_naming_it():
+    for option in ("--health", "--health-file"):
+        for value, message in (("relative", "is not an absolute file name"), ("/nonexistent/dir/f", "is not a directory"),
+                               ("/tmp/" + "s" * 100, "is too long" if option == "--health" else None)):
+            if message is None:
+                continue
+            r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", option, value], capture_output=True,
+                               text=True, timeout=10)
+            assert r.returncode == 2 and option + ": " in r.stderr and message in r.stderr, (option, value, r.stderr)
     for value, message in (("relative", "is not an absolute file name"), ("/nonexistent/dir/f", "is not a directory"),
                            ("/tmp/", "is not an absolute file name")):
         r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "--health-file", value], capture_output=True,

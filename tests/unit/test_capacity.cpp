@@ -25,6 +25,12 @@ BOOST_AUTO_TEST_CASE(headroom_is_the_fewer_of_descriptors_and_ports_and_names_wh
   BOOST_TEST(full.problem.find("session table is full") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(the_health_line_says_healthy_with_the_headroom_or_why_not) {
+  BOOST_TEST(health_line(Headroom{42, ""}) == "healthy headroom_legs=42");
+  BOOST_TEST(health_line(Headroom{0, "the port range is used up (1 port pairs left)"}) ==
+             "unhealthy the port range is used up (1 port pairs left)");
+}
+
 BOOST_AUTO_TEST_CASE(the_file_limit_holds_every_pair_and_the_reserve) {
   BOOST_TEST(descriptors_needed(1000) == 2000u + descriptor_reserve + descriptors_of_its_own);
   BOOST_TEST(sessions_within(descriptors_needed(1000)) == 500u);  // two legs of a pair each
