@@ -15,10 +15,12 @@ ifeq ($(SANITIZE),1)
 B = build/san
 SAN = -fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 DAEMON = build/san/anyrtpproxy
+HELPER = build/san/anyrtpproxy-health
 else
 B = build
 SAN =
 DAEMON = anyrtpproxy
+HELPER = anyrtpproxy-health
 endif
 ALL_CXXFLAGS = -std=c++17 $(WARN) $(CXXFLAGS) $(SAN) -MMD -MP
 ALL_CPPFLAGS = -Isrc $(CPPFLAGS)
@@ -28,14 +30,14 @@ ALL_CPPFLAGS = -Isrc $(CPPFLAGS)
 # kernel, app parses the command line and composes the daemon.
 CORE_SRC = $(wildcard src/core/*.cpp)
 IO_SRC = $(wildcard src/io/*.cpp)
-APP_SRC = $(filter-out src/app/main.cpp,$(wildcard src/app/*.cpp))
+APP_SRC = $(filter-out src/app/main.cpp src/app/health_main.cpp,$(wildcard src/app/*.cpp))
 CORE_OBJ = $(CORE_SRC:src/%.cpp=$(B)/%.o)
 IO_OBJ = $(IO_SRC:src/%.cpp=$(B)/%.o)
 APP_OBJ = $(APP_SRC:src/%.cpp=$(B)/%.o)
 UNIT_SRC = $(wildcard tests/unit/*.cpp)
 UNIT_OBJ = $(UNIT_SRC:tests/unit/%.cpp=$(B)/unit/%.o)
 
-all: anyrtpproxy
+all: anyrtpproxy anyrtpproxy-health
 
 # The kernel fast path (configure sets BPF=1 when clang, libbpf and bpftool
 # are there): the eBPF object is built by clang and linked into the binary
@@ -55,6 +57,10 @@ config.mk:
 
 $(DAEMON): $(CORE_OBJ) $(IO_OBJ) $(APP_OBJ) $(B)/app/main.o
 	$(CXX) $(LDFLAGS) $(SAN) -o $@ $^ $(LIBS)
+
+# anyrtpproxy-health: follows the daemon's --health socket for a routing daemon.
+$(HELPER): $(B)/app/health_main.o $(B)/core/route_decider.o
+	$(CXX) $(LDFLAGS) $(SAN) -o $@ $^ -lboost_program_options
 
 $(B)/%.o: src/%.cpp | config.mk
 	@mkdir -p $(@D)
@@ -80,8 +86,8 @@ bench-offload: anyrtpproxy bench/loadgen
 	bash bench/offload.sh
 
 # Under SANITIZE=1: the unit and integration tests (not the end-to-end ones).
-check: $(DAEMON) $(B)/unit_tests
-	ANYRTPPROXY=$(CURDIR)/$(DAEMON) UNIT_TESTS=$(CURDIR)/$(B)/unit_tests SANITIZE=$(SANITIZE) bash tests/run.sh
+check: $(DAEMON) $(HELPER) $(B)/unit_tests
+	ANYRTPPROXY=$(CURDIR)/$(DAEMON) ANYRTPPROXY_HEALTH=$(CURDIR)/$(HELPER) UNIT_TESTS=$(CURDIR)/$(B)/unit_tests SANITIZE=$(SANITIZE) bash tests/run.sh
 
 # libFuzzer harnesses (clang; Debian: clang, libclang-rt-14-dev) for one
 # control request, command sequences through the controller, and the sync
@@ -116,8 +122,9 @@ nobpf: config.mk
 check-all:
 	bash tests/check-all.sh
 
-install: anyrtpproxy
+install: anyrtpproxy anyrtpproxy-health
 	install -D -m 0755 anyrtpproxy $(DESTDIR)$(PREFIX)/sbin/anyrtpproxy
+	install -D -m 0755 anyrtpproxy-health $(DESTDIR)$(PREFIX)/bin/anyrtpproxy-health
 	install -D -m 0644 man/anyrtpproxy.8 $(DESTDIR)$(PREFIX)/share/man/man8/anyrtpproxy.8
 
 # The roff page is committed, so building never needs AsciiDoc; after editing
@@ -126,7 +133,7 @@ man:
 	asciidoctor -b manpage -o man/anyrtpproxy.8 man/anyrtpproxy.8.adoc
 
 clean:
-	rm -rf build anyrtpproxy bench/forwarder bench/loadgen
+	rm -rf build anyrtpproxy anyrtpproxy-health bench/forwarder bench/loadgen
 
 distclean: clean
 	rm -f config.mk

@@ -8,7 +8,7 @@
 # names what each core module may include, and every core module must be in it.
 set -u
 cd "$(dirname "$0")/.."
-GRAPH="addresses: | host: | text: | event: | version: | write_queue: | port_allocator: | session: |
+GRAPH="addresses: | host: | route_decider: | text: | event: | version: | write_queue: | port_allocator: | session: |
   protocol: session text | sync_codec: session text | recording: session | offload_plan: session |
   session_table: event port_allocator session | controller: event protocol session_table text |
   cluster: event session_table sync_codec text | capacity: cluster event session_table sync_codec |

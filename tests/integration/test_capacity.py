@@ -15,7 +15,7 @@ import tempfile
 import time
 import urllib.request
 
-from harness import BINARY, HOSTS, Daemon, free_port, stays, wait_until
+from harness import BINARY, HOSTS, ROOT, Daemon, free_port, stays, wait_until
 from test_mirrored_legs import batch
 from test_operations import LO, samples, scrape
 
@@ -224,3 +224,87 @@ def test_a_bad_health_file_is_refused_naming_it():
         r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1", "--health-file", value], capture_output=True,
                            text=True, timeout=10)
         assert r.returncode == 2 and "--health-file: " in r.stderr and message in r.stderr, (value, r.stderr)
+
+
+HELPER = os.environ.get("ANYRTPPROXY_HEALTH", os.path.join(ROOT, "anyrtpproxy-health"))
+ROUTE = "203.0.113.5/32"
+
+
+class Helper:
+    """anyrtpproxy-health as ExaBGP runs it: its stdout lines, with when they came."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen([HELPER] + list(args), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.lines = []
+
+    def said(self, text, after=0.0):
+        """When the helper last printed `text` after `after` (monotonic), reading what it printed since."""
+        while select.select([self.p.stdout], [], [], 0.02)[0]:
+            line = self.p.stdout.readline()
+            if not line:
+                break
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+        hits = [t for t, l in self.lines if l == text and t > after]
+        return hits[-1] if hits else None
+
+    def close(self):
+        self.p.kill()
+        self.p.wait()
+
+
+def test_the_helper_announces_a_steady_daemon_and_withdraws_a_dead_or_hung_one(daemon):
+    """anyrtpproxy-health --exabgp: started before the daemon, it announces the
+    route after a steady second of healthy lines, withdraws it within 0.7 s of
+    a hang (SIGSTOP) and at once on SIGKILL, and announces again for the
+    restarted daemon."""
+    work = tempfile.mkdtemp(prefix="arp-helper-")
+    path = os.path.join(work, "health.sock")
+    up, down = "announce route %s next-hop self" % ROUTE, "withdraw route %s next-hop self" % ROUTE
+    helper = Helper("--socket", path, "--exabgp", ROUTE)
+    try:
+        stays(lambda: helper.said(up) is None and helper.p.poll() is None, 0.3, "no route before the daemon")
+        started = time.monotonic()
+        d = daemon("--health", path, level="info")
+        announced = wait_until(lambda: helper.said(up), 4, "the announcement")
+        assert announced - started >= 0.9, "announced %.2f s after the start: not steady yet" % (announced - started)
+        d.proc.send_signal(signal.SIGSTOP)
+        hung = time.monotonic()
+        try:
+            withdrawn = wait_until(lambda: helper.said(down, hung), 3, "the withdrawal of a hung daemon")
+            assert withdrawn - hung < 0.7, "withdrawn %.2f s after the hang" % (withdrawn - hung)
+        finally:
+            d.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: helper.said(up, withdrawn), 4, "the announcement once it answers again")
+        d.kill()
+        killed = time.monotonic()
+        withdrawn = wait_until(lambda: helper.said(down, killed), 3, "the withdrawal of a dead daemon")
+        assert withdrawn - killed < 0.3, "withdrawn %.2f s after SIGKILL" % (withdrawn - killed)
+        daemon("--health", path, level="info")  # restarted: the helper reconnects
+        wait_until(lambda: helper.said(up, withdrawn), 4, "the announcement for the restarted daemon")
+    finally:
+        helper.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_the_helper_runs_commands_and_refuses_bad_options(daemon):
+    work = tempfile.mkdtemp(prefix="arp-helper-")
+    path, log = os.path.join(work, "health.sock"), os.path.join(work, "route.log")
+    helper = Helper("--socket", path, "--on-up", "echo up >> " + log, "--on-down", "echo down >> " + log,
+                    "--steady", "200")
+    try:
+        d = daemon("--health", path, level="info")
+        routed = lambda: open(log).read().split() if os.path.exists(log) else []
+        wait_until(lambda: routed() == ["up"], 3, "--on-up to run")
+        d.stop()  # a clean stop closes the socket too
+        wait_until(lambda: routed() == ["up", "down"], 3, "--on-down to run")
+    finally:
+        helper.close()
+        shutil.rmtree(work, ignore_errors=True)
+    for args, message in ((["--exabgp", ROUTE], "option --socket: needs an absolute path"),
+                          (["--socket", "/run/x.sock"], "option --exabgp: give --exabgp ROUTE, or --on-up and --on-down"),
+                          (["--socket", "/run/x.sock", "--exabgp", ROUTE, "--silence", "5"], "option --silence"),
+                          (["--socket", "/run/x.sock", "--exabgp", "a b"], "is not a prefix"),
+                          (["--bogus"], "bogus")):
+        r = subprocess.run([HELPER] + args, capture_output=True, text=True, timeout=10)
+        assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
+
