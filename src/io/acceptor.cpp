@@ -45,6 +45,10 @@ Acceptor<Protocol>::Acceptor(boost::asio::io_context& io, const Endpoint& at, Ac
   if (ec)
     throw std::runtime_error("cannot listen on " + (rules_.listener.empty() ? endpoint_name(at) : rules_.listener) +
                              ": " + ec.message());
+  if constexpr (std::is_same_v<Protocol, stream_protocol>) {
+    ::chmod(at.path().c_str(), 0660);
+    file_ = RemoveAtExit(at.path());
+  }
 }
 
 template <class Protocol>
@@ -61,6 +65,7 @@ void Acceptor<Protocol>::close() {
   boost::system::error_code ec;
   acceptor_.close(ec);
   retry_.cancel();
+  file_.remove();
 }
 
 template <class Protocol>

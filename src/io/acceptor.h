@@ -16,7 +16,9 @@
 // is counted and logged alike. A failed accept (no descriptor left) is logged
 // and tried again after 100 ms: the connection waits in the kernel's queue,
 // and the loop does not spin. A unix socket's path replaces a stale socket
-// of an earlier run, never a file of another kind.
+// of an earlier run, never a file of another kind; the socket is made mode
+// 0660 (the daemon's user and group may connect, nobody else) and removed
+// when the acceptor closes or goes.
 #pragma once
 
 #include "core/event.h"
@@ -92,6 +94,7 @@ private:
   Logger& log_;
   Serve serve_;
   std::shared_ptr<Occupancy> open_;  // shared with the tickets, which may outlive the acceptor
+  RemoveAtExit file_;                // unix: the socket file
   LogLimiter refusals_{std::chrono::seconds(60), 1024};
   std::uint64_t refused_ = 0;
 };

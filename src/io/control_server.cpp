@@ -11,7 +11,6 @@
 #include <boost/asio/write.hpp>
 
 #include <netinet/in.h>
-#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -232,12 +231,7 @@ StreamControl<Protocol>::StreamControl(boost::asio::io_context& io, const typena
                                        std::string name, Mode mode, Controller& controller, ApplyEffects apply,
                                        Logger& log)
     : name_(std::move(name)), mode_(mode), controller_(controller), apply_(std::move(apply)), log_(log),
-      acceptor_(io, at, control_rules(name_, std::is_same_v<Protocol, ip::tcp>), log) {
-  if constexpr (std::is_same_v<Protocol, stream_protocol>) {
-    ::chmod(at.path().c_str(), 0660);  // the daemon's user and group may connect, nobody else
-    file_ = RemoveAtExit(at.path());
-  }
-}
+      acceptor_(io, at, control_rules(name_, std::is_same_v<Protocol, ip::tcp>), log) {}
 
 template <class Protocol>
 StreamControl<Protocol>::~StreamControl() { close(); }
@@ -253,7 +247,6 @@ template <class Protocol>
 void StreamControl<Protocol>::close() {
   if (!acceptor_.is_open()) return;
   acceptor_.close();
-  file_.remove();
 }
 
 template class StreamControl<ip::tcp>;

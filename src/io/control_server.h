@@ -21,7 +21,6 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,7 +81,6 @@ private:
   ApplyEffects apply_;
   Logger& log_;
   Acceptor<Protocol> acceptor_;
-  RemoveAtExit file_;  // unix: the socket file
 };
 
 using TcpControl = StreamControl<boost::asio::ip::tcp>;

@@ -5,8 +5,6 @@
 
 #include <boost/asio/write.hpp>
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <array>
 
@@ -74,10 +72,7 @@ AcceptRules health_rules(const std::string& path) {
 }  // namespace
 
 HealthServer::HealthServer(boost::asio::io_context& io, const std::string& path, Logger& log)
-    : acceptor_(io, stream_protocol::endpoint(path), health_rules(path), log), timer_(io) {
-  ::chmod(path.c_str(), 0660);  // the daemon's user and group (a routing daemon's user in it), nobody else
-  file_ = RemoveAtExit(path);
-}
+    : acceptor_(io, stream_protocol::endpoint(path), health_rules(path), log), timer_(io) {}
 
 HealthServer::~HealthServer() { close(); }
 
@@ -96,7 +91,6 @@ void HealthServer::close() {
   timer_.cancel();
   for (auto& c : clients_) c->shut();
   clients_.clear();
-  file_.remove();
 }
 
 void HealthServer::set(std::string line) { line_ = std::move(line) + "\n"; }

@@ -12,7 +12,6 @@
 #pragma once
 
 #include "io/acceptor.h"
-#include "io/fd.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -52,7 +51,6 @@ private:
   void tick();
 
   UnixAcceptor acceptor_;
-  RemoveAtExit file_;
   boost::asio::steady_timer timer_;
   std::string line_ = "unhealthy starting\n";
   std::vector<std::shared_ptr<Client>> clients_;
