@@ -12,7 +12,7 @@ GRAPH="addresses: | host: | route_decider: | text: | event: | version: | write_q
   protocol: session text | sync_codec: session text | recording: session | offload_plan: session |
   session_table: event port_allocator session | controller: event protocol session_table text |
   cluster: event session_table sync_codec text | capacity: cluster event session_table sync_codec |
-  stats: capacity controller session_table sync_codec"
+  serving: capacity | stats: capacity controller serving session_table sync_codec"
 bad=""
 add() { bad="$bad$1"$'\n'; }
 graph=" $(printf '%s' "$GRAPH" | tr -s ' \n' ' ') "

@@ -6,8 +6,10 @@
 // /bin/sh. The rules (core/route_decider.h): withdraw at end of file, after
 // --silence ms without a line, and on any line but "healthy"; announce after
 // --steady ms of healthy lines. It reconnects every 100 ms while the socket
-// is not there, so it may start before the daemon. It needs no privilege:
-// read access to the socket (its group) is enough.
+// is not there, so it may start before the daemon. As an ExaBGP process it
+// reads and drops what ExaBGP writes to it, and ends when ExaBGP closes its
+// input. It needs no privilege: write access to the socket (its group) is
+// enough to connect.
 #include "core/route_decider.h"
 #include "core/version.h"
 
@@ -25,7 +27,6 @@
 #include <cstring>
 #include <iostream>
 #include <string>
-#include <thread>
 
 namespace {
 
@@ -65,26 +66,38 @@ void act(const Settings& s, RouteDecider::Action a) {
   std::fprintf(stderr, "anyrtpproxy-health: route %s\n", up ? "announced" : "withdrawn");
 }
 
-// Follows the socket until a signal stops it; never returns otherwise.
+// As an ExaBGP process: reads what ExaBGP writes back (its "done" after
+// each command) so that the pipe never fills; false at end of file, when
+// ExaBGP is gone and this process should go too.
+bool drain_input() {
+  char buf[512];
+  const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+  return n > 0 || (n < 0 && (errno == EINTR || errno == EAGAIN));
+}
+
+// Follows the socket until a signal stops it, or (as an ExaBGP process) until
+// ExaBGP closes its standard input.
 void follow(const Settings& s) {
   RouteDecider decider(s.rules);
   std::string pending;
   int fd = -1;
+  const bool exabgp = !s.exabgp.empty();
   for (;;) {
     const auto now = RouteDecider::Clock::now();
     if (fd < 0) {
       fd = connect_to(s.socket);
       if (fd < 0) {
         act(s, decider.lost(now));
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the daemon is not there: retry
-        continue;
+      } else {
+        pending.clear();
+        act(s, decider.connected(now));
       }
-      pending.clear();
-      act(s, decider.connected(now));
     }
-    pollfd p{fd, POLLIN, 0};
-    const int ready = ::poll(&p, 1, 50);
-    if (ready > 0) {
+    // The daemon's lines (or, without it, 100 ms before trying again) and ExaBGP's.
+    pollfd p[2] = {{fd, POLLIN, 0}, {exabgp ? STDIN_FILENO : -1, POLLIN, 0}};
+    const int ready = ::poll(p, 2, fd < 0 ? 100 : 50);
+    if (ready > 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) && !drain_input()) return;
+    if (ready > 0 && fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
       char buf[4096];
       const ssize_t n = ::read(fd, buf, sizeof buf);
       if (n <= 0) {  // end of file: the daemon died or stopped
@@ -153,4 +166,5 @@ int main(int argc, char* argv[]) {
   s.rules.steady = std::chrono::milliseconds(steady);
   std::signal(SIGPIPE, SIG_IGN);
   follow(s);
+  return 0;  // ExaBGP closed our input: it is gone
 }

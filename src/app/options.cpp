@@ -323,6 +323,10 @@ const std::vector<OptionRule> rules = {
   {"health", Takes::one, "PATH",
    "a unix socket whose clients get a line every 100 ms while this instance lives: healthy or unhealthy "
    "(EOF when it dies, silence when it hangs)", Reload::restart, ANYRTPPROXY_SAME(health_socket), nullptr},
+  {"drain-seconds", Takes::one, "SECONDS",
+   "on SIGTERM (with -M peers), say draining and keep relaying until the calls' packets stop for a second "
+   "(their route moved) or this long passed, then stop; 0: stop at once (default 5)",
+   Reload::live, ANYRTPPROXY_SAME(drain), ANYRTPPROXY_TAKE(drain)},
   {"kernel-offload", Takes::one, "MODE",
    "forward latched streams in the kernel (eBPF at tc ingress): auto (default: if the kernel allows it), on or off",
    Reload::restart, ANYRTPPROXY_SAME(kernel_offload), nullptr},
@@ -553,6 +557,8 @@ void parse_kernel(const Given& g, Options& o) {
   };
   mode_of("kernel-offload", o.kernel_offload);
   mode_of("catch-all", o.catch_all);
+  if (g.has("drain-seconds"))
+    o.drain = std::chrono::seconds(number("--drain-seconds", g.str("drain-seconds"), 0, 3600));
   if (g.has("park-idle")) o.park_idle = std::chrono::seconds(number("--park-idle", g.str("park-idle"), 0, 86400));
   if (!g.has("offload-interfaces")) return;
   for (const auto& item : g.list("offload-interfaces")) {

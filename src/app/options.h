@@ -88,6 +88,7 @@ struct Options {
   std::chrono::seconds park_idle{60};  // --park-idle: an adopted call idle here this long is parked again; 0: never
   std::vector<std::string> offload_interfaces;  // --offload-interfaces; empty: every interface but lo
   std::string health_file;  // --health-file: there while this instance can take over its share
+  std::chrono::seconds drain{5};  // --drain-seconds: the longest a planned stop waits for its calls to move
   std::string health_socket;  // --health: a unix socket that tells its clients, every 100 ms, while alive
   std::string prompts_dir;   // --prompts: P's files "<name>.<pt>"; empty: P answers E60
 

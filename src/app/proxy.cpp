@@ -25,9 +25,10 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
               [this] { flush_changes(); }, log),
       controller_(CommandTable(table_), controller_config(options_, &player_, table_.config().instance)),
       notifier_(io, options_.notify, log),
-      health_watch_(options_.health_file), flush_timer_(io), sweep_(io),
+      health_watch_(options_.health_file), started_(Clock::now()), serve_timer_(io), flush_timer_(io), sweep_(io),
       signals_(io, SIGTERM, SIGINT, SIGHUP) {
   signals_.add(SIGUSR1);
+  signals_.add(SIGUSR2);
   view_ = cluster_view(options_, table_.config().instance);
   open_controls();
   check_file_limit();
@@ -111,7 +112,10 @@ void Proxy::open_sync() {
     sync_server_ = std::make_unique<SyncServer>(io_, at, ListingTable(table_), hello, access, sync_tls_.get(), log_, sync_stats_);
   }
   sync_server_->describe_cluster([this] {
-    return capacity_lines(members(table_.config().instance, capacity(room()), view_.capacity, Clock::now()),
+    const Headroom room = this->room();
+    const Health h = health(room);
+    return capacity_lines(members(table_.config().instance, capacity(as_served(room, h)), view_.capacity, Clock::now(),
+                                  h.word(), h.cause),
                           table_.config().instance);
   });
 }
@@ -193,7 +197,9 @@ void Proxy::start() {
   if (sync_server_) sync_server_->start();
   for (auto& p : peers_) p->start();
   if (metrics_) metrics_->start();
+  started_ = Clock::now();
   sweep();  // the first health line before the first client
+  serve_tick();
   if (health_server_) health_server_->start();
   wait_signal();
   log(serving_notes(options_, ::geteuid() == 0));
@@ -202,6 +208,7 @@ void Proxy::start() {
 }
 
 void Proxy::stop() {
+  stopped_ = true;
   boost::system::error_code ec;
   for (auto& u : udp_) u->close();
   for (auto& t : tcp_) t->close();
@@ -212,6 +219,7 @@ void Proxy::stop() {
   if (health_server_) health_server_->close();
   player_.stop();
   flush_timer_.cancel();
+  serve_timer_.cancel();
   sweep_.cancel();
   signals_.cancel(ec);
   table_.clear(Clock::now());
@@ -243,9 +251,9 @@ void Proxy::sweep() {
   }
   flush_changes();
   if (offload_) offload_->follow_all(OffloadTable(table_), Clock::now());  // re-offer windows that closed
-  const Headroom room = this->room();
+  room_ = this->room();
+  const Headroom room = as_served(room_, health(room_));  // draining or syncing: not healthy
   if (!options_.health_file.empty()) check_health(room);
-  if (health_server_) health_server_->set(health_line(room));
   recorder_.retry_closes();
   for (const auto& line : recorder_.take_problems()) log_.error(line);
   if (sockets_.catch_all() && options_.park_idle.count() > 0)  // a route that moved back: its calls' sockets go
@@ -255,7 +263,7 @@ void Proxy::sweep() {
   // Peers' legs that could not be bound: again once sockets were closed, and every 5 s.
   if (table_.take_freed() || sweeps_ % 5 == 0) log(table_.retry_unbound());
   if (++sweeps_ % 2 == 0) {  // coarse activity: media here keeps the session alive everywhere
-    log(takeover_.check(room, view_.capacity, Clock::now()));
+    log(takeover_.check(room_, view_.capacity, Clock::now()));
     // clears the flags, read or not
     const auto frames = activity_frames(self, table_.take_activity(Clock::now()), capacity(room));
     if (sync_server_)
@@ -279,11 +287,12 @@ void Proxy::wait_signal() {
   signals_.async_wait([this](boost::system::error_code ec, int sig) {
     if (ec) return;
     if (sig == SIGTERM || sig == SIGINT) {
-      log_.notice(std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
-      stop();
+      on_stop_signal(sig);
+      if (!stopped_) wait_signal();  // a second one stops at once
       return;
     }
     if (sig == SIGHUP) reload();
+    if (sig == SIGUSR2) on_maintenance_signal();
     if (sig == SIGUSR1) log_.notice(stats_line(gather()));
     wait_signal();
   });

@@ -22,6 +22,7 @@
 #include "io/sync.h"
 #include "core/capacity.h"
 #include "io/fd.h"
+#include "core/serving.h"
 #include "io/health_server.h"
 #include "io/host.h"
 
@@ -71,6 +72,15 @@ private:
   Capacity capacity(const Headroom& h) const;  // what the peers are told of it
   std::uint64_t free_pairs() const;            // port pairs left in this instance's ranges
   std::uint64_t room_in_table() const;         // sessions the table's bounds still allow
+  // proxy_serving.cpp: the --health socket's state and the planned stops.
+  Health health(const Headroom& room) const;
+  static Headroom as_served(const Headroom& room, const Health& h);
+  void tell_health(const Health& h);
+  std::uint64_t packets_seen();
+  void serve_tick();
+  void begin_drain(std::string cause, std::chrono::milliseconds limit);
+  void on_stop_signal(int sig);
+  void on_maintenance_signal();
 
   boost::asio::io_context& io_;
   Options options_;  // as started, with what SIGHUP changed since
@@ -99,6 +109,15 @@ private:
   StatusFile health_;                 // --health-file
   HealthWatch health_watch_;
   TakeoverWatch takeover_;
+  Headroom room_;               // as the last sweep found it
+  Clock::time_point started_;   // the startup rule's clock (core/serving.h)
+  bool synced_ = false;         // the startup rule held once
+  Drain drain_;
+  std::string drain_cause_;
+  bool stopping_ = false;       // SIGTERM came: the drain ends in stop()
+  bool stopped_ = false;
+  bool drained_said_ = false;
+  boost::asio::steady_timer serve_timer_;
   double start_time_ = 0;
   OpenFiles open_files_;  // opened before any chroot: the open-descriptor count
   SystemHost host_;       // SIGHUP parses the configuration again

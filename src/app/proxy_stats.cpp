@@ -85,7 +85,9 @@ DaemonStats Proxy::gather() const {
   s.free_pairs = free_pairs();
   s.sessions_left = room_in_table();
   const Headroom h = headroom(s.fd_limit, s.open_fds, s.free_pairs, s.unbound_legs, s.sessions_left);
-  s.cluster = members(s.instance, capacity(h), view_.capacity, now);
+  const Health served = health(h);
+  s.cluster = members(s.instance, capacity(as_served(h, served)), view_.capacity, now, served.word(), served.cause);
+  s.health = served;
   if (offload_) {
     const auto& o = offload_->stats();
     s.offload = {true, o.streams, o.packets, o.bytes, o.installs, o.removals, o.failures};

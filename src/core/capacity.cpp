@@ -12,20 +12,21 @@ Headroom headroom(std::uint64_t fd_limit, std::optional<std::size_t> open_fds, s
   const std::uint64_t spare = fd_limit > used + descriptor_reserve ? fd_limit - used - descriptor_reserve : 0;
   const std::uint64_t table_legs = sessions_left > UINT64_MAX / 2 ? UINT64_MAX : 2 * sessions_left;
   h.legs = std::min({spare / 2, free_pairs, table_legs});
-  if (unbound_legs > 0)
+  if (unbound_legs > 0) {
+    h.reason = "unbound_legs";
     h.problem = std::to_string(unbound_legs) + " legs of peers' sessions are not bound here: it cannot take them over";
-  else if (spare / 2 < 2)
+  } else if (spare / 2 < 2) {
+    h.reason = "file_limit";
     h.problem = "the open-file limit is reached (" + std::to_string(used) + " of " + std::to_string(fd_limit) +
                 " descriptors in use)";
-  else if (free_pairs < 2)
+  } else if (free_pairs < 2) {
+    h.reason = "port_range";
     h.problem = "the port range is used up (" + std::to_string(free_pairs) + " port pairs left)";
-  else if (sessions_left < 1)
+  } else if (sessions_left < 1) {
+    h.reason = "table_full";
     h.problem = "the session table is full (its count or memory bound): peers' new sessions are refused";
+  }
   return h;
-}
-
-std::string health_line(const Headroom& h) {
-  return h.healthy() ? "healthy headroom_legs=" + std::to_string(h.legs) : "unhealthy " + h.problem;
 }
 
 std::uint64_t sessions_left(const TableConfig& c, std::size_t sessions, std::size_t bytes) {
@@ -43,10 +44,11 @@ TableConfig scaled_for(TableConfig c, std::size_t served) {
 }
 
 std::vector<Member> members(const std::string& self, const Capacity& own,
-                            const std::map<std::string, ClusterView::Announced>& announced, Clock::time_point now) {
-  std::vector<Member> out{{self, own, 0}};
+                            const std::map<std::string, ClusterView::Announced>& announced, Clock::time_point now,
+                            std::string state, std::string why) {
+  std::vector<Member> out{{self, own, 0, std::move(state), std::move(why)}};
   for (const auto& [instance, a] : announced)
-    out.push_back({instance, a.capacity, std::chrono::duration<double>(now - a.at).count()});
+    out.push_back({instance, a.capacity, std::chrono::duration<double>(now - a.at).count(), "", ""});
   return out;
 }
 
@@ -55,10 +57,10 @@ std::string capacity_lines(const std::vector<Member>& members, const std::string
   for (const auto& m : members)
     out += "# capacity: instance " + m.instance + " headroom=" + std::to_string(m.capacity.headroom_legs) +
            " relays=" + std::to_string(m.capacity.relayed_legs) + " parks=" + std::to_string(m.capacity.parked_legs) +
-           (m.capacity.healthy ? " healthy" : " unhealthy") +
+           " " + (!m.state.empty() ? m.state : m.capacity.healthy ? "healthy" : "unhealthy") +
            (m.instance == self ? " (this instance)"
                                : " (announced " + std::to_string(static_cast<long>(m.age)) + "s ago)") +
-           "\n";
+           (m.why.empty() ? "" : "; " + m.why) + "\n";
   return out;
 }
 

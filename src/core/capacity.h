@@ -44,14 +44,12 @@ constexpr std::uint64_t sessions_within(std::uint64_t fd_limit) {
 struct Headroom {
   std::uint64_t legs = 0;  // the fewest of descriptors, free port pairs and table room
   std::string problem;     // empty: healthy
+  std::string reason;      // the problem in one word, for the metrics' label
   bool healthy() const { return problem.empty(); }
 };
 // `sessions_left`: sessions the table may still take (sessions_left()); each is two legs.
 Headroom headroom(std::uint64_t fd_limit, std::optional<std::size_t> open_fds, std::uint64_t free_pairs,
                   std::size_t unbound_legs, std::uint64_t sessions_left = UINT64_MAX);
-
-// The --health socket's line: "healthy headroom_legs=N" or "unhealthy CAUSE".
-std::string health_line(const Headroom& h);
 
 // What the table's bounds still allow: by count, and by memory at what its
 // sessions take on average now (600 bytes, a real session's, while empty).
@@ -67,12 +65,15 @@ struct Member {
   std::string instance;
   Capacity capacity;
   double age = 0;  // seconds since it was announced
+  std::string state, why;  // this instance's own (serving.h's word and cause); empty: healthy or not, as announced
 };
 std::vector<Member> members(const std::string& self, const Capacity& own,
-                            const std::map<std::string, ClusterView::Announced>& announced, Clock::time_point now);
+                            const std::map<std::string, ClusterView::Announced>& announced, Clock::time_point now,
+                            std::string state = "", std::string why = "");
 
 // The operators' listing's "# capacity: instance NAME headroom=N relays=R
-// parks=P healthy|unhealthy (...)" lines, one per member.
+// parks=P healthy|unhealthy|syncing|draining (...)" lines, one per member;
+// this instance's ends with "; " and why it is not healthy.
 std::string capacity_lines(const std::vector<Member>& members, const std::string& self);
 
 // Could this instance take over every peer whose route may move here? It says

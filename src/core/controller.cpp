@@ -510,7 +510,8 @@ std::string Controller::info() const {
          std::to_string(t.created_local) + "\nsessions synced from peers: " + std::to_string(t.created - t.created_local) +
          "\nactive local sessions: " + std::to_string(local) + "\nactive synced sessions: " +
          std::to_string(active - local) + "\npackets forwarded by the kernel: " + std::to_string(t.packets_offloaded) +
-         "\nparked legs: " + std::to_string(table_.parked_legs()) + "\nadopted legs: " + std::to_string(table_.adoptions());
+         "\nparked legs: " + std::to_string(table_.parked_legs()) + "\nadopted legs: " + std::to_string(table_.adoptions()) +
+         "\nhealth: " + health_;
 }
 
 }  // namespace anyrtpproxy

@@ -77,6 +77,9 @@ public:
   std::size_t cache_entries() const { return cache_now_.size() + cache_old_.size(); }
   std::size_t cache_bytes() const { return cache_now_bytes_ + cache_old_bytes_; }
 
+  // I's "health:" line: healthy, or the state and why (core/serving.h).
+  void set_health(std::string text) { health_ = std::move(text); }
+
 private:
   std::string execute(std::string_view text, Clock::time_point now, Effects& effects);
   std::string run(ParseResult& parsed, Clock::time_point now, Effects& effects);  // handlers read it, never move from it
@@ -100,6 +103,7 @@ private:
   CommandStats stats_;
   std::unordered_map<std::string, std::string> cache_now_, cache_old_;
   std::size_t cache_now_bytes_ = 0, cache_old_bytes_ = 0;
+  std::string health_ = "syncing";  // set_health()
   Clock::time_point cache_started_{};
 };
 

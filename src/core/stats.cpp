@@ -169,8 +169,9 @@ std::string prometheus_text(const DaemonStats& s) {
        "More legs this instance can bind now: the fewest of spare descriptors / 2, free port pairs and table room.",
        n(room.legs)},
       {"healthy", "gauge",
-       "1 when this instance can take over its share (--health-file is there), else 0.",
-       n(room.healthy() ? 1 : 0)},
+       "1 when this instance asks for traffic: it can take over its share, is not syncing or draining "
+       "(--health says healthy, --health-file is there), else 0.",
+       n(s.health.state == Serving::healthy ? 1 : 0)},
       {"offload_active", "gauge",
        "1 when the kernel fast path (--kernel-offload) is attached.", n(s.offload.active ? 1 : 0)},
       {"offload_streams", "gauge",
@@ -214,6 +215,12 @@ std::string prometheus_text(const DaemonStats& s) {
       if (p.last_frame_age) x.sample(*p.last_frame_age, {{"peer", p.name}});
   }
   // Every instance's capacity: this one's now, the peers' as they announced it.
+  x.family("health", "gauge",
+           "1 for the state the --health socket says now (healthy, unhealthy, syncing, draining), with its reason.");
+  for (const char* state : {"healthy", "unhealthy", "syncing", "draining"}) {
+    const bool now = std::string(state) == s.health.word();
+    x.sample(now ? 1 : 0, {{"state", state}, {"reason", now ? s.health.reason : ""}});
+  }
   x.family("cluster_headroom_legs", "gauge", "Legs an instance can still bind, as it announced (this one: now).");
   for (const auto& m : s.cluster) x.sample(n(m.capacity.headroom_legs), {{"instance", m.instance}});
   x.family("cluster_relayed_legs", "gauge", "Legs an instance holds with sockets (its own and adopted ones).");

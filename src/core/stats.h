@@ -7,6 +7,7 @@
 #pragma once
 
 #include "core/capacity.h"
+#include "core/serving.h"
 #include "core/controller.h"
 #include "core/session_table.h"
 #include "core/sync_codec.h"
@@ -72,6 +73,7 @@ struct DaemonStats {
   } offload;
   std::string version, instance;
   double start_time = 0;  // seconds since the Unix epoch
+  Health health;                // what the --health socket says
   std::vector<Member> cluster;  // this instance first, then every peer that announced its capacity
 };
 

@@ -5,6 +5,7 @@ sleeps blindly."""
 
 import os
 import random
+import select
 import signal
 import socket
 import struct
@@ -95,8 +96,8 @@ def stays(cond, seconds, what="condition"):
     assert cond(), "%s broke" % what
 
 
-def listing(host, port, timeout=2):
-    """What an operator sees with telnet HOST SYNCPORT: the listing, read until its end marker."""
+def listing_text(host, port, timeout=2):
+    """What an operator sees with telnet HOST SYNCPORT, read until its end marker."""
     s = socket.create_connection((host, port), timeout=timeout)
     data = b""
     deadline = time.monotonic() + timeout
@@ -108,7 +109,17 @@ def listing(host, port, timeout=2):
     s.close()
     text = data.decode(errors="replace")
     assert text.startswith("# anyrtpproxy sync: instance "), text[:200]
-    return [l for l in text.split("# end of listing")[0].splitlines() if l.startswith("S ")]
+    return text.split("# end of listing")[0]
+
+
+def listing(host, port, timeout=2):
+    """The listing's session lines ("S ...")."""
+    return [l for l in listing_text(host, port, timeout).splitlines() if l.startswith("S ")]
+
+
+def header(host, port, timeout=2):
+    """The comment lines the listing starts with."""
+    return [l for l in listing_text(host, port, timeout).splitlines() if l.startswith("# ")]
 
 
 class Daemon:
@@ -176,6 +187,8 @@ class Daemon:
             return False
 
     def logtext(self):
+        if self.log.closed:
+            return ""
         self.log.flush()
         self.log.seek(0)
         return self.log.read()
@@ -214,15 +227,22 @@ class Daemon:
             self.sock.close()
             self.log.close()
 
-    def stop(self, expect_status=0):
+    def terminate(self):
+        """SIGTERM: an instance with peers (-M) drains first (a second without
+        packets, at most --drain-seconds), one without stops at once."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, expect_status=0):
+        if self.proc and self.proc.poll() is None:
+            self.terminate()
+            limit = 8 if "-M" in self.argv else 3
             try:
-                self.proc.wait(3)
+                self.proc.wait(limit)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError("daemon did not stop within 3 s of SIGTERM")
+                raise AssertionError("daemon did not stop within %d s of SIGTERM" % limit)
             assert self.proc.returncode == expect_status, "exit status %s\n%s" % (self.proc.returncode, self.logtext())
         self.dispose()
 
@@ -290,6 +310,8 @@ class Cluster:
                    if d.proc.poll() is None)
 
     def stop(self):
+        for d in self.nodes:  # every drain at once
+            d.terminate()
         for d in self.nodes:
             try:
                 d.stop()
@@ -302,6 +324,49 @@ class Cluster:
     def __exit__(self, et, e, tb):
         self.stop()
         return False
+
+
+class HealthClient:
+    """A --health client: the lines it got, read as they come."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(2)
+        wait_until(lambda: self.connect(path), 3, "a connection to " + path)
+        self.buf, self.lines, self.eof = b"", [], False
+
+    def connect(self, path):
+        try:
+            self.s.connect(path)
+            return True
+        except BlockingIOError:  # the listen queue is full: the daemon is accepting
+            return False
+
+    def poll(self, timeout=0.0):
+        """Reads what has arrived (waiting up to `timeout` for something); the number of new lines."""
+        before = len(self.lines)
+        ready, _, _ = select.select([self.s], [], [], timeout)
+        if ready and not self.eof:
+            try:
+                data = self.s.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            self.eof = data == b""
+            self.buf += data
+            *done, self.buf = self.buf.split(b"\n")
+            self.lines += [l.decode() for l in done]
+        return len(self.lines) - before
+
+    def line(self):
+        """The latest line, after waiting for at least one more."""
+        wait_until(lambda: self.poll(0.05) or self.eof, 2, "a health line")
+        return self.lines[-1] if self.lines else ""
+
+    def closed(self, timeout):
+        end = time.monotonic() + timeout
+        while not self.eof and time.monotonic() < end:
+            self.poll(0.05)
+        return self.eof
 
 
 def read_pcap(path, allow_cut=False):

@@ -15,22 +15,9 @@ import tempfile
 import time
 import urllib.request
 
-from harness import BINARY, HOSTS, ROOT, Daemon, free_port, stays, wait_until
+from harness import BINARY, HOSTS, ROOT, Daemon, HealthClient, free_port, header, stays, wait_until
 from test_mirrored_legs import batch
 from test_operations import LO, samples, scrape
-
-def header(host, port):
-    """The comment lines an operator's listing starts with."""
-    s = socket.create_connection((host, port), timeout=2)
-    data = b""
-    while b"# end of listing" not in data:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return [l for l in data.decode().split("# end of listing")[0].splitlines() if l.startswith("# ")]
-
 
 def test_every_instance_announces_its_capacity_and_says_when_it_cannot_take_over(cluster):
     """Each instance tells its peers every 2 s what it can still carry; the
@@ -46,7 +33,7 @@ def test_every_instance_announces_its_capacity_and_says_when_it_cannot_take_over
         wait_until(lambda: len(names()) == 3, 6, "A's listing to show all three instances", debug=names)
         lines = [l for l in header(HOSTS[0], c.sync_port) if l.startswith("# capacity: ")]
         assert "(this instance)" in lines[0] and all("announced" in l for l in lines[1:]), lines
-        assert all(re.search(r" headroom=\d+ relays=\d+ parks=\d+ (healthy|unhealthy) ", l) for l in lines), lines
+        assert all(re.search(r" headroom=\d+ relays=\d+ parks=\d+ (healthy|unhealthy|syncing) ", l) for l in lines), lines
         metrics = urllib.request.urlopen("http://%s:%d/metrics" % (HOSTS[0], mport), timeout=5).read().decode()
         assert len(re.findall(r"^anyrtpproxy_cluster_headroom_legs\{instance=", metrics, re.M)) == 3, metrics
         # B (90 descriptors) cannot adopt what A relays once A holds 40 answered calls (80 legs)
@@ -58,49 +45,6 @@ def test_every_instance_announces_its_capacity_and_says_when_it_cannot_take_over
         batch(a, ["D k%d A;1 B;1" % k for k in range(40)])
         wait_until(lambda: "capacity: can take over instance" in b.logtext(), 8, "B to say it can again")
         assert b.logtext().count("capacity: cannot take over instance") == 1
-
-
-class HealthClient:
-    """A --health client: the lines it got, read as they come."""
-
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(2)
-        wait_until(lambda: self.connect(path), 3, "a connection to " + path)
-        self.buf, self.lines, self.eof = b"", [], False
-
-    def connect(self, path):
-        try:
-            self.s.connect(path)
-            return True
-        except BlockingIOError:  # the listen queue is full: the daemon is accepting
-            return False
-
-    def poll(self, timeout=0.0):
-        """Reads what has arrived (waiting up to `timeout` for something); the number of new lines."""
-        before = len(self.lines)
-        ready, _, _ = select.select([self.s], [], [], timeout)
-        if ready and not self.eof:
-            try:
-                data = self.s.recv(65536)
-            except ConnectionResetError:
-                data = b""
-            self.eof = data == b""
-            self.buf += data
-            *done, self.buf = self.buf.split(b"\n")
-            self.lines += [l.decode() for l in done]
-        return len(self.lines) - before
-
-    def line(self):
-        """The latest line, after waiting for at least one more."""
-        wait_until(lambda: self.poll(0.05) or self.eof, 2, "a health line")
-        return self.lines[-1] if self.lines else ""
-
-    def closed(self, timeout):
-        end = time.monotonic() + timeout
-        while not self.eof and time.monotonic() < end:
-            self.poll(0.05)
-        return self.eof
 
 
 def test_the_health_socket_speaks_every_100_ms_and_goes_silent_or_away_with_the_daemon(daemon):
@@ -234,7 +178,8 @@ class Helper:
     """anyrtpproxy-health as ExaBGP runs it: its stdout lines, with when they came."""
 
     def __init__(self, *args):
-        self.p = subprocess.Popen([HELPER] + list(args), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.p = subprocess.Popen([HELPER] + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True)
         self.lines = []
 
     def said(self, text, after=0.0):
@@ -255,8 +200,8 @@ class Helper:
 def test_the_helper_announces_a_steady_daemon_and_withdraws_a_dead_or_hung_one(daemon):
     """anyrtpproxy-health --exabgp: started before the daemon, it announces the
     route after a steady second of healthy lines, withdraws it within 0.7 s of
-    a hang (SIGSTOP) and at once on SIGKILL, and announces again for the
-    restarted daemon."""
+    a hang (SIGSTOP) and at once on SIGKILL, announces again for the
+    restarted daemon, and ends when ExaBGP closes its input."""
     work = tempfile.mkdtemp(prefix="arp-helper-")
     path = os.path.join(work, "health.sock")
     up, down = "announce route %s next-hop self" % ROUTE, "withdraw route %s next-hop self" % ROUTE
@@ -281,6 +226,12 @@ def test_the_helper_announces_a_steady_daemon_and_withdraws_a_dead_or_hung_one(d
         assert withdrawn - killed < 0.3, "withdrawn %.2f s after SIGKILL" % (withdrawn - killed)
         daemon("--health", path, level="info")  # restarted: the helper reconnects
         wait_until(lambda: helper.said(up, withdrawn), 4, "the announcement for the restarted daemon")
+        for _ in range(100):  # ExaBGP's acknowledgements: read and dropped, never a full pipe
+            helper.p.stdin.write("done\n")
+        helper.p.stdin.flush()
+        assert helper.p.poll() is None
+        helper.p.stdin.close()  # ExaBGP went away: so does its process
+        wait_until(lambda: helper.p.poll() is not None, 2, "the helper to end with ExaBGP")
     finally:
         helper.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -36,7 +36,7 @@ def test_section9_examples_over_udp():
         assert d.cmd("I") == ("sessions created: 1\nactive sessions: 1\nactive streams: 2\npackets received: 0\n"
                           "packets transmitted: 0\nunbound legs: 0\nsessions created here: 1\n"
                           "sessions synced from peers: 0\nactive local sessions: 1\nactive synced sessions: 0\n"
-                          "packets forwarded by the kernel: 0\nparked legs: 0\nadopted legs: 0")
+                          "packets forwarded by the kernel: 0\nparked legs: 0\nadopted legs: 0\nhealth: healthy")
         assert d.cmd("D c1 A B") == "0"
         assert d.cmd("L c1 192.0.2.20 5000 A;1 B;1") == "0"
         assert d.cmd("D c1 A B") == "E50"

@@ -25,12 +25,6 @@ BOOST_AUTO_TEST_CASE(headroom_is_the_fewer_of_descriptors_and_ports_and_names_wh
   BOOST_TEST(full.problem.find("session table is full") != std::string::npos);
 }
 
-BOOST_AUTO_TEST_CASE(the_health_line_says_healthy_with_the_headroom_or_why_not) {
-  BOOST_TEST(health_line(Headroom{42, ""}) == "healthy headroom_legs=42");
-  BOOST_TEST(health_line(Headroom{0, "the port range is used up (1 port pairs left)"}) ==
-             "unhealthy the port range is used up (1 port pairs left)");
-}
-
 BOOST_AUTO_TEST_CASE(the_file_limit_holds_every_pair_and_the_reserve) {
   BOOST_TEST(descriptors_needed(1000) == 2000u + descriptor_reserve + descriptors_of_its_own);
   BOOST_TEST(sessions_within(descriptors_needed(1000)) == 500u);  // two legs of a pair each
@@ -69,6 +63,9 @@ BOOST_AUTO_TEST_CASE(members_list_this_instance_first_and_lines_say_whose) {
   BOOST_TEST(lines ==
              "# capacity: instance a:20000 headroom=50 relays=6 parks=0 healthy (this instance)\n"
              "# capacity: instance b:25000 headroom=10 relays=4 parks=2 unhealthy (announced 3s ago)\n");
+  const auto draining = members("a:20000", Capacity{50, 6, 0, false}, {}, now, "draining", "stopping on SIGTERM");
+  BOOST_TEST(capacity_lines(draining, "a:20000") ==
+             "# capacity: instance a:20000 headroom=50 relays=6 parks=0 draining (this instance); stopping on SIGTERM\n");
 }
 
 BOOST_AUTO_TEST_CASE(a_peer_this_instance_cannot_take_over_is_said_once_and_once_again_when_it_can) {
@@ -76,7 +73,7 @@ BOOST_AUTO_TEST_CASE(a_peer_this_instance_cannot_take_over_is_said_once_and_once
   auto now = Clock::now();
   std::map<std::string, ClusterView::Announced> announced;
   announced["b"] = ClusterView::Announced{Capacity{0, 100, 0, true}, now};
-  Headroom small{40, ""};
+  Headroom small{40, "", ""};
   auto events = watch.check(small, announced, now);
   BOOST_REQUIRE(events.size() == 1u);
   BOOST_TEST((events[0].level == Level::warning));
@@ -84,9 +81,9 @@ BOOST_AUTO_TEST_CASE(a_peer_this_instance_cannot_take_over_is_said_once_and_once
                                  "this instance has room for 40") != std::string::npos, events[0].text);
   BOOST_TEST(watch.check(small, announced, now).empty());  // said once
   announced["b"].at = now - std::chrono::seconds(11);       // stale: not judged, nothing said
-  BOOST_TEST(watch.check(Headroom{400, ""}, announced, now).empty());
+  BOOST_TEST(watch.check(Headroom{400, "", ""}, announced, now).empty());
   announced["b"].at = now;
-  events = watch.check(Headroom{400, ""}, announced, now);
+  events = watch.check(Headroom{400, "", ""}, announced, now);
   BOOST_REQUIRE(events.size() == 1u);
   BOOST_TEST((events[0].level == Level::notice));
   BOOST_TEST(events[0].text == "capacity: can take over instance b again (100 legs, room for 400)");
@@ -94,16 +91,16 @@ BOOST_AUTO_TEST_CASE(a_peer_this_instance_cannot_take_over_is_said_once_and_once
 
 BOOST_AUTO_TEST_CASE(the_health_file_s_transitions_are_logged_once_each) {
   HealthWatch watch("/run/h");
-  BOOST_TEST(watch.check(Headroom{10, ""}).empty());  // healthy from the start: nothing to say
-  const auto down = watch.check(Headroom{0, "the port range is used up"});
+  BOOST_TEST(watch.check(Headroom{10, "", ""}).empty());  // healthy from the start: nothing to say
+  const auto down = watch.check(Headroom{0, "the port range is used up", ""});
   BOOST_REQUIRE(down.size() == 1u);
   BOOST_TEST(down[0].text == "health: cannot take over its share, /run/h removed: the port range is used up");
-  BOOST_TEST(watch.check(Headroom{0, "the port range is used up"}).empty());
-  const auto up = watch.check(Headroom{10, ""});
+  BOOST_TEST(watch.check(Headroom{0, "the port range is used up", ""}).empty());
+  const auto up = watch.check(Headroom{10, "", ""});
   BOOST_REQUIRE(up.size() == 1u);
   BOOST_TEST(up[0].text == "health: headroom again, /run/h is back");
   HealthWatch fresh("/run/h");
-  BOOST_TEST(fresh.check(Headroom{0, "x"}).size() == 1u);  // unhealthy at the first check: said
+  BOOST_TEST(fresh.check(Headroom{0, "x", ""}).size() == 1u);  // unhealthy at the first check: said
 }
 
 BOOST_AUTO_TEST_SUITE_END()
