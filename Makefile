@@ -125,6 +125,8 @@ check-all:
 install: anyrtpproxy anyrtpproxy-health
 	install -D -m 0755 anyrtpproxy $(DESTDIR)$(PREFIX)/sbin/anyrtpproxy
 	install -D -m 0755 anyrtpproxy-health $(DESTDIR)$(PREFIX)/bin/anyrtpproxy-health
+	install -D -m 0644 examples/exabgp.conf $(DESTDIR)$(PREFIX)/share/doc/anyrtpproxy/examples/exabgp.conf
+	install -D -m 0644 examples/bird.conf $(DESTDIR)$(PREFIX)/share/doc/anyrtpproxy/examples/bird.conf
 	install -D -m 0644 man/anyrtpproxy.8 $(DESTDIR)$(PREFIX)/share/man/man8/anyrtpproxy.8
 
 # The roff page is committed, so building never needs AsciiDoc; after editing

@@ -10,6 +10,8 @@ Fixtures (each cleans up after itself, passed or failed):
            loopback, its firewall; left and removed at the end
   bed      bed(**kw): the anycast bed (anycast_bed.Bed): a router, a caller, a
            callee and three instances in namespaces, removed at the end
+  routed_bed  routed_bed(speaker="bird"|"exabgp"): that bed with BIRD as the
+           router and BIRD or ExaBGP on two relays (routing_bed.RoutedBed)
 
 Every test prints one line, "PASS name", "FAIL name" or "SKIP name: why",
 which tests/run.sh counts, and is stopped after TEST_TIME_LIMIT seconds
@@ -153,16 +155,17 @@ def netns():
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
-@pytest.fixture
-def bed(request):
+def _beds(request, build):
+    """Beds made by build(**kw) during a test; after it (its instances' and
+    routing daemons' log tails first, if it failed) every one destroyed."""
     import anycast_bed
     why = anycast_bed.can_run()
     if why:
         pytest.skip(why)
     beds = []
 
-    def make(**kw):
-        b = anycast_bed.Bed(harness.BINARY, **kw)
+    def make(*args, **kw):
+        b = build(*args, **kw)
         beds.append(b)
         return b
     yield make
@@ -171,4 +174,24 @@ def bed(request):
             for i in range(1, b.instances + 1):
                 if os.path.exists(b.log_of(i)):
                     print("--- R%d ---\n%s" % (i, open(b.log_of(i)).read()[-3000:]))
+            if hasattr(b, "routing_logs"):
+                print(b.routing_logs())
         b.destroy()
+
+
+@pytest.fixture
+def bed(request):
+    import anycast_bed
+    yield from _beds(request, lambda **kw: anycast_bed.Bed(harness.BINARY, **kw))
+
+
+@pytest.fixture
+def routed_bed(request):
+    import routing_bed
+
+    def build(speaker, **kw):
+        lacking = routing_bed.missing(speaker)
+        if lacking:
+            pytest.fail(lacking)  # a machine set up by install-deps.sh has them: never skipped silently
+        return routing_bed.RoutedBed(harness.BINARY, harness.HELPER, speaker=speaker, **kw)
+    yield from _beds(request, build)

@@ -323,6 +323,9 @@ const std::vector<OptionRule> rules = {
   {"health", Takes::one, "PATH",
    "a unix socket whose clients get a line every 100 ms while this instance lives: healthy or unhealthy "
    "(EOF when it dies, silence when it hangs)", Reload::restart, ANYRTPPROXY_SAME(health_socket), nullptr},
+  {"health-group", Takes::one, "GROUP",
+   "the --health socket's group (mode 0660): one the routing daemon's user (exabgp, bird) is in", Reload::restart,
+   ANYRTPPROXY_SAME(health_group), nullptr},
   {"drain-seconds", Takes::one, "SECONDS",
    "on SIGTERM (with -M peers), say draining and keep relaying until the calls' packets stop for a second "
    "(their route moved) or this long passed, then stop; 0: stop at once (default 5)",
@@ -543,6 +546,13 @@ void parse_files(HostChecks& host, const Given& g, Options& o) {
     const std::string dir = slash == 0 ? "/" : path.substr(0, slash);
     if (!o.chroot && !host.is_directory(dir)) fail("--health", "'" + dir + "' is not a directory");
     o.health_socket = path;
+  }
+  if (g.has("health-group")) {
+    const std::string group = g.str("health-group");
+    if (o.health_socket.empty()) fail("--health-group", "it names the group of the --health socket: give --health");
+    if (group.empty() || group.size() > 32 || group.find_first_of(" /:\n") != std::string::npos)
+      fail("--health-group", "'" + group + "' is not a group name");
+    o.health_group = group;
   }
 }
 

@@ -89,7 +89,8 @@ struct Options {
   std::vector<std::string> offload_interfaces;  // --offload-interfaces; empty: every interface but lo
   std::string health_file;  // --health-file: there while this instance can take over its share
   std::chrono::seconds drain{5};  // --drain-seconds: the longest a planned stop waits for its calls to move
-  std::string health_socket;  // --health: a unix socket that tells its clients, every 100 ms, while alive
+  std::string health_socket;
+  std::string health_group;  // --health-group: the --health socket's group  // --health: a unix socket that tells its clients, every 100 ms, while alive
   std::string prompts_dir;   // --prompts: P's files "<name>.<pt>"; empty: P answers E60
 
   std::optional<boost::asio::ip::tcp::endpoint> metrics;  // --metrics: the Prometheus endpoint

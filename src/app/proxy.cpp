@@ -34,7 +34,7 @@ Proxy::Proxy(boost::asio::io_context& io, Options options, Logger& log)
   check_file_limit();
   start_time_ = static_cast<double>(std::time(nullptr));
   if (!options_.health_file.empty()) health_ = StatusFile(options_.health_file);  // its directory, before any chroot
-  if (!options_.health_socket.empty()) health_server_ = std::make_unique<HealthServer>(io, options_.health_socket, log);
+  if (!options_.health_socket.empty()) health_server_ = std::make_unique<HealthServer>(io, options_.health_socket, options_.health_group, log);
   if (options_.metrics)
     metrics_ = std::make_unique<MetricsServer>(io, *options_.metrics, options_.metrics_allow,
                                                [this] { return prometheus_text(gather()); }, log);

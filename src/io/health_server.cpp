@@ -5,8 +5,14 @@
 
 #include <boost/asio/write.hpp>
 
+#include <grp.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
 
 namespace anyrtpproxy {
 
@@ -71,8 +77,15 @@ AcceptRules health_rules(const std::string& path) {
 
 }  // namespace
 
-HealthServer::HealthServer(boost::asio::io_context& io, const std::string& path, Logger& log)
-    : acceptor_(io, stream_protocol::endpoint(path), health_rules(path), log), timer_(io) {}
+HealthServer::HealthServer(boost::asio::io_context& io, const std::string& path, const std::string& group, Logger& log)
+    : acceptor_(io, stream_protocol::endpoint(path), health_rules(path), log), timer_(io) {
+  if (group.empty()) return;
+  const struct group* g = ::getgrnam(group.c_str());
+  if (!g) throw std::runtime_error("--health-group: there is no group '" + group + "'");
+  if (::chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
+    throw std::runtime_error("--health-group: cannot give " + path + " to group '" + group + "': " +
+                             std::strerror(errno) + " (the daemon must be a member of it)");
+}
 
 HealthServer::~HealthServer() { close(); }
 
@@ -93,11 +106,20 @@ void HealthServer::close() {
   clients_.clear();
 }
 
-void HealthServer::set(std::string line) { line_ = std::move(line) + "\n"; }
+void HealthServer::set(std::string line) {
+  line += "\n";
+  const bool news = line.substr(0, line.find(' ')) != line_.substr(0, line_.find(' '));
+  line_ = std::move(line);
+  if (news) send_all();  // another state (draining, unhealthy): told now, not at the next tick
+}
 
-void HealthServer::tick() {
+void HealthServer::send_all() {
   clients_.erase(std::remove_if(clients_.begin(), clients_.end(), [this](const auto& c) { return !c->send(line_); }),
                  clients_.end());
+}
+
+void HealthServer::tick() {
+  send_all();
   timer_.expires_after(period);
   timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) tick();

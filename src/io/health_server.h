@@ -1,6 +1,7 @@
 // health_server: --health, a liveness signal that dies with the process. A
 // unix stream socket; every client that connects gets one line at once and
-// then one every 100 ms: "healthy headroom_legs=N" or "unhealthy CAUSE". When
+// then one every 100 ms: "healthy headroom_legs=N", "unhealthy CAUSE" or
+// "draining" (core/serving.h). When
 // the daemon dies, whatever killed it, the kernel closes the connections
 // (EOF); when it hangs, the lines stop. A routing daemon's helper withdraws
 // the anycast route on either.
@@ -33,22 +34,25 @@ public:
   static constexpr std::chrono::milliseconds period{100};
   static constexpr unsigned max_missed = 10;  // ticks a client may leave a line unread
 
-  // Binds now; throws std::runtime_error naming the path on failure (also
-  // when the path exists and is not a socket).
-  HealthServer(boost::asio::io_context& io, const std::string& path, Logger& log);
+  // Binds now, mode 0660, in `group` when one is named (--health-group: the
+  // routing daemon's users are members); throws std::runtime_error naming
+  // the path or the group on failure (also when the path exists and is not
+  // a socket).
+  HealthServer(boost::asio::io_context& io, const std::string& path, const std::string& group, Logger& log);
   ~HealthServer();
   HealthServer(const HealthServer&) = delete;
   HealthServer& operator=(const HealthServer&) = delete;
   void start();
   void close();
-  // The line every client gets from now on, without its newline.
+  // The line every client gets from now on, without its newline; a line of
+  // another state (its first word) goes out at once.
   void set(std::string line);
-  std::size_t clients() const { return clients_.size(); }
   std::uint64_t refused() const { return acceptor_.refused(); }
 
 private:
   class Client;
   void tick();
+  void send_all();
 
   UnixAcceptor acceptor_;
   boost::asio::steady_timer timer_;

@@ -3,6 +3,7 @@ lintian, install it, start the installed daemon with its init script, ask it
 V on its default control socket, stop it, purge it. Root only; it leaves the
 machine as it found it."""
 
+import grp
 import os
 import pwd
 import shutil
@@ -86,6 +87,25 @@ def test_debian_package_builds_installs_starts_and_purges():
         pid = int(open("/run/anyrtpproxy/anyrtpproxy.pid").read())
         uid = [l for l in open("/proc/%d/status" % pid) if l.startswith("Uid:")][0].split()[1]
         assert int(uid) == pwd.getpwnam("anyrtpproxy").pw_uid, "the service runs as the anyrtpproxy user"
+        # the --health socket: group anyrtpproxy-health, whose members (exabgp and bird, installed
+        # before the package) read it; nobody else may enter its directory
+        sock = "/run/anyrtpproxy-health/health.sock"
+        wait_until(lambda: os.path.exists(sock), 3, "the health socket")
+        st = os.stat(sock)
+        assert grp.getgrgid(st.st_gid).gr_name == "anyrtpproxy-health" and st.st_mode & 0o777 == 0o660, oct(st.st_mode)
+        assert os.stat("/run/anyrtpproxy-health").st_mode & 0o777 == 0o750
+        members = grp.getgrnam("anyrtpproxy-health").gr_mem
+        for user in ("exabgp", "bird"):
+            assert user in members, (user, members)
+        probe = "import socket; s = socket.socket(socket.AF_UNIX); s.connect(%r); print(s.recv(100).decode())" % sock
+        line = run(["runuser", "-u", "exabgp", "--", "/usr/bin/python3", "-c", probe], timeout=10).stdout
+        assert line.startswith("healthy headroom_legs="), line
+        denied = subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", probe], capture_output=True,
+                                text=True, timeout=10)
+        assert denied.returncode != 0 and "Permission denied" in denied.stderr, denied.stderr
+        for name in ("exabgp.conf", "bird.conf"):
+            assert os.path.exists("/usr/share/doc/anyrtpproxy/examples/" + name), name
+        assert os.path.exists("/usr/bin/anyrtpproxy-health")
         # reload: the init script's SIGHUP reads the conffile again
         run(["/etc/init.d/anyrtpproxy", "reload"], timeout=30)
         assert ask_v() and int(open("/run/anyrtpproxy/anyrtpproxy.pid").read()) == pid

@@ -16,6 +16,7 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY = os.environ.get("ANYRTPPROXY", os.path.join(ROOT, "anyrtpproxy"))
+HELPER = os.environ.get("ANYRTPPROXY_HEALTH", os.path.join(ROOT, "anyrtpproxy-health"))
 TESTS = []
 
 

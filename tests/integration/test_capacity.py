@@ -15,7 +15,7 @@ import tempfile
 import time
 import urllib.request
 
-from harness import BINARY, HOSTS, ROOT, Daemon, HealthClient, free_port, header, stays, wait_until
+from harness import BINARY, HELPER, HOSTS, Daemon, HealthClient, free_port, header, stays, wait_until
 from test_mirrored_legs import batch
 from test_operations import LO, samples, scrape
 
@@ -170,7 +170,6 @@ def test_a_bad_health_file_is_refused_naming_it():
         assert r.returncode == 2 and "--health-file: " in r.stderr and message in r.stderr, (value, r.stderr)
 
 
-HELPER = os.environ.get("ANYRTPPROXY_HEALTH", os.path.join(ROOT, "anyrtpproxy-health"))
 ROUTE = "203.0.113.5/32"
 
 
