@@ -51,7 +51,8 @@ int main(int argc, char* argv[]) {
       for (const auto& c : options.control)
         if (c.kind == ControlSpec::Kind::unix_stream || c.kind == ControlSpec::Kind::unix_persistent)
           sockets.push_back(c.path);
-      if (!options.health_socket.empty()) sockets.push_back(options.health_socket);  // the routing daemon's helper reads it
+      // the routing daemon's helper reads it: as the daemon's group, unless --health-group gave it one
+      if (!options.health_socket.empty() && options.health_group.empty()) sockets.push_back(options.health_socket);
       chroot_and_drop(options.chroot ? options.chroot_dir : "", options.user, sockets, proxy.capabilities_kept());
       if (options.chroot) log.chrooted();
     }

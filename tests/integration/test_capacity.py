@@ -4,6 +4,7 @@ stops), and the capacity every instance announces to its peers, shown in
 the listing and the metrics, with a warning when a peer's calls would not
 fit here."""
 
+import grp
 import os
 import re
 import select
@@ -15,7 +16,8 @@ import tempfile
 import time
 import urllib.request
 
-from harness import BINARY, HELPER, HOSTS, Daemon, HealthClient, free_port, header, stays, wait_until
+from harness import (BINARY, HELPER, HOSTS, Daemon, HealthClient, free_port, header, stays, wait_until,
+                     without_leak_check)
 from test_mirrored_legs import batch
 from test_operations import LO, samples, scrape
 
@@ -233,6 +235,29 @@ def test_the_helper_announces_a_steady_daemon_and_withdraws_a_dead_or_hung_one(d
         wait_until(lambda: helper.p.poll() is not None, 2, "the helper to end with ExaBGP")
     finally:
         helper.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_the_health_socket_goes_to_its_group_and_a_bad_group_is_refused(daemon):
+    """--health-group: the socket's group (a routing daemon's user is in it),
+    kept when the daemon drops to another user; an unknown group or one
+    without --health stops the start with a line naming the option."""
+    work = tempfile.mkdtemp(prefix="arp-group-")
+    os.chmod(work, 0o755)
+    path = os.path.join(work, "health.sock")
+    try:
+        gid = grp.getgrnam("nogroup").gr_gid
+        env = without_leak_check() if os.geteuid() == 0 else None
+        args = ["--health", path, "--health-group", "nogroup"] + (["-u", "nobody"] if os.geteuid() == 0 else [])
+        daemon(*args, env=env)
+        st = os.stat(path)
+        assert st.st_gid == gid and st.st_mode & 0o777 == 0o660, (st.st_gid, oct(st.st_mode))
+        for argv, message in ((["--health", path + "2", "--health-group", "no-such-group"], "no group 'no-such-group'"),
+                              (["--health-group", "nogroup"], "give --health"),
+                              (["--health", path + "3", "--health-group", "a b"], "is not a group name")):
+            r = subprocess.run([BINARY, "-D", "-s", "udp:127.0.0.1:1"] + argv, capture_output=True, text=True, timeout=10)
+            assert r.returncode != 0 and "--health-group: " in r.stderr and message in r.stderr, (argv, r.stderr)
+    finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
