@@ -5,6 +5,7 @@
 # per routing daemon and fault, when the router's route moved, the largest
 # gap and the packets lost per leg (median over the rounds, and the worst).
 #   bash bench/routing.sh [ROUNDS]      (root; default 3 rounds)
+#   ROUTING_ARGS=--kernel-offload=off bash bench/routing.sh 1   (more daemon options)
 # Builds nothing: run `make` first. Needs bird2 and exabgp
 # (tests/install-deps.sh test).
 set -eu
@@ -39,5 +40,7 @@ for speaker in ("bird", "exabgp"):
             "BIRD 2" if speaker == "bird" else "ExaBGP 4.2", what[fault], moved, med("largest_gap_ms"),
             worst("largest_gap_ms"), med("most_lost_per_leg"), worst("most_lost_per_leg"),
             ", ".join(sorted(set(r["calls_resumed"] for r in got)))))
-print("\n%s rounds; 10 calls, 50 pps each way; the route's next hop read every 10 ms on the router." % sys.argv[2])
+args = sorted(set(r.get("args", "") for r in rows))
+print("\n%s rounds; 10 calls, 50 pps each way; the route's next hop read every 10 ms on the router; daemon options: %s."
+      % (sys.argv[2], ", ".join(a or "the defaults" for a in args)))
 PY

@@ -30,7 +30,8 @@ def control(agent, i, text):
 
 
 def run_case(make_bed, speaker, fault):
-    bed = make_bed(speaker)
+    extra = os.environ.get("ROUTING_ARGS", "").split()  # bench/routing.sh: --kernel-offload=off, say
+    bed = make_bed(speaker, extra_args=extra)
     bed.start_all()
     rt, a, b = bed.agent("RT"), bed.agent("A"), bed.agent("B")
     wait_until(lambda: bed.routes_learned() == 2 and bed.next_hop() == 1, 25, "both relays' routes, relay 1's chosen",
@@ -80,7 +81,7 @@ def run_case(make_bed, speaker, fault):
     gap = max(s["max_gap_ms"] for _, _, s in legs)
     lost = sum(s["lost"] for _, _, s in legs)
     resumed = all(s["last"] and s["last"] > settled for _, _, s in legs)
-    figures = {"speaker": speaker, "fault": fault, "route_moved_ms": round(1000 * (moved - t0)),
+    figures = {"speaker": speaker, "fault": fault, "args": " ".join(extra), "route_moved_ms": round(1000 * (moved - t0)),
                "largest_gap_ms": gap, "lost_packets": lost, "most_lost_per_leg": max(s["lost"] for _, _, s in legs),
                "calls_resumed": "%d of %d" % (sum(1 for c in range(CALLS) if all(
                    rx[w][str(c)]["last"] and rx[w][str(c)]["last"] > settled for w in rx)), CALLS)}
