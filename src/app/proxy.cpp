@@ -82,7 +82,7 @@ void Proxy::open_kernel_paths() {
   catch_all_note_ = "catch-all off: every peer's leg is bound here (4 descriptors per mirrored session)";
   if (options_.catch_all == Options::Mode::off) return;  // attached before any peer's session
   std::string why;
-  auto catch_all = CatchAll::open(options_.media, options_.port_max, why);
+  auto catch_all = CatchAll::open(options_.media, why);
   if (!catch_all && options_.catch_all == Options::Mode::on) throw std::runtime_error("--catch-all=on: " + why);
   if (catch_all) {
     sockets_.use_catch_all(std::move(catch_all));

@@ -9,6 +9,7 @@ std::string Health::line() const {
   switch (state) {
     case Serving::healthy: return "healthy headroom_legs=" + std::to_string(legs);
     case Serving::draining: return "draining";
+    case Serving::syncing: return "unhealthy syncing: " + cause;
     default: return "unhealthy " + cause;
   }
 }
@@ -38,7 +39,7 @@ Health judge(const Headroom& room, bool is_synced, bool draining, const std::str
     h.reason = drain_reason;
   } else if (!is_synced) {
     h.state = Serving::syncing;
-    h.cause = "syncing: waiting for the peers' tables";
+    h.cause = "waiting for the peers' tables";
     h.reason = "syncing";
   } else if (!room.healthy()) {
     h.state = Serving::unhealthy;

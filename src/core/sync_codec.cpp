@@ -453,6 +453,8 @@ std::optional<std::variant<SyncMessage, SyncError>> FrameReader::next(Clock::tim
     if (eol > sync_max_line) return fail("a line longer than " + std::to_string(sync_max_line) + " bytes");
     const std::string_view line = rest.substr(0, eol);
     if (line.empty() || line[0] == '#' || line.substr(0, 2) == "S ") {  // the listing: for people
+      if (line.substr(0, sync_refusal.size()) == sync_refusal)
+        refusal_ = printable(std::string(line.substr(sync_refusal.size(), 300)));
       used_ += eol + 1;
       continue;
     }

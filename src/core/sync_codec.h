@@ -37,6 +37,8 @@ constexpr std::size_t sync_max_line = 4096;         // a frame header or a listi
 constexpr std::size_t sync_max_payload = 256 * 1024;
 constexpr std::size_t sync_max_string = 8192;       // call-ids, tags: the control protocol's own bound
 constexpr std::size_t sync_max_activity = 512;      // entries per activity frame
+// What a sync server writes to a peer it refuses before it closes, then why.
+constexpr std::string_view sync_refusal = "# refused: ";
 
 struct SyncHello {
   std::string instance;
@@ -92,9 +94,13 @@ public:
   // After an error it returns a SyncError forever.
   std::optional<std::variant<SyncMessage, SyncError>> next(Clock::time_point now);
   const std::string& error() const { return error_; }
+  // Why the server refused us, when it said so ("# refused: WHY" before it
+  // closed); empty otherwise.
+  const std::string& refusal() const { return refusal_; }
 
 private:
   std::string buffer_;
+  std::string refusal_;
   std::size_t used_ = 0;
   std::string error_;
 };

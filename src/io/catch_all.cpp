@@ -90,12 +90,21 @@ struct CatchAll::Impl {
 };
 
 std::unique_ptr<CatchAll> CatchAll::open(const std::array<std::optional<boost::asio::ip::address>, slot_count>& local,
-                                         std::uint16_t port, std::string& why) {
+                                         std::string& why) {
+  const auto is_relay = [&](const boost::asio::ip::address& a) {
+    for (const auto& l : local)
+      if (l && *l == a) return true;
+    return false;
+  };
   std::array<Fd, 2> sockets;
   for (Slot slot = 0; slot < slot_count; ++slot) {
     const int index = family_of(slot) == Family::v6 ? 1 : 0;
     if (!local[slot] || sockets[index]) continue;
-    if (!(sockets[index] = catch_socket(*local[slot], port, why))) return nullptr;
+    const auto loopback = index == 1 ? boost::asio::ip::address(boost::asio::ip::address_v6::loopback())
+                                     : boost::asio::ip::address(boost::asio::ip::make_address_v4("127.255.255.254"));
+    std::string unused;
+    if (!is_relay(loopback)) sockets[index] = catch_socket(loopback, 0, unused);
+    if (!sockets[index] && !(sockets[index] = catch_socket(*local[slot], 0, why))) return nullptr;
   }
   libbpf_set_print(quiet);
   auto impl = std::make_unique<Impl>();
@@ -169,7 +178,7 @@ void CatchAll::unpark(const boost::asio::ip::address& local, std::uint16_t rtp_p
 struct CatchAll::Impl {};
 
 std::unique_ptr<CatchAll> CatchAll::open(const std::array<std::optional<boost::asio::ip::address>, slot_count>&,
-                                         std::uint16_t, std::string& why) {
+                                         std::string& why) {
   why = "built without libbpf (configure found no clang -target bpf, libbpf or bpftool)";
   return nullptr;
 }

@@ -36,13 +36,15 @@ namespace anyrtpproxy {
 
 class CatchAll {
 public:
-  // Attached, with a socket for every family a slot of `local` serves,
-  // bound to that address and `port`: the last port of this instance's -p
-  // range, which no session ever gets (a pair needs port + 1 inside the
-  // range) and no peer may use (ranges are disjoint), so it cannot take a
-  // parked leg's port. Nothing (and `why`) when it cannot be had here.
+  // Attached, with a socket for every family a slot of `local` serves. The
+  // program hands it packets for any address, so it is bound where no relay
+  // port can be: a port the kernel picks on a loopback address that is no
+  // relay address (127.255.255.254, or ::1), and only where that cannot be
+  // had (no loopback) on the relay address. Any port of a relay address may
+  // be a leg's: the -p ranges of the man page's cluster example share their
+  // end ports. Nothing (and `why`) when it cannot be had here.
   static std::unique_ptr<CatchAll> open(const std::array<std::optional<boost::asio::ip::address>, slot_count>& local,
-                                        std::uint16_t port, std::string& why);
+                                        std::string& why);
   ~CatchAll();  // detaches (closing the link), frees the maps, closes the sockets
   CatchAll(const CatchAll&) = delete;
   CatchAll& operator=(const CatchAll&) = delete;

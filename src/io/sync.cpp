@@ -10,6 +10,9 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/write.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
@@ -61,7 +64,7 @@ public:
   }
 
   void deliver(std::shared_ptr<const std::string> bytes) {
-    if (!lowest().is_open() || role_ == Role::pending) return;
+    if (!lowest().is_open() || role_ == Role::pending || role_ == Role::refused) return;
     const std::size_t size = bytes->size();
     if (role_ == Role::peer) {  // per peer address: bounded by the -M hosts
       auto& sent = owner_.sent_[source_];
@@ -128,6 +131,7 @@ private:
 
   // Silence: an operator, if it may be one; a peer gets hello_wait to speak.
   void waited() {
+    if (role_ == Role::refused) return shut();
     if (role_ != Role::pending || !lowest().is_open()) return;
     if (owner_.is_operator(source_)) return become(Role::operator_);
     const auto left = since_ + hello_wait - Clock::now();
@@ -140,6 +144,12 @@ private:
     timer_.cancel();
     if (!owner_.admit(*this, role)) return shut();
     role_ = role;
+    if (role == Role::peer) {
+      // A peer behind a silent partition redials and gets a new connection;
+      // this one, its data unacknowledged, is given up by the kernel then.
+      const unsigned ms = static_cast<unsigned>(std::chrono::milliseconds(stalled_limit).count());
+      ::setsockopt(lowest().native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+    }
     deliver(owner_.snapshot(role, Clock::now()));
   }
 
@@ -151,7 +161,15 @@ private:
         const auto eol = self->said_.find('\n');
         if (eol == std::string::npos && self->said_.size() <= max_hello) return self->read();
         // A peer's hello, from a peer's address; anything else ends it.
-        if (eol == std::string::npos || self->said_.compare(0, 2, "P ") != 0 || !self->owner_.is_peer(self->source_)) {
+        const bool hello = eol != std::string::npos && self->said_.compare(0, 2, "P ") == 0;
+        if (hello && !self->owner_.is_peer(self->source_)) {  // a peer that dialled from the wrong address
+          const std::string why = "a peer's hello from " + self->source_.to_string() + ", which is none of instance " +
+                                  self->owner_.hello_.instance + "'s -M hosts: a peer connects from the address "
+                                  "the other's -M names (give it -I)";
+          self->owner_.refuse(self->source_, why);
+          return self->tell_and_shut(std::string(sync_refusal) + why + "\n");
+        }
+        if (!hello || !self->owner_.is_peer(self->source_)) {
           self->owner_.refuse(self->source_, "spoke, but not a peer's hello");
           return self->shut();
         }
@@ -174,6 +192,17 @@ private:
       }
       self->read();
     }); });
+  }
+
+  // One line, then closed, written or not (at most refusal_wait later).
+  void tell_and_shut(std::string line) {
+    said_ = std::move(line);
+    wait(refusal_wait);  // a client that does not read does not keep it
+    role_ = Role::refused;
+    with_stream([&](auto& stream) {
+      boost::asio::async_write(stream, boost::asio::buffer(said_),
+                               [self = shared_from_this()](boost::system::error_code, std::size_t) { self->shut(); });
+    });
   }
 
   void write() {
@@ -365,7 +394,7 @@ void SyncServer::publish(const SyncActivity& activity) {
 SyncClient::SyncClient(boost::asio::io_context& io, const std::string& host, std::uint16_t port, SyncHello self,
                        std::optional<ip::address> local, ssl::context* tls, Handler handler, Logger& log,
                        SyncStats& stats)
-    : socket_(io), timer_(io), local_(std::move(local)), tls_context_(tls), name_(host + ":" + std::to_string(port)),
+    : socket_(io), timer_(io), watchdog_(io), local_(std::move(local)), tls_context_(tls), name_(host + ":" + std::to_string(port)),
       self_(std::move(self)), hello_line_("P " + std::to_string(sync_wire_version) + " " + self_.instance + "\n"),
       handler_(std::move(handler)), log_(log), stats_(stats) {
   tcp::resolver resolver(io);
@@ -374,12 +403,33 @@ SyncClient::SyncClient(boost::asio::io_context& io, const std::string& host, std
   if (ec || endpoints_.empty()) throw std::runtime_error("cannot resolve sync host " + name_);
 }
 
-void SyncClient::start() { connect(); }
+void SyncClient::start() {
+  connect();
+  watch();
+}
+
+// Every 250 ms: a connect that has no answer, or a connection on which no
+// frame came for silence_limit (a partition drops packets without a word; a
+// stopped peer accepts and says nothing), is given up and dialled again.
+void SyncClient::watch() {
+  watchdog_.expires_after(std::chrono::milliseconds(250));
+  watchdog_.async_wait([this](boost::system::error_code ec) {
+    if (ec || closed_) return;
+    const auto now = Clock::now();
+    if (dialling_ && now - since_ > connect_limit)
+      fail("cannot connect: no answer within " + std::to_string(connect_limit.count()) + " ms");
+    else if (!dialling_ && connected_ && now - std::max(since_, last_frame_) > silence_limit)
+      fail("sent nothing for " + std::to_string(silence_limit.count() / 1000) +
+           " s (a peer sends a frame every 2 s): the path or the peer is silent");
+    watch();
+  });
+}
 
 void SyncClient::close() {
   closed_ = true;
   boost::system::error_code ec;
   timer_.cancel();
+  watchdog_.cancel();
   socket_.close(ec);
   if (tls_) tls_->lowest_layer().close(ec);
 }
@@ -404,10 +454,11 @@ void SyncClient::fail(const std::string& why, std::chrono::milliseconds delay) {
     log_.debug("sync: " + name_ + ": " + why + " (again)");
   last_error_ = why;
   connected_ = false;
+  dialling_ = false;
   peer_instance_.clear();
   if (delay.count() == 0) {
     delay = backoff_;
-    backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(1000));
+    backoff_ = std::min(backoff_ * 2, max_backoff);
   }
   retry(delay);
 }
@@ -422,8 +473,12 @@ void SyncClient::connect() {
   socket_.open(to.protocol(), ec);
   if (!ec && local_ && local_->is_v6() == to.address().is_v6()) socket_.bind(tcp::endpoint(*local_, 0), ec);
   if (ec) return fail("cannot open a socket: " + ec.message());
+  dialling_ = true;
+  since_ = Clock::now();
   socket_.async_connect(to, [this, gen = generation_](boost::system::error_code ec) {
     if (closed_ || gen != generation_) return;
+    dialling_ = false;
+    since_ = Clock::now();  // the hello must come within silence_limit
     if (ec) return fail("cannot connect: " + ec.message());
     if (!tls_context_) return on_connected();
     tls_ = std::make_shared<TlsStream>(std::move(socket_), *tls_context_);
@@ -437,8 +492,6 @@ void SyncClient::connect() {
 
 void SyncClient::on_connected() {
   connected_ = true;
-  backoff_ = std::chrono::milliseconds(100);
-  log_.notice(std::string("sync: connected to ") + name_ + (tls_ ? " (TLS)" : ""));
   // A peer speaks first; the server writes nothing before it knows who we are.
   auto on_hello = [this, gen = generation_, keep = tls_](boost::system::error_code ec, std::size_t) {
     if (ec && !closed_ && gen == generation_) fail("cannot send its hello: " + ec.message());
@@ -453,6 +506,7 @@ void SyncClient::on_connected() {
 void SyncClient::read() {
   auto on_read = [this, gen = generation_, keep = tls_](boost::system::error_code ec, std::size_t n) {
     if (closed_ || gen != generation_ || ec == boost::asio::error::operation_aborted) return;
+    if (ec && !reader_.refusal().empty()) return fail("refused " + reader_.refusal());
     if (ec) return fail(ec == boost::asio::error::eof ? "closed the connection" : ec.message());
     traffic_.bytes += n;
     if (!reader_.feed(std::string_view(buffer_.data(), n))) {
@@ -472,6 +526,8 @@ void SyncClient::read() {
       if (auto* h = std::get_if<SyncHello>(&msg)) {
         if (auto refusal = refuse_hello(*h, self_)) return fail(refusal->why, refusal->retry);
         peer_instance_ = h->instance;
+        backoff_ = first_backoff;  // a peer that speaks: a later failure starts the backoff again
+        log_.notice(std::string("sync: connected to ") + name_ + (tls_ ? " (TLS)" : "") + ": instance " + h->instance);
       }
       handler_(msg, SyncSource{name_, peer_instance_});
       last_error_.clear();  // a healthy stream: the next failure is news again

@@ -12,9 +12,10 @@
 // Peers have slots of their own, so neither operators nor strangers can lock
 // a peer out; pending and operator connections are capped per address and in
 // all. The server never acts on what a client sends. SyncClient (one per -M
-// peer) connects from -I, sends its hello line, reconnects with a short
-// backoff, splits the stream into frames (FrameReader) and hands each
-// message to the proxy. Wire format: sync_codec.h.
+// peer) connects from -I, sends its hello line, dials again with a capped
+// exponential backoff, redials a connection on which nothing came for 3 s
+// (the activity frames come every 2 s), splits the stream into frames
+// (FrameReader) and hands each message to the proxy. Wire format: sync_codec.h.
 #pragma once
 
 #include "core/cluster.h"
@@ -90,11 +91,13 @@ public:
   static constexpr std::size_t max_per_peer = 4;  // a peer's reconnects may overlap its old connection
   static constexpr std::chrono::milliseconds operator_wait{300};
   static constexpr std::chrono::seconds hello_wait{5};
+  static constexpr std::chrono::seconds refusal_wait{1};  // to write a refused peer why
   static constexpr std::size_t max_queued_bytes = 64 * 1024 * 1024;  // a full table is about 30 MiB
+  static constexpr std::chrono::seconds stalled_limit{10};  // a peer's connection whose data nobody acknowledges
 
 private:
   class Connection;
-  enum class Role { pending, peer, operator_ };
+  enum class Role { pending, peer, operator_, refused };  // refused: told why, closing
   void refuse(const boost::asio::ip::address& source, const std::string& why);
   bool admit(const Connection& c, Role role);
   void forget(Connection* c);
@@ -140,11 +143,20 @@ public:
   const std::vector<boost::asio::ip::tcp::endpoint>& endpoints() const { return endpoints_; }
   const std::string& name() const { return name_; }  // "host:port" as -M gave it
   const SyncTraffic& received() const { return traffic_; }
+  // A connect without an answer this long is given up; a connection without
+  // a frame this long (a peer sends one every 2 s) is dialled again; between
+  // attempts the wait doubles from first_backoff to max_backoff, and starts
+  // again once a peer's hello came. After a partition of any length the
+  // link is back within about connect_limit of its end.
+  static constexpr std::chrono::milliseconds connect_limit{1200};
+  static constexpr std::chrono::milliseconds silence_limit{3000};
+  static constexpr std::chrono::milliseconds first_backoff{100}, max_backoff{1000};
   // When the last frame arrived; none yet: the epoch.
   Clock::time_point last_frame() const { return last_frame_; }
 
 private:
   void connect();
+  void watch();
   void on_connected();
   void retry(std::chrono::milliseconds delay);
   void read();
@@ -153,6 +165,7 @@ private:
 
   boost::asio::ip::tcp::socket socket_;
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer watchdog_;
   std::vector<boost::asio::ip::tcp::endpoint> endpoints_;
   std::optional<boost::asio::ip::address> local_;
   boost::asio::ssl::context* tls_context_;
@@ -165,7 +178,9 @@ private:
   SyncStats& stats_;
   FrameReader reader_;
   std::array<char, 65536> buffer_{};
-  std::chrono::milliseconds backoff_{100};
+  std::chrono::milliseconds backoff_ = first_backoff;
+  bool dialling_ = false;   // a connect is under way, since since_
+  Clock::time_point since_{};  // of the connect, or of the connection (before its first frame)
   bool connected_ = false;
   bool closed_ = false;
   std::uint64_t generation_ = 0;  // of the current connection; handlers of an older one are stale

@@ -145,6 +145,30 @@ def test_a_parked_legs_rtcp_and_both_directions_are_relayed_from_the_first_packe
         s.close()
 
 
+def test_a_neighbours_first_port_at_the_end_of_this_ranges_is_parked(bed):
+    """Ranges that share an end port, as in the man page's cluster example:
+    R1's -p ends where R2's begins (two hosts in the anycast bed). The
+    catch-all socket holds no relay port, so R1 parks a leg on that port like
+    any other and stays healthy."""
+    b = bed(instances=2)
+    b.range_of = lambda i: (30000, 32000) if i == 1 else (32000, 32002)
+    b.start(1)
+    b.start(2)
+    rt = b.agent("RT")
+    ask = lambda i, text: rt(op="cmd", to=["10.250.1.%d" % i, 22222], text=text)["reply"]
+    count = lambda i, name: int(re.search(r"%s: (\d+)" % name, ask(i, "I")).group(1))
+    wait_until(lambda: ask(1, "V") == ask(2, "V") == "20040107", 10, "both instances")
+    if "catch-all unavailable" in open(b.log_of(1)).read():
+        pytest.skip("no catch-all path here")
+    wait_until(lambda: "sync: connected to" in open(b.log_of(1)).read(), 5, "R1 to hear R2")
+    p = int(ask(2, "U edge 10.250.10.1 4000 A;1").split()[0])
+    assert p == 32000  # R2's only pair: R1's end port
+    wait_until(lambda: count(1, "parked legs") == 1, 5, "R1 to park the leg",
+               debug=lambda: open(b.log_of(1)).read()[-1500:])
+    assert count(1, "unbound legs") == 0
+    wait_until(lambda: "health: healthy" in ask(1, "I"), 6, "R1 healthy")
+
+
 def test_a_stranger_spraying_a_parked_leg_makes_it_bind_nothing(cluster):
     """Only a packet the table would relay adopts a session: a third party's
     packets to a latched call's parked port are dropped, no socket bound."""

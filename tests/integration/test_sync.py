@@ -311,8 +311,10 @@ def test_hostile_sync_input_does_not_hurt():
     fake.close()
 
 
-def partition(node_host, peer_host, port, on):
-    """Drops the sync traffic between two instances (inside the test's own namespace)."""
+def partition(node_host, peer_host, port, on, cut=True):
+    """Drops the sync traffic between two instances (inside the test's own
+    namespace); `cut`: and resets the connections already open, else they
+    stall in silence as behind a broken link."""
     if on:
         rules = ("table inet anyrtp_partition {\n chain out {\n  type filter hook output priority 0;\n"
                  "  ip saddr %s ip daddr %s tcp dport %d drop\n  ip saddr %s ip daddr %s tcp sport %d drop\n"
@@ -320,6 +322,8 @@ def partition(node_host, peer_host, port, on):
                  % (node_host, peer_host, port, peer_host, node_host, port,
                     peer_host, node_host, port, node_host, peer_host, port))
         subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
+        if not cut:
+            return
         # connections already open would linger: cut them now
         subprocess.run(["ss", "-K", "dst", peer_host, "dport", "=", ":%d" % port, "src", node_host], capture_output=True)
         subprocess.run(["ss", "-K", "dst", node_host, "dport", "=", ":%d" % port, "src", peer_host], capture_output=True)
@@ -355,6 +359,57 @@ def test_partition_heals(netns, cluster):
         assert names(views[0]) == ["before", "during-a", "during-b"], views[0]
         assert "state=answered" in [l for l in views[0] if "call-id=before" in l][0]
         assert took < 2.0, "converged in %.2f s" % took
+
+
+@pytest.mark.parametrize("seconds", [2.5, 6])
+def test_a_silent_partition_of_any_length_converges_within_2_s_of_its_end(netns, cluster, seconds):
+    """Nothing tells the instances of this partition: their connections
+    stall. A connection on which no frame came for 3 s is dialled again, so
+    what changed meanwhile converges within 2 s of the end, whatever its
+    length (TCP's own retransmissions would wait ever longer)."""
+    if not os.path.exists("/usr/sbin/nft"):
+        pytest.skip("needs nftables (tests/install-deps.sh test)")
+    with cluster(n=2) as c:
+        a, b = c.nodes
+        a.cmd("U before 192.0.2.1 4000 A;1")
+        wait_until(lambda: tables_equal(c) and len(listing(HOSTS[0], c.sync_port)) == 1, 2, "the session on both")
+        partition(HOSTS[0], HOSTS[1], c.sync_port, True, cut=False)
+        a.cmd("U during 192.0.2.1 4000 A;1")
+        b.cmd("D before A")
+        end = time.monotonic() + seconds
+        wait_until(lambda: time.monotonic() >= end, seconds + 1, "the partition's end")
+        partition(HOSTS[0], HOSTS[1], c.sync_port, False)
+        healed = time.monotonic()
+        wait_until(lambda: tables_equal(c) and len(listing(HOSTS[0], c.sync_port)) == 1, 4,
+                   "the tables to converge", debug=lambda: [listing(h, c.sync_port) for h in HOSTS[:2]])
+        took = time.monotonic() - healed
+        assert "call-id=during" in listing(HOSTS[1], c.sync_port)[0]
+        assert took < 2.0, "converged %.2f s after a %.1f s partition" % (took, seconds)
+        if seconds > 3:
+            assert "the path or the peer is silent" in a.logtext() + b.logtext()
+
+
+def test_a_peer_dialling_from_the_wrong_address_hears_why_and_backs_off(netns):
+    """Two instances on one host with -M but no -I: each dials from
+    127.0.0.1, which the other does not know. Both sides log why, naming -I,
+    and the dialling backs off to once a second."""
+    ports = [free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)]  # both listen on every address
+    nodes = [Daemon("-S", str(ports[i]), "-M", "%s:%d" % (HOSTS[1 - i], ports[1 - i]), host=h, media=h, level="debug",
+                    ports=(21000 + 1000 * i, 21099 + 1000 * i)) for i, h in enumerate(HOSTS[:2])]
+    try:
+        wait_until(lambda: all("give it -I" in d.logtext() for d in nodes), 5, "both to say why",
+                   debug=lambda: [d.logtext()[-1500:] for d in nodes])
+        text = nodes[0].logtext()
+        assert "refused a peer's hello from 127.0.0.1, which is none of instance" in text, text[-2000:]
+        assert "sync: refused a connection from 127.0.0.1: a peer's hello from 127.0.0.1" in text, text[-2000:]
+        before = nodes[0].logtext().count("refused a peer's hello")
+        start = time.monotonic()
+        wait_until(lambda: time.monotonic() - start > 3, 4, "three seconds")
+        dials = nodes[0].logtext().count("refused a peer's hello") - before
+        assert dials <= 5, "%d attempts in 3 s" % dials
+    finally:
+        for d in nodes:
+            d.stop()
 
 
 def test_an_unbound_leg_is_shown_retried_and_relays_once_it_can_be_bound():
