@@ -116,7 +116,8 @@ void Proxy::open_sync() {
     const Health h = health(room);
     return capacity_lines(members(table_.config().instance, capacity(as_served(room, h)), view_.capacity, Clock::now(),
                                   h.word(), h.cause),
-                          table_.config().instance);
+                          table_.config().instance) +
+           peer_lines();
   });
 }
 
@@ -262,6 +263,7 @@ void Proxy::sweep() {
                 std::to_string(options_.park_idle.count()) + " s");
   // Peers' legs that could not be bound: again once sockets were closed, and every 5 s.
   if (table_.take_freed() || sweeps_ % 5 == 0) log(table_.retry_unbound());
+  check_wire_versions();
   if (++sweeps_ % 2 == 0) {  // coarse activity: media here keeps the session alive everywhere
     log(takeover_.check(room_, view_.capacity, Clock::now()));
     // clears the flags, read or not

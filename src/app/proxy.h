@@ -72,6 +72,10 @@ private:
   Capacity capacity(const Headroom& h) const;  // what the peers are told of it
   std::uint64_t free_pairs() const;            // port pairs left in this instance's ranges
   std::uint64_t room_in_table() const;         // sessions the table's bounds still allow
+  // The listing's "# peer:" lines: each -M peer, connected or not, and its wire version.
+  std::string peer_lines() const;
+  // Logs when the version every connected peer speaks changes (a rolling upgrade's progress).
+  void check_wire_versions();
   // proxy_serving.cpp: the --health socket's state and the planned stops.
   Health health(const Headroom& room) const;
   static Headroom as_served(const Headroom& room, const Health& h);
@@ -110,6 +114,7 @@ private:
   HealthWatch health_watch_;
   TakeoverWatch takeover_;
   Headroom room_;               // as the last sweep found it
+  unsigned cluster_version_ = 0;  // the oldest wire version a connected peer speaks (ours without any)
   Clock::time_point started_;   // the startup rule's clock (core/serving.h)
   bool synced_ = false;         // the startup rule held once
   Drain drain_;

@@ -29,7 +29,7 @@ Headroom Proxy::room() const {
 }
 
 Capacity Proxy::capacity(const Headroom& h) const {
-  return Capacity{h.legs, sockets_.stats().sockets / 2, table_.parked_legs(), h.healthy()};
+  return Capacity{h.legs, sockets_.stats().sockets / 2, table_.parked_legs(), h.healthy(), health(room_).word()};
 }
 
 void Proxy::check_health(const Headroom& h) {
@@ -37,6 +37,35 @@ void Proxy::check_health(const Headroom& h) {
   const bool ok = h.healthy();
   if (!health_.set(ok, "ok headroom_legs=" + std::to_string(h.legs) + "\n"))
     log({Event{Level::error, "health: cannot update " + options_.health_file + ": " + std::strerror(errno), "health"}});
+}
+
+std::string Proxy::peer_lines() const {
+  std::string out;
+  for (const auto& p : peers_)
+    out += "# peer: " + p->name() +
+           (p->peer_version() ? " connected, instance " + p->peer_instance() + ", wire version " +
+                                    std::to_string(p->peer_version())
+                              : std::string(" not connected")) +
+           "\n";
+  return out;
+}
+
+void Proxy::check_wire_versions() {
+  unsigned oldest = sync_wire_version;
+  std::string who;
+  for (const auto& p : peers_)
+    if (p->peer_version() && p->peer_version() < oldest) {
+      oldest = p->peer_version();
+      who = p->name();
+    }
+  if (oldest == cluster_version_) return;
+  if (cluster_version_ != 0 || oldest != sync_wire_version)
+    log_.notice(oldest == sync_wire_version
+                    ? "sync: every connected peer speaks wire version " + std::to_string(oldest) + ", as this instance"
+                    : "sync: wire version " + std::to_string(oldest) + " with " + who + " (this instance speaks " +
+                          std::to_string(sync_wire_version) + "): what needs a newer one stays off until every "
+                          "peer has it");
+  cluster_version_ = oldest;
 }
 
 DaemonStats Proxy::gather() const {
@@ -65,6 +94,7 @@ DaemonStats Proxy::gather() const {
     PeerStats ps;
     ps.name = p->name();
     ps.connected = p->connected();
+    ps.wire_version = p->peer_version();
     ps.messages_in = p->received().messages;
     ps.bytes_in = p->received().bytes;
     if (p->last_frame() != Clock::time_point{})

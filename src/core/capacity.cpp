@@ -57,7 +57,10 @@ std::string capacity_lines(const std::vector<Member>& members, const std::string
   for (const auto& m : members)
     out += "# capacity: instance " + m.instance + " headroom=" + std::to_string(m.capacity.headroom_legs) +
            " relays=" + std::to_string(m.capacity.relayed_legs) + " parks=" + std::to_string(m.capacity.parked_legs) +
-           " " + (!m.state.empty() ? m.state : m.capacity.healthy ? "healthy" : "unhealthy") +
+           " " + (!m.state.empty()            ? m.state
+                  : !m.capacity.state.empty() ? m.capacity.state  // a peer of wire version 7 or newer says it
+                  : m.capacity.healthy        ? "healthy"
+                                              : "unhealthy") +
            (m.instance == self ? " (this instance)"
                                : " (announced " + std::to_string(static_cast<long>(m.age)) + "s ago)") +
            (m.why.empty() ? "" : "; " + m.why) + "\n";

@@ -196,6 +196,10 @@ std::string prometheus_text(const DaemonStats& s) {
        "Sync connections dropped for an undecodable stream.", n(s.sync.bad_streams)},
       {"sync_slow_readers_dropped_total", "counter",
        "Sync readers dropped for reading too slowly.", n(s.sync.slow_peers_dropped)},
+      {"sync_wire_version", "gauge", "The newest sync wire version this instance speaks.", n(sync_wire_version)},
+      {"sync_frames_older_version_total", "counter",
+       "Writes (a frame or a batch) to peers in an older wire version than ours.",
+       n(s.sync.frames_in_older_versions)},
   };
   for (const Scalar& m : scalars) x.family(m.name, m.type, m.help).sample(m.value);
   if (s.open_fds) x.family("open_fds", "gauge", "Open file descriptors.").sample(n(*s.open_fds));
@@ -213,6 +217,9 @@ std::string prometheus_text(const DaemonStats& s) {
     x.family("sync_peer_last_frame_age_seconds", "gauge", "Seconds since the peer's last frame (absent: none yet).");
     for (const auto& p : s.peers)
       if (p.last_frame_age) x.sample(*p.last_frame_age, {{"peer", p.name}});
+    x.family("sync_peer_wire_version", "gauge", "The wire version the peer writes to us (absent: not connected).");
+    for (const auto& p : s.peers)
+      if (p.wire_version) x.sample(p.wire_version, {{"peer", p.name}});
   }
   // Every instance's capacity: this one's now, the peers' as they announced it.
   x.family("health", "gauge",

@@ -23,6 +23,7 @@ namespace anyrtpproxy {
 struct SyncStats {
   std::uint64_t connections_refused = 0, slow_peers_dropped = 0, bad_streams = 0, frames_received = 0;
   std::uint64_t frames_refused = 0;  // decoded, but refused by validation (cluster.h)
+  std::uint64_t frames_in_older_versions = 0;  // writes to peers of an older wire version (one per batch)
 };
 
 struct RelayStats {
@@ -37,6 +38,7 @@ struct PeerStats {
   bool connected = false;
   std::uint64_t messages_in = 0, bytes_in = 0, messages_out = 0, bytes_out = 0;
   std::optional<double> last_frame_age;  // seconds; none: no frame yet
+  unsigned wire_version = 0;             // what its frames come in; 0: none yet
 };
 
 // Active sessions by state (0: offered, not answered; 1: answered) and origin

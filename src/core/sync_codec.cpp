@@ -27,7 +27,7 @@ struct Limit : std::runtime_error {
 struct Out {
   boost::archive::text_oarchive& ar;
   Clock::time_point now;
-  unsigned version;  // written: always ours
+  unsigned version;  // written: the peer's
   template <class T> void num(const T& v) { ar << v; }
   void flag(const bool& v) { ar << v; }
   void str(const std::string& s) { ar << s; }  // Boost writes "<size> <bytes>": readable on the sync port
@@ -203,6 +203,14 @@ void serialize_hello(IO& io, HelloT& h) {
       address(io, a);
     }
   }
+  if (io.version >= 7) {
+    std::uint16_t oldest = static_cast<std::uint16_t>(h.oldest);
+    io.num(oldest);
+    if constexpr (std::is_same_v<IO, In>) {
+      if (oldest == 0 || oldest > io.version) throw Limit("an oldest wire version of " + std::to_string(oldest));
+      h.oldest = oldest;
+    }
+  }
 }
 
 template <class IO, class TombstoneT>
@@ -263,12 +271,19 @@ void serialize_activity(IO& io, ActivityT& a) {
         if (healthy > 1) throw Limit("a health flag of " + std::to_string(healthy));
         c.healthy = healthy != 0;
       }
+      if (io.version >= 7) {
+        io.str(c.state);
+        if constexpr (std::is_same_v<IO, In>) {
+          if (c.state != "healthy" && c.state != "unhealthy" && c.state != "syncing" && c.state != "draining")
+            throw Limit("a serving state '" + printable(c.state) + "'");
+        }
+      }
     }
   }
 }
 
-std::string frame(std::string_view kind, const std::string& payload, const std::string& summary) {
-  std::string out = "F " + std::to_string(sync_wire_version) + " " + std::string(kind) + " " +
+std::string frame(unsigned version, std::string_view kind, const std::string& payload, const std::string& summary) {
+  std::string out = "F " + std::to_string(version) + " " + std::string(kind) + " " +
                     std::to_string(payload.size()) + " " + summary + "\n";
   out += payload;
   out += "\n";
@@ -298,39 +313,62 @@ bool to_num(std::string_view s, T& out) {
 
 }  // namespace
 
-std::string encode(const SyncHello& h) {
+std::optional<unsigned> hello_line_version(std::string_view line, std::string& why) {
+  // "P <version> <instance>"
+  std::string_view rest = line.substr(std::min<std::size_t>(2, line.size()));
+  const std::string_view field = rest.substr(0, rest.find(' '));
+  unsigned version = 0;
+  if (line.substr(0, 2) != "P " || !to_num(field, version) || version == 0) {
+    why = "a peer's hello that names no sync wire version";
+    return std::nullopt;
+  }
+  if (version < sync_oldest_wire_version) {
+    why = "a peer that speaks sync wire version " + std::to_string(version) + "; this release speaks " +
+          std::to_string(sync_oldest_wire_version) + " to " + std::to_string(sync_wire_version) +
+          ": upgrade that instance (man anyrtpproxy, UPGRADING)";
+    return std::nullopt;
+  }
+  return version;
+}
+
+std::string encode(const SyncHello& hello, unsigned version) {
+  SyncHello h = hello;
+  if (version >= 7 && h.oldest == 0) h.oldest = sync_oldest_wire_version;
   const auto payload = archive([&](auto& ar) {
-    Out io{ar, {}, sync_wire_version};
+    Out io{ar, {}, version};
     serialize_hello(io, h);
   });
-  return frame("hello", payload, "instance=" + printable(h.instance) + " ports=" + std::to_string(h.port_min) + "-" +
+  return frame(version, "hello", payload, "instance=" + printable(h.instance) + " ports=" + std::to_string(h.port_min) + "-" +
                                      std::to_string(h.port_max) + " sessions=" + std::to_string(h.sessions));
 }
 
-std::string encode(const Session& s, Clock::time_point now) {
+std::string encode(const Session& s, Clock::time_point now, unsigned version) {
   const auto payload = archive([&](auto& ar) {
-    Out io{ar, now, sync_wire_version};
+    Out io{ar, now, version};
     serialize_session(io, s);
   });
-  return frame("upsert", payload, "call-id=" + printable(s.call_id) + " tag=" + printable(s.from_tag) + " version=" +
+  return frame(version, "upsert", payload, "call-id=" + printable(s.call_id) + " tag=" + printable(s.from_tag) + " version=" +
                                       std::to_string(s.version) + " by=" + printable(s.changed_by));
 }
 
-std::string encode(const Tombstone& t) {
+std::string encode(const Tombstone& t, unsigned version) {
   const auto payload = archive([&](auto& ar) {
-    Out io{ar, {}, sync_wire_version};
+    Out io{ar, {}, version};
     serialize_tombstone(io, t);
   });
-  return frame("remove", payload, "call-id=" + printable(t.call_id) + " tag=" + printable(t.from_tag) +
+  return frame(version, "remove", payload, "call-id=" + printable(t.call_id) + " tag=" + printable(t.from_tag) +
                                       (t.expired ? " expired" : " deleted") + " by=" + printable(t.changed_by));
 }
 
-std::string encode(const SyncActivity& a) {
+std::string encode(const SyncActivity& activity, unsigned version) {
+  SyncActivity a = activity;
+  if (version >= 7 && a.capacity && a.capacity->state.empty())
+    a.capacity->state = a.capacity->healthy ? "healthy" : "unhealthy";
   const auto payload = archive([&](auto& ar) {
-    Out io{ar, {}, sync_wire_version};
+    Out io{ar, {}, version};
     serialize_activity(io, a);
   });
-  return frame("activity", payload,
+  return frame(version, "activity", payload,
                "instance=" + printable(a.instance) + " sessions=" + std::to_string(a.entries.size()) +
                    (a.capacity ? " headroom=" + std::to_string(a.capacity->headroom_legs) : ""));
 }
@@ -478,6 +516,7 @@ std::optional<std::variant<SyncMessage, SyncError>> FrameReader::next(Clock::tim
     used_ += eol + 1 + length + 1;
     auto decoded = decode(version, fields[1], payload, now);
     if (auto* e = std::get_if<SyncError>(&decoded)) return fail(e->what);
+    last_version_ = version;
     return decoded;
   }
 }

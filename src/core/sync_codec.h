@@ -31,8 +31,15 @@ namespace anyrtpproxy {
 // family's address); an older instance refuses newer frames, so upgrade every
 // instance of a cluster.
 // 3: each leg's relay address slot (bridge mode); 4: C's file name; 5: an activity frame's capacity;
-// 6: the hello's relay addresses
-constexpr unsigned sync_wire_version = 6;
+// 6: the hello's relay addresses; 7: the oldest version the sender speaks (hello), the capacity's
+// serving state (healthy, unhealthy, syncing, draining).
+//
+// The promise: every release reads and writes the previous release's wire
+// version. A peer says the newest version it speaks in its hello line, and
+// the server writes to it in the older of that and its own: a mixed cluster
+// speaks, link by link, the newest version both ends know.
+constexpr unsigned sync_wire_version = 7;
+constexpr unsigned sync_oldest_wire_version = 6;  // the previous release's: the oldest a peer may speak
 constexpr std::size_t sync_max_line = 4096;         // a frame header or a listing line
 constexpr std::size_t sync_max_payload = 256 * 1024;
 constexpr std::size_t sync_max_string = 8192;       // call-ids, tags: the control protocol's own bound
@@ -48,6 +55,7 @@ struct SyncHello {
   // listing the same addresses in another order hears of it: a leg travels
   // as its address's position, and would move to another address there.
   std::vector<std::pair<Slot, boost::asio::ip::address>> addresses;
+  unsigned oldest = 0;  // the oldest wire version it speaks (version 7; 0: not said)
 };
 
 // What an instance can still carry (core/capacity.h), announced with its activity
@@ -56,10 +64,11 @@ struct Capacity {
   std::uint64_t headroom_legs = 0;  // more legs it can bind now (stats.h headroom())
   std::uint64_t relayed_legs = 0;   // legs it holds with sockets: its own and those it adopted
   std::uint64_t parked_legs = 0;    // peers' legs it mirrors without sockets (catch_all.h)
-  bool healthy = true;              // its --health-file would be there
+  bool healthy = true;              // it asks for traffic (its --health socket says healthy)
+  std::string state;                // healthy, unhealthy, syncing or draining (version 7; empty: not said)
   bool operator==(const Capacity& o) const {
     return headroom_legs == o.headroom_legs && relayed_legs == o.relayed_legs && parked_legs == o.parked_legs &&
-           healthy == o.healthy;
+           healthy == o.healthy && state == o.state;
   }
 };
 
@@ -73,10 +82,18 @@ struct SyncActivity {
 
 using SyncMessage = std::variant<SyncHello, Session, Tombstone, SyncActivity>;
 
-std::string encode(const SyncHello& h);
-std::string encode(const Session& s, Clock::time_point now);
-std::string encode(const Tombstone& t);
-std::string encode(const SyncActivity& a);
+// Each in `version` (sync_oldest_wire_version .. sync_wire_version, or an
+// older one for the golden tests): what that version cannot carry is left
+// out (a version-6 peer hears no capacity state, only healthy or not).
+std::string encode(const SyncHello& h, unsigned version = sync_wire_version);
+std::string encode(const Session& s, Clock::time_point now, unsigned version = sync_wire_version);
+std::string encode(const Tombstone& t, unsigned version = sync_wire_version);
+std::string encode(const SyncActivity& a, unsigned version = sync_wire_version);
+
+// The version a peer's hello line ("P <version> <instance>") says it speaks;
+// none, with `why`, when the line says none or one older than
+// sync_oldest_wire_version (such a peer is refused).
+std::optional<unsigned> hello_line_version(std::string_view line, std::string& why);
 
 // One session as one listing line ("S call-id=... ...\n"), with what this
 // instance knows of it locally (its sockets and packet counters).
@@ -97,10 +114,12 @@ public:
   // Why the server refused us, when it said so ("# refused: WHY" before it
   // closed); empty otherwise.
   const std::string& refusal() const { return refusal_; }
+  unsigned last_version() const { return last_version_; }  // of the last frame decoded; 0: none yet
 
 private:
   std::string buffer_;
   std::string refusal_;
+  unsigned last_version_ = 0;
   std::size_t used_ = 0;
   std::string error_;
 };

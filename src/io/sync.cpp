@@ -55,6 +55,7 @@ public:
     peer_ = endpoint_text(socket_.remote_endpoint(ec));
   }
   Role role() const { return role_; }
+  unsigned version() const { return version_; }  // a peer's: what it is written in
   const ip::address& source() const { return source_; }
 
   void start() {
@@ -117,8 +118,8 @@ private:
           self->owner_.refuse(self->source_, "failed the TLS handshake: " + hec.message());
           return self->shut();
         }
-        self->become(Role::peer);  // the cluster's CA signed its certificate
-        if (self->lowest().is_open()) self->read();
+        self->verified_ = true;  // the cluster's CA signed its certificate: its hello decides the rest
+        self->read();
       });
     });
   }
@@ -144,13 +145,17 @@ private:
     timer_.cancel();
     if (!owner_.admit(*this, role)) return shut();
     role_ = role;
+    if (role == Role::peer && version_ < sync_wire_version)
+      owner_.log_.notice("sync: " + peer_ + " speaks sync wire version " + std::to_string(version_) +
+                         ": it is written in that version, and hears this instance's serving state only as "
+                         "healthy or not");
     if (role == Role::peer) {
       // A peer behind a silent partition redials and gets a new connection;
       // this one, its data unacknowledged, is given up by the kernel then.
       const unsigned ms = static_cast<unsigned>(std::chrono::milliseconds(stalled_limit).count());
       ::setsockopt(lowest().native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
     }
-    deliver(owner_.snapshot(role, Clock::now()));
+    deliver(owner_.snapshot(role, version_, Clock::now()));
   }
 
   void read() {
@@ -173,10 +178,17 @@ private:
           self->owner_.refuse(self->source_, "spoke, but not a peer's hello");
           return self->shut();
         }
-        if (self->owner_.tls_) {
+        if (self->owner_.tls_ && !self->verified_) {
           self->owner_.refuse(self->source_, "sent a peer's hello without TLS, which this cluster requires");
           return self->shut();
         }
+        std::string why;
+        const auto version = hello_line_version(std::string_view(self->said_).substr(0, eol), why);
+        if (!version) {
+          self->owner_.refuse(self->source_, why);
+          return self->tell_and_shut(std::string(sync_refusal) + why + "\n");
+        }
+        self->version_ = std::min(*version, sync_wire_version);
         self->become(Role::peer);
         if (!self->lowest().is_open()) return;
         self->ignored_ = self->said_.size() - eol - 1;
@@ -225,6 +237,8 @@ private:
   std::string peer_;
   ip::address source_;
   Role role_ = Role::pending;
+  bool verified_ = false;  // its TLS certificate was checked
+  unsigned version_ = sync_wire_version;
   WriteQueue queue_;
   Clock::time_point since_;
   std::string said_;  // while pending: what it sent
@@ -327,28 +341,46 @@ std::string SyncServer::operator_snapshot(Clock::time_point now) const {
   return out;
 }
 
-std::string SyncServer::peer_snapshot(Clock::time_point now) const {
+std::string SyncServer::peer_snapshot(Clock::time_point now, unsigned version) const {
   const auto& sessions = table_.sessions();
   SyncHello h = hello_;
   h.sessions = sessions.size();
-  std::string out = encode(h);
-  for (const auto& [key, e] : sessions) out += encode(e.session, now);
-  for (const auto& [key, b] : table_.tombstones()) out += encode(b.tomb);
+  std::string out = encode(h, version);
+  for (const auto& [key, e] : sessions) out += encode(e.session, now, version);
+  for (const auto& [key, b] : table_.tombstones()) out += encode(b.tomb, version);
   return out;
 }
 
-std::shared_ptr<const std::string> SyncServer::snapshot(Role role, Clock::time_point now) {
-  Snapshot& s = role == Role::peer ? peer_snapshot_ : operator_snapshot_;
+std::shared_ptr<const std::string> SyncServer::snapshot(Role role, unsigned version, Clock::time_point now) {
+  Snapshot& s = role == Role::peer ? peer_snapshots_[version] : operator_snapshot_;
   if (!s.bytes || now - s.at > std::chrono::seconds(1)) {
-    s.bytes = std::make_shared<const std::string>(role == Role::peer ? peer_snapshot(now) : operator_snapshot(now));
+    s.bytes = std::make_shared<const std::string>(role == Role::peer ? peer_snapshot(now, version)
+                                                                     : operator_snapshot(now));
     s.at = now;
   }
   return s.bytes;
 }
 
 void SyncServer::table_changed() {
-  peer_snapshot_.bytes.reset();
+  peer_snapshots_.clear();
   operator_snapshot_.bytes.reset();
+}
+
+std::set<unsigned> SyncServer::peer_versions() const {
+  std::set<unsigned> out;
+  for (const auto& c : connections_)
+    if (c->role() == Role::peer) out.insert(c->version());
+  return out;
+}
+
+void SyncServer::deliver_peers(const std::function<std::string(unsigned)>& encode_in) {
+  for (const unsigned version : peer_versions()) {
+    auto bytes = std::make_shared<const std::string>(encode_in(version));
+    if (version < sync_wire_version) ++stats_.frames_in_older_versions;
+    auto all = connections_;  // a slow one may drop out while we deliver
+    for (auto& c : all)
+      if (c->role() == Role::peer && c->version() == version) c->deliver(bytes);
+  }
 }
 
 void SyncServer::forget(Connection* c) {
@@ -367,10 +399,12 @@ void SyncServer::publish(const Changes& changes, Clock::time_point now) {
   if (changes.upserts.empty() && changes.removals.empty()) return;
   table_changed();
   if (connections_.empty()) return;
-  std::string frames;
-  for (const Session& s : changes.upserts) frames += encode(s, now);
-  for (const auto& t : changes.removals) frames += encode(t);
-  deliver(Role::peer, std::make_shared<const std::string>(std::move(frames)));
+  deliver_peers([&](unsigned version) {
+    std::string frames;
+    for (const Session& s : changes.upserts) frames += encode(s, now, version);
+    for (const auto& t : changes.removals) frames += encode(t, version);
+    return frames;
+  });
   if (!has_operators()) return;
   std::string lines;  // the same changes, readable
   for (const Session& s : changes.upserts)
@@ -388,7 +422,7 @@ void SyncServer::note(std::string line) {
 
 void SyncServer::publish(const SyncActivity& activity) {
   if (connections_.empty() || (activity.entries.empty() && !activity.capacity)) return;
-  deliver(Role::peer, std::make_shared<const std::string>(encode(activity)));
+  deliver_peers([&](unsigned version) { return encode(activity, version); });
 }
 
 SyncClient::SyncClient(boost::asio::io_context& io, const std::string& host, std::uint16_t port, SyncHello self,
@@ -523,6 +557,7 @@ void SyncClient::read() {
       ++stats_.frames_received;
       ++traffic_.messages;
       last_frame_ = now;
+      peer_version_ = reader_.last_version();
       if (auto* h = std::get_if<SyncHello>(&msg)) {
         if (auto refusal = refuse_hello(*h, self_)) return fail(refusal->why, refusal->retry);
         peer_instance_ = h->instance;

@@ -36,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -104,8 +105,11 @@ private:
   void deliver(Role role, std::shared_ptr<const std::string> bytes);
   bool is_peer(const boost::asio::ip::address& a) const;
   bool is_operator(const boost::asio::ip::address& a) const;
-  std::shared_ptr<const std::string> snapshot(Role role, Clock::time_point now);
-  std::string peer_snapshot(Clock::time_point now) const;
+  std::shared_ptr<const std::string> snapshot(Role role, unsigned version, Clock::time_point now);
+  std::string peer_snapshot(Clock::time_point now, unsigned version) const;
+  // Each wire version the connected peers speak, once: encoded in it, delivered to them.
+  std::set<unsigned> peer_versions() const;
+  void deliver_peers(const std::function<std::string(unsigned)>& encode_in);
   std::string operator_snapshot(Clock::time_point now) const;
   std::function<std::string()> describe_;
 
@@ -123,7 +127,8 @@ private:
     std::shared_ptr<const std::string> bytes;
     Clock::time_point at{};
   };
-  Snapshot peer_snapshot_, operator_snapshot_;
+  std::map<unsigned, Snapshot> peer_snapshots_;  // by the wire version they are written in
+  Snapshot operator_snapshot_;
   std::map<boost::asio::ip::address, SyncTraffic> sent_;
 };
 
@@ -153,6 +158,8 @@ public:
   static constexpr std::chrono::milliseconds first_backoff{100}, max_backoff{1000};
   // When the last frame arrived; none yet: the epoch.
   Clock::time_point last_frame() const { return last_frame_; }
+  // The wire version the peer writes to us on the current connection; 0: no frame yet.
+  unsigned peer_version() const { return connected_ ? peer_version_ : 0; }
 
 private:
   void connect();
@@ -190,6 +197,7 @@ private:
   std::string peer_instance_;
   SyncTraffic traffic_;
   Clock::time_point last_frame_{};
+  unsigned peer_version_ = 0;
 };
 
 }  // namespace anyrtpproxy

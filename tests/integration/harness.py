@@ -278,7 +278,8 @@ class Cluster:
     other when made; stopped together."""
 
     def __init__(self, *args, n=3, hosts=None, ranges=None, level="info", media_of=lambda h: h,
-                 args_of=lambda i: [], limit=None, limit_of=lambda i: None, needs_catch_all=False, connect_within=5):
+                 args_of=lambda i: [], limit=None, limit_of=lambda i: None, needs_catch_all=False, connect_within=5,
+                 binary_of=lambda i: None):
         self.hosts = hosts or ["127.0.0.%d" % (2 + i) for i in range(n)]
         self.sync_port = free_port(socket.SOCK_STREAM)
         if ranges is None:
@@ -289,7 +290,7 @@ class Cluster:
         for i, h in enumerate(self.hosts):
             peers = ",".join("%s:%d" % (o, self.sync_port) for o in self.hosts if o != h)
             d = Daemon("-S", str(self.sync_port), "-I", h, "-M", peers, *args, *args_of(i), host=h, media=media_of(h),
-                       ports=ranges[i], control=control_port(h, ranges), start=False, level=level)
+                       ports=ranges[i], control=control_port(h, ranges), start=False, level=level, binary=binary_of(i))
             # The control client binds 127.0.0.1, not the wildcard: its port
             # cannot then collide with a relay port of 127.0.0.2 and up.
             d.sock.close()
@@ -309,6 +310,20 @@ class Cluster:
     def connected(self):
         return all(d.logtext().count("sync: connected to") >= len(self.hosts) - 1 for d in self.nodes
                    if d.proc.poll() is None)
+
+    def replace(self, i, binary, kill=False):
+        """Node i stopped (SIGTERM, or SIGKILL) and started again from `binary`
+        (an upgrade, a rollback), connected to its peers again when it returns."""
+        d = self.nodes[i]
+        if kill:
+            d.kill()
+        else:
+            d.terminate()
+            d.proc.wait(10)
+        d.argv[0] = binary
+        d.start()
+        wait_until(lambda: d.logtext().count("sync: connected to") >= len(self.hosts) - 1, 10,
+                   "node %d to connect to its peers" % i)
 
     def stop(self):
         for d in self.nodes:  # every drain at once

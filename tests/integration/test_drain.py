@@ -142,7 +142,7 @@ def test_sigusr2_drains_for_maintenance_says_so_everywhere_and_serves_again(clus
     wait_until(lambda: "maintenance: drained after" in d.logtext(), 3, "the drained note")
     assert d.exit_status() is None  # maintenance never stops
     # the peer hears it cannot count on this instance
-    wait_until(lambda: any(" unhealthy (announced" in l for l in header(peer.control[0], c.sync_port)
+    wait_until(lambda: any(" draining (announced" in l for l in header(peer.control[0], c.sync_port)
                            if l.startswith("# capacity: instance ")), 4, "the peer to hear of the drain")
     d.proc.send_signal(signal.SIGUSR2)
     wait_until(lambda: health.line().startswith("healthy "), 0.5, "healthy again")

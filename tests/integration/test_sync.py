@@ -491,7 +491,7 @@ def test_a_dropped_slow_reader_gives_its_memory_back():
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.bind((HOSTS[1], 0))  # the configured peer's address
         slow.connect((HOSTS[0], sync_port))
-        slow.sendall(b"P 2 slow:1\n")  # a peer, which then never reads
+        slow.sendall(b"P 7 slow:1\n")  # a peer, which then never reads
         deadline = time.monotonic() + 60
         sent = 0
         while "reads too slowly" not in d.logtext() and time.monotonic() < deadline:
@@ -559,13 +559,13 @@ def test_a_peer_gets_the_machine_stream_only(cluster):
         s.bind((HOSTS[1], 0))  # B's address: a configured peer of A
         s.settimeout(2)
         s.connect((HOSTS[0], c.sync_port))
-        s.sendall(b"P 2 probe:1\n")
+        s.sendall(b"P 7 probe:1\n")
         got = b""
         deadline = time.monotonic() + 3
         while b"call-id=framed" not in got and time.monotonic() < deadline:
             got += s.recv(65536)
         s.close()
-        assert got.startswith(b"F 6 hello "), got[:200]
+        assert got.startswith(b"F 7 hello "), got[:200]
         assert b"call-id=framed" in got
         assert not re.search(rb"^(S |#)", got, re.M), "a peer gets no listing lines: %r" % got[:500]
         # the same address without a hello is no operator (not in --sync-allow): closed after 5 s, unread

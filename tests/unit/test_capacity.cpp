@@ -54,8 +54,8 @@ BOOST_AUTO_TEST_CASE(the_table_grows_with_every_two_relay_addresses) {
 BOOST_AUTO_TEST_CASE(members_list_this_instance_first_and_lines_say_whose) {
   const auto now = Clock::now();
   std::map<std::string, ClusterView::Announced> announced;
-  announced["b:25000"] = ClusterView::Announced{Capacity{10, 4, 2, false}, now - std::chrono::seconds(3)};
-  const auto m = members("a:20000", Capacity{50, 6, 0, true}, announced, now);
+  announced["b:25000"] = ClusterView::Announced{Capacity{10, 4, 2, false, ""}, now - std::chrono::seconds(3)};
+  const auto m = members("a:20000", Capacity{50, 6, 0, true, ""}, announced, now);
   BOOST_REQUIRE(m.size() == 2u);
   BOOST_TEST(m[0].instance == "a:20000");
   BOOST_TEST(m[1].age == 3.0);
@@ -63,7 +63,7 @@ BOOST_AUTO_TEST_CASE(members_list_this_instance_first_and_lines_say_whose) {
   BOOST_TEST(lines ==
              "# capacity: instance a:20000 headroom=50 relays=6 parks=0 healthy (this instance)\n"
              "# capacity: instance b:25000 headroom=10 relays=4 parks=2 unhealthy (announced 3s ago)\n");
-  const auto draining = members("a:20000", Capacity{50, 6, 0, false}, {}, now, "draining", "stopping on SIGTERM");
+  const auto draining = members("a:20000", Capacity{50, 6, 0, false, ""}, {}, now, "draining", "stopping on SIGTERM");
   BOOST_TEST(capacity_lines(draining, "a:20000") ==
              "# capacity: instance a:20000 headroom=50 relays=6 parks=0 draining (this instance); stopping on SIGTERM\n");
 }
@@ -72,7 +72,7 @@ BOOST_AUTO_TEST_CASE(a_peer_this_instance_cannot_take_over_is_said_once_and_once
   TakeoverWatch watch;
   auto now = Clock::now();
   std::map<std::string, ClusterView::Announced> announced;
-  announced["b"] = ClusterView::Announced{Capacity{0, 100, 0, true}, now};
+  announced["b"] = ClusterView::Announced{Capacity{0, 100, 0, true, ""}, now};
   Headroom small{40, "", ""};
   auto events = watch.check(small, announced, now);
   BOOST_REQUIRE(events.size() == 1u);

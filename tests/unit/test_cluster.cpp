@@ -91,7 +91,7 @@ BOOST_AUTO_TEST_CASE(a_dead_creators_calls_are_reported_by_the_smallest_reachabl
 }
 
 BOOST_AUTO_TEST_CASE(activity_is_cut_into_bounded_frames_in_order) {
-  const Capacity cap{100, 40, 8, true};
+  const Capacity cap{100, 40, 8, true, ""};
   const auto alone = activity_frames("me:1", {}, cap);  // no activity: the capacity still goes out
   BOOST_REQUIRE(alone.size() == 1u);
   BOOST_TEST(alone[0].entries.empty());

@@ -132,7 +132,7 @@ std::string file_text(const std::string& path) {
   return ss.str();
 }
 
-std::string golden_stream() {
+std::string golden_stream(unsigned version = sync_wire_version) {
   Session v6 = sample();
   v6.call_id = "v6-call";
   v6.family = Family::v6;
@@ -150,13 +150,14 @@ std::string golden_stream() {
   const SyncHello hello{"relay1:35000", 35000, 39999, 2,
                         {{slot_of(Family::v4, Side::internal), ip::make_address("192.0.2.1")},
                          {slot_of(Family::v6, Side::external, 1), ip::make_address("2001:db8::1")}}};  // version 6
-  return encode(hello) + encode(sample(), now) + encode(v6, now) +
-         encode(Tombstone{"gone-call", "A;1", 3, "relay3:45000", true}) +
+  return encode(hello, version) + encode(sample(), now, version) + encode(v6, now, version) +
+         encode(Tombstone{"gone-call", "A;1", 3, "relay3:45000", true}, version) +
          encode(SyncActivity{"relay1:35000",
                              {ActivityEntry{SessionKey{"a84b4c76e66710@pc33.example.com", "1928301774;1"}, 0,
                                             {Counters{500, 499, 1}, Counters{480, 480, 0}}},
                               ActivityEntry{SessionKey{"v6-call", "1928301774;1"}, 2, {}, 2}},
-                             Capacity{1500, 42, 300, false}});  // version 5
+                             Capacity{1500, 42, 300, false, "draining"}},  // version 5; its state: 7
+                version);
 }
 }  // namespace
 
@@ -190,11 +191,11 @@ BOOST_AUTO_TEST_CASE(other_messages_round_trip_in_one_stream_fed_byte_by_byte) {
   BOOST_TEST(a.entries.at(0).counters[1].relayed == 20u);
 }
 
-BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_6) {
-  const std::string path = golden_path(6);
+BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_7) {
+  const std::string path = golden_path(7);
   if (std::getenv("ANYRTPPROXY_WRITE_GOLDEN")) std::ofstream(path) << golden_stream();
   const std::string text = file_text(path);
-  // the committed bytes are what version 3 writes, whatever Boost version builds us
+  // the committed bytes are what this version writes, whatever Boost version builds us
   BOOST_TEST(text == golden_stream());
   auto all = read_all(text);
   BOOST_REQUIRE(all.size() == 5u);
@@ -212,11 +213,49 @@ BOOST_AUTO_TEST_CASE(golden_frames_of_wire_version_6) {
   BOOST_TEST(v6.record_name == "conference-7");
   BOOST_TEST(std::get<Session>(std::get<SyncMessage>(all[1])).record_name.empty());
   const auto& cap = std::get<SyncActivity>(std::get<SyncMessage>(all[4])).capacity;
-  BOOST_TEST((cap && *cap == Capacity{1500, 42, 300, false}));
+  BOOST_TEST((cap && *cap == Capacity{1500, 42, 300, false, "draining"}));
   const auto& hello = std::get<SyncHello>(std::get<SyncMessage>(all[0]));
+  BOOST_TEST(hello.oldest == sync_oldest_wire_version);
   BOOST_REQUIRE(hello.addresses.size() == 2u);
   BOOST_TEST((hello.addresses[1].first == slot_of(Family::v6, Side::external, 1)));
   BOOST_TEST(hello.addresses[1].second == ip::make_address("2001:db8::1"));
+}
+
+BOOST_AUTO_TEST_CASE(a_version_6_peer_is_written_what_version_6_wrote_and_it_round_trips) {
+  // tests/golden/sync-v6.frames is what the previous release wrote; never rewritten
+  const std::string text = file_text(golden_path(6));
+  BOOST_TEST(text == golden_stream(6));  // written for a version-6 peer: the same bytes
+  auto all = read_all(text);
+  BOOST_REQUIRE(all.size() == 5u);
+  check_same(std::get<Session>(std::get<SyncMessage>(all[1])), sample());
+  BOOST_TEST(std::get<Session>(std::get<SyncMessage>(all[2])).legs[1].play.name == "moh");
+  const auto& cap = std::get<SyncActivity>(std::get<SyncMessage>(all[4])).capacity;
+  BOOST_TEST((cap && *cap == Capacity{1500, 42, 300, false, ""}));  // the state is what version 6 leaves out
+  BOOST_TEST(std::get<SyncHello>(std::get<SyncMessage>(all[0])).oldest == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_peers_hello_line_says_its_version_and_too_old_or_none_is_refused) {
+  std::string why;
+  BOOST_TEST(hello_line_version("P 7 relay1:35000", why).value_or(0) == 7u);
+  BOOST_TEST(hello_line_version("P 6 relay1:35000", why).value_or(0) == 6u);
+  BOOST_TEST(hello_line_version("P 9 relay1:35000", why).value_or(0) == 9u);  // a newer one: written in ours
+  BOOST_TEST(!hello_line_version("P 5 relay1:35000", why));
+  BOOST_TEST(why.find("speaks sync wire version 5") != std::string::npos);
+  BOOST_TEST(why.find("UPGRADING") != std::string::npos);
+  BOOST_TEST(!hello_line_version("P relay1:35000", why));
+  BOOST_TEST(why.find("names no sync wire version") != std::string::npos);
+  BOOST_TEST(!hello_line_version("P 0 x", why));
+  BOOST_TEST(!hello_line_version("P 99999999999 x", why));
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_serving_state_or_oldest_version_is_refused) {
+  const std::string ok = encode(SyncActivity{"x:1", {}, Capacity{1, 2, 3, true, "healthy"}});
+  BOOST_TEST(std::holds_alternative<SyncMessage>(read_all(ok).at(0)));
+  std::string bad = ok;
+  const auto at = bad.rfind("7 healthy");
+  BOOST_REQUIRE(at != std::string::npos);
+  bad.replace(at, 9, "7 healthx");
+  BOOST_TEST(error_of(bad).find("serving state") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(frames_of_wire_version_5_are_still_read) {
@@ -226,17 +265,17 @@ BOOST_AUTO_TEST_CASE(frames_of_wire_version_5_are_still_read) {
   BOOST_TEST(std::get<SyncHello>(std::get<SyncMessage>(all[0])).addresses.empty());
   check_same(std::get<Session>(std::get<SyncMessage>(all[1])), sample());
   const auto& cap = std::get<SyncActivity>(std::get<SyncMessage>(all[4])).capacity;
-  BOOST_TEST((cap && *cap == Capacity{1500, 42, 300, false}));
+  BOOST_TEST((cap && *cap == Capacity{1500, 42, 300, false, ""}));
 }
 
 // A hello's payload with its tail `from` made `to`, framed again (its length follows).
 std::string hello_with(const std::string& from, const std::string& to) {
-  const std::string encoded = encode(SyncHello{"me:1", 10, 20, 5, {{1, ip::make_address("::1")}}});
+  const std::string encoded = encode(SyncHello{"me:1", 10, 20, 5, {{1, ip::make_address("::1")}}}, 6);
   const auto nl = encoded.find('\n');
   std::string payload = encoded.substr(nl + 1, encoded.size() - nl - 2);
   const auto at = payload.rfind(from + "\n");  // the archive ends its text with a newline
   BOOST_REQUIRE(at != std::string::npos && at + from.size() + 1 == payload.size());
-  return frame("hello", payload.replace(at, from.size(), to));
+  return frame("hello", payload.replace(at, from.size(), to), 6);
 }
 
 BOOST_AUTO_TEST_CASE(a_hello_with_a_bad_relay_address_is_refused) {
@@ -260,7 +299,7 @@ BOOST_AUTO_TEST_CASE(frames_of_wire_version_4_are_still_read) {
 }
 
 BOOST_AUTO_TEST_CASE(a_bad_capacity_flag_is_refused) {
-  std::string text = encode(SyncActivity{"me:1", {}, Capacity{1, 2, 3, true}});
+  std::string text = encode(SyncActivity{"me:1", {}, Capacity{1, 2, 3, true, ""}});
   const auto at = text.rfind(" 1 2 3 1");  // has, headroom, relayed, parked, healthy
   BOOST_REQUIRE(at != std::string::npos);
   text.replace(at + 7, 1, "7");
