@@ -122,6 +122,14 @@ nobpf: config.mk
 check-all:
 	bash tests/check-all.sh
 
+# The seeded random fault test on more seeds and rounds than make check
+# runs (tests/e2e/test_chaos.py; root, nftables): make chaos SEED=7 ROUNDS=30
+SEED ?= 1
+ROUNDS ?= 20
+chaos: $(DAEMON) $(HELPER) $(B)/unit_tests
+	CHAOS_SEEDS=$(SEED) CHAOS_ROUNDS=$(ROUNDS) ANYRTPPROXY=$(CURDIR)/$(DAEMON) ANYRTPPROXY_HEALTH=$(CURDIR)/$(HELPER) \
+	  UNIT_TESTS=$(CURDIR)/$(B)/unit_tests bash tests/run.sh -s -k random_faults
+
 install: anyrtpproxy anyrtpproxy-health
 	install -D -m 0755 anyrtpproxy $(DESTDIR)$(PREFIX)/sbin/anyrtpproxy
 	install -D -m 0755 anyrtpproxy-health $(DESTDIR)$(PREFIX)/bin/anyrtpproxy-health
@@ -140,5 +148,5 @@ clean:
 distclean: clean
 	rm -f config.mk
 
-.PHONY: all check check-all fuzz fuzz-run install clean distclean man bench bench-offload nobpf
+.PHONY: all check check-all chaos fuzz fuzz-run install clean distclean man bench bench-offload nobpf
 -include $(wildcard $(B)/*/*.d $(B)/unit/*.d)

@@ -57,9 +57,22 @@ std::optional<Refusal> check(const Session& s, const ClusterView& view) {
     if (!good_name(leg.owner)) return Refusal{"name", "a port without a valid owner"};
     const PortRange* range = range_of(view, leg.owner);
     const auto port = leg.port;
-    if (!range)
-      return Refusal{"owner", "port " + std::to_string(port) + " of " + leg.owner +
-                                  ", an instance that has not said its range"};
+    if (!range) {
+      // An owner this instance has not heard yet (it is down, or its own link
+      // is not up yet: a restart learns the whole cluster from any one
+      // peer). Its port may not be one another instance announced.
+      if (port % 2 != 0 || port == 65535)
+        return Refusal{"port", "port " + std::to_string(port) + " of " + leg.owner + ", not an even port below 65535"};
+      const auto p1 = static_cast<std::uint16_t>(port + 1);
+      if (view.own.holds(port) || view.own.holds(p1))
+        return Refusal{"owner", "port " + std::to_string(port) + " of " + leg.owner +
+                                    ", an instance that has not said its range, lies in this instance's range"};
+      for (const auto& [name, known] : view.ranges)
+        if (known.holds(port) || known.holds(p1))
+          return Refusal{"owner", "port " + std::to_string(port) + " of " + leg.owner +
+                                      ", an instance that has not said its range, lies in the range of " + name};
+      continue;
+    }
     if (port % 2 != 0 || port == 65535 || !range->holds(port) || !range->holds(static_cast<std::uint16_t>(port + 1)))
       return Refusal{"port", "port " + std::to_string(port) + " outside the range " + std::to_string(range->min) +
                                  "-" + std::to_string(range->max) + " its owner " + leg.owner + " announced"};

@@ -1,43 +1,21 @@
 """Rolling upgrades and rollbacks against the previous release, built from
-this repository's history (PREVIOUS_RELEASE below: the last commit that
-spoke sync wire version 6). A loopback cluster of three is upgraded one
+this repository's history (harness.PREVIOUS_RELEASE: the last commit that
+spoke sync wire version 6 only). A loopback cluster of three is upgraded one
 instance at a time and one instance rolled back; at every step calls are
 created on every instance and each one is mirrored on the others, whatever
 version created it; a killed instance's calls stay on its peers of the
 other version; media flows through instances of either version."""
 
-import os
 import re
-import shutil
 import socket
-import subprocess
 
 import pytest
 
-from harness import BINARY, ROOT, Peer, header, rtp, wait_until
-
-# The previous release: what the cluster is upgraded from and rolled back to.
-PREVIOUS_RELEASE = "49f4ede"
-
+from harness import BINARY, header, previous_release, relays_a_call, wait_until
 
 @pytest.fixture(scope="module")
 def previous():
-    """The previous release's daemon, built once into build/previous/COMMIT."""
-    out = os.path.join(ROOT, "build", "previous", PREVIOUS_RELEASE)
-    binary = os.path.join(out, "anyrtpproxy")
-    if os.path.exists(binary):
-        return binary
-    if not os.path.isdir(os.path.join(ROOT, ".git")) or not shutil.which("git"):
-        pytest.fail("the previous release is built from this repository's history: run the tests in a git clone")
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
-    archive = subprocess.run(["git", "-C", ROOT, "archive", PREVIOUS_RELEASE], capture_output=True, timeout=120)
-    assert archive.returncode == 0, archive.stderr.decode()[-2000:]
-    subprocess.run(["tar", "-x", "-C", out], input=archive.stdout, check=True, timeout=120)
-    for step in (["./configure"], ["make", "-j2", "anyrtpproxy"]):
-        r = subprocess.run(step, cwd=out, capture_output=True, text=True, timeout=1200)
-        assert r.returncode == 0, "%s: %s" % (" ".join(step), (r.stdout + r.stderr)[-3000:])
-    return binary
+    return previous_release()
 
 
 def active(d):
@@ -61,21 +39,6 @@ def mirrored(c, names):
     return all(not d.cmd("Q %s A;1 B;1" % n).startswith("E") for d in c.nodes for n in names)
 
 
-def relays(d):
-    """A call through `d`: a packet each way arrives."""
-    a, b = Peer(d.control[0]), Peer(d.control[0])
-    try:
-        name = "media-%d-%d" % (a.port, b.port)
-        p = d.cmd("U %s %s %d A;1" % (name, d.control[0], a.port)).split()
-        q = d.cmd("L %s %s %d A;1 B;1" % (name, d.control[0], b.port)).split()
-        a.send(rtp(1, 0x11), (q[1], int(q[0])))  # the caller sends to the answer's port
-        b.send(rtp(1, 0x22), (p[1], int(p[0])))  # the callee to the offer's
-        return b.recv(2)[0] == rtp(1, 0x11) and a.recv(2)[0] == rtp(1, 0x22)
-    finally:
-        a.close()
-        b.close()
-
-
 def test_a_cluster_is_upgraded_and_rolled_back_one_instance_at_a_time(cluster, previous):
     c = cluster(n=3, binary_of=lambda i: previous)
     names = create(c, "old")
@@ -86,7 +49,7 @@ def test_a_cluster_is_upgraded_and_rolled_back_one_instance_at_a_time(cluster, p
         wait_until(lambda: mirrored(c, names), 5, "every call everywhere after upgrading instance %d" % i)
         total = active(c.nodes[0])
         assert all(active(d) == total for d in c.nodes), [active(d) for d in c.nodes]
-        assert all(relays(d) for d in c.nodes)
+        assert all(relays_a_call(d) for d in c.nodes)
         if i == 0:  # one new, two old
             new = c.nodes[0]
             assert "speaks sync wire version 6" in new.logtext(), new.logtext()[-2000:]
@@ -103,7 +66,7 @@ def test_a_cluster_is_upgraded_and_rolled_back_one_instance_at_a_time(cluster, p
     names += create(c, "back")
     wait_until(lambda: mirrored(c, names), 5, "every call everywhere after the rollback")
     assert len(set(active(d) for d in c.nodes)) == 1
-    assert all(relays(d) for d in c.nodes)
+    assert all(relays_a_call(d) for d in c.nodes)
 
 
 def test_a_peer_below_the_previous_release_is_refused_with_a_reason(cluster):
@@ -125,3 +88,14 @@ def test_a_peer_below_the_previous_release_is_refused_with_a_reason(cluster):
         assert got.startswith(b"# refused: ") and why.encode() in got, got
     # logged once a minute per address: the first cause
     wait_until(lambda: "speaks sync wire version 5" in d.logtext(), 2, "the refusal in the log")
+
+
+@pytest.mark.parametrize("dies", ["previous", "this"])
+def test_a_killed_instance_s_calls_resume_on_a_peer_of_the_other_version(bed, previous, dies):
+    """The anycast bed with R1 of one release and R2, R3 of the other: R1
+    carries 20 calls, dies (SIGKILL), the route moves to R2, every call
+    resumes both ways (test_failover.py's checks)."""
+    import test_failover
+    one, rest = (previous, BINARY) if dies == "previous" else (BINARY, previous)
+    test_failover.survive_the_death(bed, ["--kernel-offload=off"], binary_of=lambda i: one if i == 1 else rest)
+

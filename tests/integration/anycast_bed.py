@@ -52,7 +52,8 @@ class Agent:
 
 
 class Bed:
-    def __init__(self, binary, instances=3, ttl=60, extra_args=(), args_of=lambda i: [], two_addresses=False):
+    def __init__(self, binary, instances=3, ttl=60, extra_args=(), args_of=lambda i: [], two_addresses=False,
+                 binary_of=None):
         self.anycast = [ANYCAST, ANYCAST2] if two_addresses else [ANYCAST]
         self.prefix = "arp%d" % (os.getpid() % 100000)
         self.ns = {n: "%s%s" % (self.prefix, n) for n in ["A", "B", "RT"] + ["R%d" % i for i in range(1, instances + 1)]}
@@ -60,6 +61,7 @@ class Bed:
         self.procs = {}
         self.agents = []
         self.binary = binary
+        self.binary_of = binary_of or (lambda i: binary)  # instance number -> its daemon (a mixed-version cluster)
         self.ttl = ttl
         self.extra_args = list(extra_args)
         self.args_of = args_of  # instance number -> its own arguments (a directory of its own)
@@ -121,7 +123,7 @@ class Bed:
         peers = ",".join("10.250.1.%d:2342" % j for j in range(1, self.instances + 1) if j != i)
         lo, hi = self.range_of(i)
         log = open(self.log_of(i), "a")
-        argv = ["ip", "netns", "exec", self.ns["R%d" % i], self.binary, "-D", "-d", "info",
+        argv = ["ip", "netns", "exec", self.ns["R%d" % i], self.binary_of(i), "-D", "-d", "info",
                 "-s", "udp:10.250.1.%d:22222" % i, "-i", ",".join(self.anycast), "-p", str(lo), str(hi), "-T", str(self.ttl),
                 "-S", "2342", "-I", "10.250.1.%d" % i, "-M", peers] + self.extra_args + list(self.args_of(i))
         self.procs[i] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)

@@ -20,6 +20,32 @@ HELPER = os.environ.get("ANYRTPPROXY_HEALTH", os.path.join(ROOT, "anyrtpproxy-he
 TESTS = []
 
 
+# The previous release, built from this repository's history by the tests
+# that upgrade to this one and roll back (tests/e2e/test_upgrade.py,
+# test_chaos.py): the last commit that spoke sync wire version 6 only.
+PREVIOUS_RELEASE = "49f4ede"
+
+
+def previous_release():
+    """The previous release's daemon, built once into build/previous/COMMIT."""
+    import shutil
+    out = os.path.join(ROOT, "build", "previous", PREVIOUS_RELEASE)
+    binary = os.path.join(out, "anyrtpproxy")
+    if os.path.exists(binary):
+        return binary
+    if not os.path.isdir(os.path.join(ROOT, ".git")) or not shutil.which("git"):
+        pytest.fail("the previous release is built from this repository's history: run the tests in a git clone")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", PREVIOUS_RELEASE], capture_output=True, timeout=120)
+    assert archive.returncode == 0, archive.stderr.decode()[-2000:]
+    subprocess.run(["tar", "-x", "-C", out], input=archive.stdout, check=True, timeout=120)
+    for step in (["./configure"], ["make", "-j2", "anyrtpproxy"]):
+        r = subprocess.run(step, cwd=out, capture_output=True, text=True, timeout=1200)
+        assert r.returncode == 0, "%s: %s" % (" ".join(step), (r.stdout + r.stderr)[-3000:])
+    return binary
+
+
 def without_leak_check():
     """The environment for a daemon that chroots or drops privileges: under
     `make check SANITIZE=1` LeakSanitizer cannot inspect such a process (no
@@ -383,6 +409,24 @@ class HealthClient:
         while not self.eof and time.monotonic() < end:
             self.poll(0.05)
         return self.eof
+
+
+def relays_a_call(d):
+    """A new call through `d` (U and L from two loopback peers): True when a
+    packet each way arrives; the call is deleted after."""
+    a, b = Peer(d.control[0]), Peer(d.control[0])
+    try:
+        name = "media-%d-%d" % (a.port, b.port)
+        p = d.cmd("U %s %s %d A;1" % (name, d.control[0], a.port)).split()
+        q = d.cmd("L %s %s %d A;1 B;1" % (name, d.control[0], b.port)).split()
+        a.send(rtp(1, 0x11), (q[1], int(q[0])))  # the caller sends to the answer's port
+        b.send(rtp(1, 0x22), (p[1], int(p[0])))  # the callee to the offer's
+        ok = b.recv(2)[0] == rtp(1, 0x11) and a.recv(2)[0] == rtp(1, 0x22)
+        d.cmd("D %s A" % name)
+        return ok
+    finally:
+        a.close()
+        b.close()
 
 
 def read_pcap(path, allow_cut=False):

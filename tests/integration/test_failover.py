@@ -42,8 +42,8 @@ def test_calls_on_two_anycast_addresses_survive_the_death_of_their_instance(bed)
     survive_the_death(bed, [], two_addresses=True)
 
 
-def survive_the_death(make_bed, args, two_addresses=False):
-    bed = make_bed(extra_args=args, two_addresses=two_addresses)
+def survive_the_death(make_bed, args, two_addresses=False, **bed_kw):
+    bed = make_bed(extra_args=args, two_addresses=two_addresses, **bed_kw)
     for i in (1, 2, 3):
         bed.start(i)
     rt, a, b = bed.agent("RT"), bed.agent("A"), bed.agent("B")

@@ -18,6 +18,10 @@ def stable(lines):
     return sorted(re.sub(r" (age|idle|ttl)=\d+s| (callee|caller)-pkts=\S+", "", l) for l in lines)
 
 
+def active(d):
+    return int(re.search(r"active sessions: (\d+)", d.cmd("I")).group(1))
+
+
 def tables_equal(c):
     views = [stable(listing(h, c.sync_port)) for h in c.hosts]
     return views if all(v == views[0] for v in views) else None
@@ -132,6 +136,21 @@ def test_a_killed_instance_resyncs_and_its_calls_survive(cluster):
         callee.send(rtp(3, ssrc=2), (HOSTS[0], p))
         assert caller.recv()[0] == rtp(3, ssrc=2)
         assert "not bound" not in a.logtext()
+
+
+def test_a_restart_learns_the_calls_of_a_peer_that_is_down_from_another(cluster):
+    """B is down when A restarts: A hears B's calls from C only, before B's
+    range (B never says it now), and takes them all the same."""
+    with cluster() as c:
+        a, b, cc = c.nodes
+        for k in range(3):
+            b.cmd("U of-b-%d 192.0.2.1 %d A;1" % (k, 4000 + 2 * k))
+        wait_until(lambda: all(active(d) == 3 for d in c.nodes), 3, "B's calls everywhere")
+        b.kill()
+        a.kill()
+        a.start()
+        wait_until(lambda: active(a) == 3, 3, "B's calls on the restarted A", debug=lambda: a.logtext()[-1500:])
+        assert "has not said its range" not in a.logtext()
 
 
 def test_calls_of_a_dead_instance_expire_when_idle(cluster):
@@ -679,7 +698,7 @@ def test_a_peers_data_is_checked_like_a_command():
         assert port_is_free(5060, host=HOSTS[0]), "port 5060 was bound for a peer"
         log = d.logtext()
         for why in ("a frame before its hello", "port 5060 outside the range", "a notify target or tag",
-                    "ghost:2, an instance that has not said its range"):
+                    "ghost:2, an instance that has not said its range, lies in the range of evil:1"):
             assert why in log, (why, log[-3000:])
         d.proc.send_signal(signal.SIGUSR1)
         wait_until(lambda: "invalid=4 " in d.logtext(), 2, "4 refused frames counted")

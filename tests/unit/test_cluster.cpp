@@ -182,7 +182,7 @@ BOOST_FIXTURE_TEST_CASE(a_peer_binds_nothing_outside_the_range_its_owner_announc
   refused(session("dns", 52, 40002, 1), "port 52 outside the range 40000-44999 its owner peer:40000 announced");
   auto ghost = session("ghost", 40000, 40002, 1);
   ghost.legs[1].owner = "ghost:5060";
-  refused(ghost, "port 40002 of ghost:5060, an instance that has not said its range");
+  refused(ghost, "port 40002 of ghost:5060, an instance that has not said its range, lies in the range of peer:40000");
   auto ours = session("ours", 30000, 40002, 1);  // our range, claimed by the peer
   refused(ours, "port 30000 outside the range 40000-44999");
   refused(session("odd", 40001, 40002, 1), "port 40001 outside");
@@ -190,6 +190,19 @@ BOOST_FIXTURE_TEST_CASE(a_peer_binds_nothing_outside_the_range_its_owner_announc
   // the rest of the stream still applies
   BOOST_TEST(!apply(session("fine", 40000, 40002, 1)).refused);
   BOOST_TEST(binder.open_ports.size() == 2u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_session_of_an_instance_not_heard_yet_is_taken_outside_every_known_range, Peer) {
+  // a restart hears the whole cluster from one peer, its owner may be down
+  auto absent = session("absent", 40000, 50000, 1);
+  absent.legs[1].owner = "down:50000";
+  BOOST_TEST(!apply(absent).refused);
+  auto odd = session("odd-absent", 40000, 50001, 1);
+  odd.legs[1].owner = "down:50000";
+  refused(odd, "port 50001 of down:50000, not an even port below 65535");
+  auto ours = session("in-ours", 40000, 30010, 1);  // this instance's range (30000-30020 here)
+  ours.legs[1].owner = "down:50000";
+  refused(ours, "lies in this instance's range");
 }
 
 BOOST_FIXTURE_TEST_CASE(strings_names_and_families_are_checked_as_for_a_command, Peer) {
