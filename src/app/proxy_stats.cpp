@@ -45,7 +45,7 @@ std::string Proxy::peer_lines() const {
     out += "# peer: " + p->name() +
            (p->peer_version() ? " connected, instance " + p->peer_instance() + ", wire version " +
                                     std::to_string(p->peer_version())
-                              : std::string(" not connected")) +
+                              : " not connected" + (p->last_error().empty() ? std::string() : ": " + p->last_error())) +
            "\n";
   return out;
 }

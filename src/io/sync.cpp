@@ -145,7 +145,7 @@ private:
     timer_.cancel();
     if (!owner_.admit(*this, role)) return shut();
     role_ = role;
-    if (role == Role::peer && version_ < sync_wire_version)
+    if (role == Role::peer && version_ < sync_wire_version && owner_.told_older_.emplace(source_, version_).second)
       owner_.log_.notice("sync: " + peer_ + " speaks sync wire version " + std::to_string(version_) +
                          ": it is written in that version, and hears this instance's serving state only as "
                          "healthy or not");

@@ -130,6 +130,7 @@ private:
   std::map<unsigned, Snapshot> peer_snapshots_;  // by the wire version they are written in
   Snapshot operator_snapshot_;
   std::map<boost::asio::ip::address, SyncTraffic> sent_;
+  std::set<std::pair<boost::asio::ip::address, unsigned>> told_older_;  // peers logged as speaking an older version
 };
 
 class SyncClient {
@@ -160,6 +161,8 @@ public:
   Clock::time_point last_frame() const { return last_frame_; }
   // The wire version the peer writes to us on the current connection; 0: no frame yet.
   unsigned peer_version() const { return connected_ ? peer_version_ : 0; }
+  // Why the link is down (the last failure: refused, silent, no answer); empty while it is up.
+  const std::string& last_error() const { return last_error_; }
 
 private:
   void connect();

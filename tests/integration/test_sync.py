@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from harness import HOSTS, Daemon, NotifyListener, Peer, free_port, listing, port_is_free, rtp, wait_until
+from harness import HOSTS, Daemon, NotifyListener, Peer, free_port, header, listing, port_is_free, rtp, wait_until
 
 def stable(lines):
     """The listing without what differs per instance (ages, counters)."""
@@ -426,6 +426,8 @@ def test_a_peer_dialling_from_the_wrong_address_hears_why_and_backs_off(netns):
         wait_until(lambda: time.monotonic() - start > 3, 4, "three seconds")
         dials = nodes[0].logtext().count("refused a peer's hello") - before
         assert dials <= 5, "%d attempts in 3 s" % dials
+        peers = [l for l in header(HOSTS[0], ports[0]) if l.startswith("# peer: ")]
+        assert len(peers) == 1 and "not connected: refused a peer's hello from 127.0.0.1" in peers[0], peers
     finally:
         for d in nodes:
             d.stop()
