@@ -1,4 +1,42 @@
-# Shared by bench/run.sh and bench/offload.sh (sourced; each defines gen()).
+# Shared by bench/run.sh, bench/compare.sh and bench/offload.sh (sourced;
+# offload.sh defines its own gen()).
+
+# bench_init: the ladder's rates (RATES, default 50,000 to 400,000 pps), the
+# results directory (OUT), and every relay started (PIDS) killed at exit.
+bench_init() {
+  RATES=${RATES:-"$(seq -s " " 50000 25000 400000)"}
+  OUT=bench/results
+  mkdir -p "$OUT"
+  PIDS=()
+  trap 'for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done' EXIT INT TERM
+}
+
+free_udp() { /usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# start_relay BINARY|forwarder [LOG]: the relay under test on CPU 1, on
+# loopback, ports 30000-49999, in userspace; sets PID and CTL once it answers
+# V. A daemon too old for --kernel-offload is started without it.
+start_relay() {
+  CTL=$(free_udp)
+  if [ "$1" = forwarder ]; then
+    taskset -c 1 ./bench/forwarder "$CTL" 30000 49999 &
+  else
+    local offload=
+    "$1" --help 2>&1 | grep -q -- --kernel-offload && offload=--kernel-offload=off
+    # shellcheck disable=SC2086
+    taskset -c 1 "$1" -D -d warning -s "udp:127.0.0.1:$CTL" -i 127.0.0.1 -p 30000 49999 -T 600 $offload 2>"${2:-/dev/null}" &
+  fi
+  PID=$!
+  PIDS+=("$PID")
+  for _ in $(seq 50); do
+    if /usr/bin/python3 -c "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.1); s.sendto(b'b V', ('127.0.0.1', $CTL)); sys.exit(0 if s.recv(100) else 1)" 2>/dev/null; then return; fi
+    sleep 0.1
+  done
+  echo "bench: $1 did not start" >&2; exit 1
+}
+
+# gen ARGS: the load generator on CPU 0 against the relay started last.
+gen() { taskset -c 0 ./bench/loadgen --control "127.0.0.1:$CTL" --pid "$PID" "$@"; }
 
 # field NAME: the value of NAME=... in a loadgen RESULT line on stdin.
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }

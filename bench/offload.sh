@@ -57,8 +57,8 @@ start_relay() {  # mode
   done
   echo "bench: the relay did not start ($1)" >&2; exit 1
 }
+. bench/lib.sh  # before gen(): this one runs the generator in its namespace
 gen() { ip netns exec "$G" taskset -c 0 ./bench/loadgen --control "$RELAY:$CTL" --pid "$PID" --media "$GEN" "$@"; }
-. bench/lib.sh
 
 declare -A R
 for mode in off on; do

@@ -7,32 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STEP=${1:-3}
 SESSIONS_SETUP=${SESSIONS_SETUP:-4000}
-RATES=${RATES:-"$(seq -s " " 50000 25000 400000)"}
-OUT=bench/results
-mkdir -p "$OUT"
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT INT TERM
-
-free_udp() { /usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
+bench_init
 
 start_target() {  # name -> sets PID and CTL
-  CTL=$(free_udp)
   case "$1" in
-    anyrtpproxy) taskset -c 1 ./anyrtpproxy -D -d warning -s "udp:127.0.0.1:$CTL" -i 127.0.0.1 -p 30000 49999 -T 600 --kernel-offload=off 2>"$OUT/anyrtpproxy.log" & ;;
-    forwarder) taskset -c 1 ./bench/forwarder "$CTL" 30000 49999 & ;;
+    anyrtpproxy) start_relay ./anyrtpproxy "$OUT/anyrtpproxy.log" ;;
+    forwarder) start_relay forwarder ;;
   esac
-  PID=$!
-  PIDS+=("$PID")
-  for _ in $(seq 50); do
-    if /usr/bin/python3 -c "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.1); s.sendto(b'b V', ('127.0.0.1', $CTL)); sys.exit(0 if s.recv(100) else 1)" 2>/dev/null; then return; fi
-    sleep 0.1
-  done
-  echo "bench: $1 did not start" >&2; exit 1
 }
-
-gen() { taskset -c 0 ./bench/loadgen --control "127.0.0.1:$CTL" --pid "$PID" "$@"; }
-. bench/lib.sh
 
 declare -A R
 for target in anyrtpproxy forwarder; do
