@@ -17,9 +17,12 @@ constexpr std::chrono::milliseconds serve_period{100};
 }
 
 Health Proxy::health(const Headroom& room) const {
-  std::vector<PeerLink> links;
-  for (const auto& p : peers_) links.push_back({p->connected(), p->last_frame() != Clock::time_point{}});
-  const bool ready = synced_ || synced(SyncRule{}, Clock::now() - started_, links);
+  bool ready = synced_;  // the startup rule holds once for good: the links are looked at only before
+  if (!ready) {
+    std::vector<PeerLink> links;
+    for (const auto& p : peers_) links.push_back({p->connected(), p->last_frame() != Clock::time_point{}});
+    ready = synced(SyncRule{}, Clock::now() - started_, links);
+  }
   return judge(room, ready, drain_.active(), drain_cause_, stopping_ ? "stop" : "maintenance");
 }
 
