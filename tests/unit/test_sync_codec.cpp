@@ -258,6 +258,19 @@ BOOST_AUTO_TEST_CASE(a_bad_serving_state_or_oldest_version_is_refused) {
   BOOST_TEST(error_of(bad).find("serving state") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_hello_naming_an_impossible_oldest_version_is_refused) {
+  const std::string ok = encode(SyncHello{"me:1", 10, 20, 5, {}});
+  BOOST_TEST(std::get<SyncHello>(std::get<SyncMessage>(read_all(ok).at(0))).oldest == sync_oldest_wire_version);
+  const auto nl = ok.find('\n');
+  std::string payload = ok.substr(nl + 1, ok.size() - nl - 2);
+  const std::string tail = " " + std::to_string(sync_oldest_wire_version) + "\n";
+  BOOST_REQUIRE(payload.size() > tail.size() && payload.compare(payload.size() - tail.size(), tail.size(), tail) == 0);
+  for (const char* bad : {" 0\n", " 8\n"}) {  // none, or newer than the frame itself
+    const std::string p = payload.substr(0, payload.size() - tail.size()) + bad;
+    BOOST_TEST(error_of(frame("hello", p)).find("an oldest wire version of") != std::string::npos, bad);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(frames_of_wire_version_5_are_still_read) {
   // what the previous release wrote (tests/golden/sync-v5.frames, never rewritten): no addresses in the hello then
   auto all = read_all(file_text(golden_path(5)));
