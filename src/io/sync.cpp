@@ -134,7 +134,8 @@ private:
   void waited() {
     if (role_ == Role::refused) return shut();
     if (role_ != Role::pending || !lowest().is_open()) return;
-    if (owner_.is_operator(source_)) return become(Role::operator_);
+    // Operators read plain text: a connection that began TLS is a peer, however long its hello takes.
+    if (owner_.is_operator(source_) && !tls_) return become(Role::operator_);
     const auto left = since_ + hello_wait - Clock::now();
     if (left > Clock::duration::zero()) return wait(left);
     owner_.refuse(source_, "sent no hello within " + std::to_string(hello_wait.count()) + " s");
